@@ -1,0 +1,40 @@
+# The README's two commands: `make demo` and `make test` (plus `make bench`).
+# Each step is idempotent: a second run skips what is already done.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Reinstall when the declared dependencies change.
+STAMP  := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
+KENLM  := $(BIN)/lmplz $(BIN)/build_binary
+
+.PHONY: demo test bench install kenlm lint clean
+
+demo: install kenlm
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/llama-data build
+
+test: install kenlm
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install kenlm
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first and pinned, so pip never resolves the CUDA build.
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+kenlm: $(BIN)/python
+	@VENV_BIN="$(CURDIR)/$(BIN)" PYTHON="$(CURDIR)/$(BIN)/python" bash scripts/build_kenlm.sh
+
+clean:
+	rm -rf $(VENV) .kenlm-build

@@ -1,0 +1,1 @@
+"""The LLaMA model, trainer, shard data loader, checkpoints and export."""

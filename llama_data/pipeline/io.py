@@ -1,0 +1,200 @@
+"""Engine-free file access: readers turn a byte stream into Documents or DeadLetters.
+
+Readers never open paths themselves: the engine hands them an `open_raw(path)` that returns a
+binary stream (Beam's FileSystems for gs://, s3://, http(s)://; plain `open` locally), and the
+reader decompresses by extension. A reader may split a file into byte ranges (`splits`) so that a
+large file is read by several workers (multistream bz2, per-record gzip).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import lzma
+import posixpath
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from llama_data.pipeline.document import DeadLetter, Document
+from llama_data.pipeline.schema import row_to_document
+
+OpenRaw = Callable[[str], BinaryIO]
+ReadResult = Iterator[Document | DeadLetter]
+
+
+def local_open(path: str) -> BinaryIO:
+    return open(path, "rb")  # noqa: SIM115 - the caller closes it
+
+
+@dataclass(frozen=True)
+class FileSplit:
+    """A byte range of one file; `end=None` means to the end."""
+
+    path: str
+    start: int = 0
+    end: int | None = None
+
+
+def compression_of(path: str) -> str | None:
+    name = path.lower()
+    for ext, kind in ((".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd"), (".xz", "xz")):
+        if name.endswith(ext):
+            return kind
+    return None
+
+
+def open_decompressed(raw: BinaryIO, path: str) -> BinaryIO:
+    """Wrap `raw` in the decompressor its extension names (multi-member gzip/bz2/zstd allowed)."""
+    kind = compression_of(path)
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if kind == "bz2":
+        return bz2.BZ2File(raw, "rb")  # type: ignore[return-value]
+    if kind == "xz":
+        return lzma.LZMAFile(raw, "rb")  # type: ignore[return-value]
+    if kind == "zstd":
+        dctx = zstandard.ZstdDecompressor()
+        return io.BufferedReader(dctx.stream_reader(raw, read_across_frames=True))  # type: ignore[arg-type]
+    return raw
+
+
+def base_name(path: str) -> str:
+    return posixpath.basename(path.rstrip("/"))
+
+
+class Reader:
+    """Base of all readers. `source` names the mixture source the documents belong to."""
+
+    name: str = "reader"
+
+    def __init__(self, source: str = "documents") -> None:
+        self.source = source
+
+    def splits(self, path: str, size: int, open_raw: OpenRaw) -> list[FileSplit]:
+        return [FileSplit(path)]
+
+    def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
+        raise NotImplementedError
+
+    def read_path(self, path: str, open_raw: OpenRaw = local_open) -> ReadResult:
+        """Read a whole file (all of its splits) in this process: for tests and small inputs."""
+        import os
+
+        size = os.path.getsize(path) if open_raw is local_open else 0
+        for split in self.splits(path, size, open_raw):
+            yield from self.read(split, open_raw)
+
+
+class JsonlDocumentReader(Reader):
+    """JSON lines of documents (`.jsonl`, `.jsonl.gz`, `.jsonl.zst`, ...), as users bring them.
+
+    `text` is required. `id` defaults to `<file name>:<line number>` (stable, from the input);
+    `source` to the reader's source; keys other than id/source/text/meta go into meta.
+    """
+
+    name = "jsonl"
+
+    def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
+        path = split.path
+        fname = base_name(path)
+        lineno = 0
+        try:
+            with open_raw(path) as raw, open_decompressed(raw, path) as stream:
+                for lineno, line in enumerate(stream, start=1):  # noqa: B007 - used after loop
+                    if not line.strip():
+                        continue
+                    yield self._parse(line, path, fname, lineno)
+        except (OSError, EOFError, zstandard.ZstdError, lzma.LZMAError, ValueError) as exc:
+            yield DeadLetter(
+                file=path,
+                offset=lineno,
+                error=f"{type(exc).__name__}: {exc} (after line {lineno})",
+                reason="unreadable_file" if lineno == 0 else "corrupt_stream",
+            )
+
+    def _parse(self, line: bytes, path: str, fname: str, lineno: int) -> Document | DeadLetter:
+        def dead(reason: str, error: str, record_id: str | None = None) -> DeadLetter:
+            return DeadLetter(file=path, offset=lineno, reason=reason, error=error, record_id=record_id)
+
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return dead("bad_json", f"{type(exc).__name__}: {exc}")
+        if not isinstance(obj, dict):
+            return dead("bad_json", f"expected a JSON object, got {type(obj).__name__}")
+        doc_id = obj.pop("id", None)
+        doc_id = f"{fname}:{lineno}" if doc_id in (None, "") else str(doc_id)
+        text = obj.pop("text", None)
+        if not isinstance(text, str):
+            what = "missing" if text is None else f"not a string ({type(text).__name__})"
+            return dead("missing_text", f"'text' is {what}", doc_id)
+        source = obj.pop("source", None) or self.source
+        meta = obj.pop("meta", None) or {}
+        if not isinstance(meta, dict):
+            meta = {"meta": meta}
+        meta.update(obj)
+        return Document(id=doc_id, source=str(source), text=text, meta=meta)
+
+
+class ParquetDocumentReader(Reader):
+    """Parquet files of documents: our own stage outputs, or a user's with id/text columns."""
+
+    name = "parquet"
+
+    def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
+        path = split.path
+        fname = base_name(path)
+        row_no = 0
+        try:
+            with open_raw(path) as raw:
+                pf = pq.ParquetFile(raw)
+                if "text" not in pf.schema_arrow.names:
+                    yield DeadLetter(file=path, reason="missing_text", error="no 'text' column")
+                    return
+                for batch in pf.iter_batches(batch_size=1024):
+                    for row in batch.to_pylist():
+                        row_no += 1
+                        if not isinstance(row.get("text"), str):
+                            yield DeadLetter(
+                                file=path,
+                                offset=row_no,
+                                reason="missing_text",
+                                error="'text' is null",
+                                record_id=None if row.get("id") is None else str(row["id"]),
+                            )
+                            continue
+                        if row.get("id") in (None, ""):
+                            row["id"] = f"{fname}:{row_no}"
+                        if row.get("source") in (None, ""):
+                            row["source"] = self.source
+                        yield row_to_document(row)
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            yield DeadLetter(
+                file=path,
+                offset=row_no,
+                error=f"{type(exc).__name__}: {exc}",
+                reason="unreadable_file" if row_no == 0 else "corrupt_stream",
+            )
+
+
+def document_reader_for(path: str, source: str = "documents") -> Reader:
+    """The document reader for a path by extension (Parquet, else JSON lines)."""
+    if path.lower().endswith(".parquet"):
+        return ParquetDocumentReader(source)
+    return JsonlDocumentReader(source)
+
+
+class DocumentReader(Reader):
+    """Parquet or JSON lines, chosen per file: what every `--input` of documents accepts."""
+
+    name = "documents"
+
+    def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
+        yield from document_reader_for(split.path, self.source).read(split, open_raw)
