@@ -1,0 +1,230 @@
+"""Hugging Face `LlamaForCausalLM` folders: export our weights, and load such a folder back.
+
+The model's rotary layout is transformers' (rotate_half), so the weights are copied as they are,
+only renamed. The folder holds config.json, model.safetensors, generation_config.json and, when the
+build's SentencePiece model is known, tokenizer.model with tokenizer_config.json and
+special_tokens_map.json (transformers builds its fast tokenizer from tokenizer.model on load).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from llama_data.model.llama import LlamaConfig
+
+_LAYER = {
+    "attention.wq.weight": "self_attn.q_proj.weight",
+    "attention.wk.weight": "self_attn.k_proj.weight",
+    "attention.wv.weight": "self_attn.v_proj.weight",
+    "attention.wo.weight": "self_attn.o_proj.weight",
+    "feed_forward.w1.weight": "mlp.gate_proj.weight",
+    "feed_forward.w3.weight": "mlp.up_proj.weight",
+    "feed_forward.w2.weight": "mlp.down_proj.weight",
+    "attention_norm.weight": "input_layernorm.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+}
+_TOP = {
+    "tok_embeddings.weight": "model.embed_tokens.weight",
+    "norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+_LAYER_RE = re.compile(r"^layers\.(\d+)\.(.+)$")
+_HF_LAYER_RE = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
+
+
+def to_hf_name(name: str) -> str:
+    if name in _TOP:
+        return _TOP[name]
+    m = _LAYER_RE.match(name)
+    if m and m.group(2) in _LAYER:
+        return f"model.layers.{m.group(1)}.{_LAYER[m.group(2)]}"
+    raise KeyError(f"no Hugging Face name for parameter {name!r}")
+
+
+def from_hf_name(name: str) -> str:
+    for ours, hf in _TOP.items():
+        if name == hf:
+            return ours
+    m = _HF_LAYER_RE.match(name)
+    if m:
+        for ours, hf in _LAYER.items():
+            if m.group(2) == hf:
+                return f"layers.{m.group(1)}.{ours}"
+    raise KeyError(f"unexpected tensor {name!r} in a LlamaForCausalLM checkpoint")
+
+
+def hf_config(cfg: LlamaConfig, bos_id: int | None, eos_id: int | None, dtype: str) -> dict:
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": cfg.dim,
+        "intermediate_size": cfg.hidden_dim,
+        "num_hidden_layers": cfg.n_layers,
+        "num_attention_heads": cfg.n_heads,
+        "num_key_value_heads": cfg.n_heads,
+        "head_dim": cfg.head_dim,
+        "vocab_size": cfg.vocab_size,
+        "max_position_embeddings": cfg.max_seq_len,
+        "rms_norm_eps": cfg.norm_eps,
+        "rope_theta": cfg.rope_theta,  # transformers < 5
+        "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "mlp_bias": False,
+        "tie_word_embeddings": False,
+        "bos_token_id": bos_id,
+        "eos_token_id": eos_id,
+        "pad_token_id": None,
+        "initializer_range": 0.02,
+        "use_cache": True,
+        "torch_dtype": dtype,
+        "dtype": dtype,
+    }
+
+
+def config_from_hf(hf: dict, max_seq_len: int | None = None) -> LlamaConfig:
+    """Our LlamaConfig for a HF config; refuses features our model does not have."""
+    if hf.get("model_type") != "llama":
+        raise ValueError(f"not a LLaMA checkpoint: model_type {hf.get('model_type')!r}")
+    heads = hf["num_attention_heads"]
+    unsupported = []
+    if hf.get("num_key_value_heads", heads) != heads:
+        unsupported.append(
+            f"grouped-query attention (num_key_value_heads={hf['num_key_value_heads']})"
+        )
+    if hf.get("attention_bias") or hf.get("mlp_bias"):
+        unsupported.append("biases")
+    if hf.get("tie_word_embeddings"):
+        unsupported.append("tied embeddings")
+    rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
+    if rope.get("rope_type", rope.get("type", "default")) != "default":
+        unsupported.append(f"rope scaling {rope.get('rope_type', rope.get('type'))!r}")
+    if hf.get("head_dim") not in (None, hf["hidden_size"] // heads):
+        unsupported.append(f"head_dim {hf['head_dim']} != hidden_size/heads")
+    if unsupported:
+        raise ValueError("the checkpoint uses features this model lacks: " + ", ".join(unsupported))
+    theta = rope.get("rope_theta", hf.get("rope_theta", 10000.0))
+    return LlamaConfig(
+        dim=hf["hidden_size"],
+        n_layers=hf["num_hidden_layers"],
+        n_heads=heads,
+        vocab_size=hf["vocab_size"],
+        max_seq_len=max_seq_len or hf.get("max_position_embeddings", 2048),
+        ffn_hidden=hf["intermediate_size"],
+        norm_eps=hf.get("rms_norm_eps", 1e-6),
+        rope_theta=float(theta),
+    )
+
+
+def export_hf(
+    state: dict[str, torch.Tensor],
+    cfg: LlamaConfig,
+    out: str | Path,
+    *,
+    dtype: str = "float32",
+    tokenizer: str | Path | None = None,
+    bos_id: int | None = None,
+    eos_id: int | None = None,
+) -> Path:
+    """Write a LlamaForCausalLM folder; written under a temporary name, then renamed."""
+    from safetensors.torch import save_file
+
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in torch_dtype:
+        raise ValueError(f"dtype must be one of {sorted(torch_dtype)}, got {dtype!r}")
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    tensors = {
+        to_hf_name(k): v.detach().to("cpu", torch_dtype[dtype]).contiguous()
+        for k, v in state.items()
+    }
+    save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    (tmp / "config.json").write_text(json.dumps(hf_config(cfg, bos_id, eos_id, dtype), indent=2))
+    gen = {
+        "bos_token_id": bos_id,
+        "eos_token_id": eos_id,
+        "do_sample": True,
+        "temperature": 0.8,
+        "top_p": 0.95,
+        "max_length": cfg.max_seq_len,
+    }
+    (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2))
+    if tokenizer is not None:
+        _write_tokenizer(Path(tokenizer), tmp, cfg.max_seq_len)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def _write_tokenizer(model_file: Path, folder: Path, max_len: int) -> None:
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(model_file))
+    shutil.copyfile(model_file, folder / "tokenizer.model")
+
+    def piece(i: int) -> str | None:
+        return sp.id_to_piece(i) if 0 <= i < sp.get_piece_size() else None
+
+    special = {
+        "bos_token": piece(sp.bos_id()),
+        "eos_token": piece(sp.eos_id()),
+        "unk_token": piece(sp.unk_id()),
+    }
+    if sp.pad_id() >= 0:
+        special["pad_token"] = piece(sp.pad_id())
+    special = {k: v for k, v in special.items() if v is not None}
+    config = {
+        "tokenizer_class": "LlamaTokenizer",
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "legacy": False,
+        "model_max_length": max_len,
+        "clean_up_tokenization_spaces": False,
+        **special,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
+
+
+def read_hf_config(folder: str | Path, max_seq_len: int | None = None) -> LlamaConfig:
+    cfg_path = Path(folder) / "config.json"
+    if not cfg_path.is_file():
+        raise ValueError(f"{folder}: no config.json (not a Hugging Face model folder)")
+    return config_from_hf(json.loads(cfg_path.read_text()), max_seq_len)
+
+
+def load_hf(folder: str | Path, max_seq_len: int | None = None) -> tuple[LlamaConfig, dict]:
+    """Read a LlamaForCausalLM folder (safetensors, single or sharded) into our names."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    cfg = read_hf_config(folder, max_seq_len)
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise ValueError(f"{folder}: no .safetensors weights")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        for k, v in load_file(str(f)).items():
+            if k.endswith("rotary_emb.inv_freq"):
+                continue
+            state[from_hf_name(k)] = v.float()
+    return cfg, state
+
+
+def is_hf_folder(path: str | Path) -> bool:
+    p = Path(path) / "config.json"
+    if not p.is_file():
+        return False
+    try:
+        return "LlamaForCausalLM" in json.loads(p.read_text()).get("architectures", [])
+    except ValueError:
+        return False
