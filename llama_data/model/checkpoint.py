@@ -47,9 +47,9 @@ def list_checkpoints(run: str | Path) -> list[Path]:
         return []
     found = []
     for p in root.iterdir():
-        if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit():
-            if (p / "meta.json").is_file() and (p / "state.pt").is_file():
-                found.append(p)
+        named = p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit()
+        if named and (p / "meta.json").is_file() and (p / "state.pt").is_file():
+            found.append(p)
     return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
 

@@ -228,3 +228,34 @@ def is_hf_folder(path: str | Path) -> bool:
         return "LlamaForCausalLM" in json.loads(p.read_text()).get("architectures", [])
     except ValueError:
         return False
+
+
+def export_checkpoint(
+    checkpoint: str | Path, out: str | Path, dtype: str = "float32", tokenizer: str | None = None
+) -> Path:
+    """Export a run's latest checkpoint (or a given one) with the build's tokenizer."""
+    import sys
+
+    from llama_data.model import checkpoint as ckpt
+    from llama_data.model.generate import find_tokenizer
+
+    path = Path(checkpoint)
+    target = path if (path / "meta.json").is_file() else ckpt.latest_checkpoint(path)
+    if target is None:
+        raise ValueError(f"{path}: no checkpoint (expected RUN/checkpoints/step-*/)")
+    meta = ckpt.read_meta(target)
+    cfg = LlamaConfig.from_dict(meta["model"])
+    state = ckpt.load_state(target)["model"]
+    data = (meta.get("train") or {}).get("data")
+    bos = eos = None
+    if data and (Path(data) / "manifest.json").is_file():
+        tok = json.loads((Path(data) / "manifest.json").read_text()).get("tokenizer") or {}
+        bos, eos = tok.get("bos_id"), tok.get("eos_id")
+    try:
+        tok_path: Path | None = find_tokenizer(tokenizer, data)
+    except ValueError as e:
+        if tokenizer:
+            raise
+        print(f"warning: exporting without a tokenizer: {e}", file=sys.stderr)
+        tok_path = None
+    return export_hf(state, cfg, out, dtype=dtype, tokenizer=tok_path, bos_id=bos, eos_id=eos)

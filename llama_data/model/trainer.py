@@ -613,3 +613,13 @@ def env_is_distributed() -> bool:
 
 def stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
+
+
+def config_from_sources(config_file: str | None, options: dict[str, Any]) -> TrainConfig:
+    """TrainConfig from defaults, then a --config file, then command-line options (not None)."""
+    values: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    model = dict(values.get("model", {}))
+    model.update(options.pop("model", None) or {})
+    values.update({k: v for k, v in options.items() if v is not None})
+    values["model"] = model
+    return TrainConfig(**values)

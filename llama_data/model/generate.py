@@ -1,0 +1,118 @@
+"""Sampling with a KV cache: temperature, nucleus (top-p), a seed, the build's SentencePiece model.
+
+The prompt is run through the model once (prefill, filling every layer's cache), then each new
+token costs one forward pass over a single position. Temperature 0 means greedy decoding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from llama_data.model.llama import Llama
+
+
+def sample_next(
+    logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None
+) -> torch.Tensor:
+    """Pick one token per row of (B, vocab) logits."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        # keep the smallest prefix whose mass reaches top_p (the first token is always kept)
+        drop = sorted_p.cumsum(dim=-1) - sorted_p > top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        choice = torch.multinomial(sorted_p.cpu(), 1, generator=gen).to(order.device)
+        return order.gather(-1, choice).squeeze(-1)
+    return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(-1).to(logits.device)
+
+
+@torch.no_grad()
+def generate(
+    model: Llama,
+    prompt: list[int],
+    max_new_tokens: int = 64,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    seed: int | None = 0,
+    eos_id: int | None = None,
+) -> list[int]:
+    """Continue `prompt` (token ids); stops at eos_id or max_new_tokens or the model's context."""
+    if not prompt:
+        raise ValueError("the prompt is empty (give at least a BOS token)")
+    model.eval()
+    device = model.output.weight.device
+    budget = model.cfg.max_seq_len - len(prompt)
+    if budget <= 0:
+        raise ValueError(
+            f"prompt of {len(prompt)} tokens fills the context {model.cfg.max_seq_len}"
+        )
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    caches = model.new_caches(1)
+    logits = model(torch.tensor([prompt], device=device), caches)[:, -1]
+    out: list[int] = []
+    for _ in range(min(max_new_tokens, budget)):
+        nxt = sample_next(logits, temperature, top_p, gen)
+        tok = int(nxt[0])
+        out.append(tok)
+        if eos_id is not None and tok == eos_id:
+            break
+        if caches[0].length >= model.cfg.max_seq_len:
+            break
+        logits = model(nxt.view(1, 1), caches)[:, -1]
+    return out
+
+
+def find_tokenizer(explicit: str | None, data: str | None = None, run: str | None = None) -> Path:
+    """The SentencePiece model: --tokenizer, else the one the shards' manifest names.
+
+    The manifest's tokenizer path may be absolute or relative to the shard directory or its parent
+    (the build's output root); the run's config.json remembers the data directory.
+    """
+    if explicit:
+        p = Path(explicit)
+        if not p.is_file():
+            raise ValueError(f"--tokenizer {explicit}: no such file")
+        return p
+    if data is None and run is not None:
+        for cand in (Path(run) / "config.json", Path(run).parent.parent / "config.json"):
+            if cand.is_file():
+                data = json.loads(cand.read_text()).get("train", {}).get("data")
+                if data:
+                    break
+    if data:
+        manifest = Path(data) / "manifest.json"
+        if manifest.is_file():
+            tok = json.loads(manifest.read_text()).get("tokenizer") or {}
+            rel = tok.get("path") or tok.get("model")
+            if rel:
+                for base in (Path(), Path(data), Path(data).parent):
+                    p = base / rel
+                    if p.is_file():
+                        return p
+    raise ValueError(
+        "cannot find the SentencePiece model: pass --tokenizer PATH (the build's tokenizer.model)"
+    )
+
+
+class Tokenizer:
+    """The build's SentencePiece model, with LLaMA's convention of a BOS before each document."""
+
+    def __init__(self, path: str | Path) -> None:
+        import sentencepiece as spm
+
+        self.sp = spm.SentencePieceProcessor(model_file=str(path))
+        self.bos_id = self.sp.bos_id()
+        self.eos_id = self.sp.eos_id()
+        self.vocab_size = self.sp.get_piece_size()
+
+    def encode(self, text: str, bos: bool = True) -> list[int]:
+        ids = self.sp.encode(text)
+        return ([self.bos_id] if bos and self.bos_id >= 0 else []) + ids
+
+    def decode(self, ids: list[int]) -> str:
+        return self.sp.decode([i for i in ids if i != self.eos_id])
