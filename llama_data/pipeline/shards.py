@@ -85,6 +85,78 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
 
+def write_shard_file(
+    path: str | os.PathLike[str],
+    rows: np.ndarray,
+    source_ids: np.ndarray,
+    source_names: Sequence[str],
+    dtype: str,
+) -> dict[str, Any]:
+    """Write one shard (rows: (n, context_length + 1)); return its manifest entry.
+
+    The same rows always give the same bytes, which is what lets shards be written by any worker.
+    """
+    path = Path(path)
+    rows = np.ascontiguousarray(rows, dtype=DTYPES[dtype])
+    n, row_length = rows.shape
+    schema = shard_schema(row_length - 1, dtype)
+    rows_per_batch = max(1, MAX_BATCH_BYTES // (row_length * rows.itemsize))
+    dictionary = pa.array(list(source_names), pa.string())
+    ids = np.ascontiguousarray(source_ids, dtype=np.int32)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for start in range(0, n, rows_per_batch):
+            stop = min(n, start + rows_per_batch)
+            values = pa.array(rows[start:stop].reshape(-1), ARROW_DTYPES[dtype])
+            tokens = pa.FixedSizeListArray.from_arrays(values, type=schema.field("tokens").type)
+            source = pa.DictionaryArray.from_arrays(pa.array(ids[start:stop]), dictionary)
+            writer.write_batch(pa.record_batch([tokens, source], schema=schema))
+    return {
+        "file": path.name,
+        "rows": int(n),
+        "bytes": path.stat().st_size,
+        "sha256": file_sha256(path),
+    }
+
+
+def build_manifest(
+    context_length: int,
+    dtype: str,
+    shards: Sequence[Mapping[str, Any]],
+    source_names: Sequence[str],
+    rows_by_source: Mapping[str, int],
+    manifest_extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The manifest dict; `manifest_extra["sources"]` entries are merged with per-source rows."""
+    extra = dict(manifest_extra or {})
+    extra_sources: Mapping[str, Mapping[str, Any]] = extra.pop("sources", {}) or {}
+    names = list(source_names) + [s for s in extra_sources if s not in source_names]
+    sources = {
+        name: {**dict(extra_sources.get(name, {})), "rows": int(rows_by_source.get(name, 0))}
+        for name in names
+    }
+    manifest: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "context_length": int(context_length),
+        "dtype": dtype,
+    }
+    manifest.update(extra)
+    manifest["sources"] = sources
+    manifest["shards"] = [dict(s) for s in shards]
+    manifest["total_rows"] = sum(int(s["rows"]) for s in shards)
+    # Training tokens: rows overlap by one token (inputs [:-1], targets [1:]), so a row trains on
+    # context_length positions.
+    manifest["total_tokens"] = manifest["total_rows"] * int(context_length)
+    return manifest
+
+
+def write_manifest(directory: str | os.PathLike[str], manifest: Mapping[str, Any]) -> None:
+    path = Path(directory) / MANIFEST_NAME
+    tmp = path.with_name(MANIFEST_NAME + ".tmp")
+    tmp.write_text(_dumps(manifest), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 class ShardWriter:
     """Appends rows to fixed-size shards and writes the manifest last.
 
@@ -121,8 +193,6 @@ class ShardWriter:
         if rows_per_shard < 1:
             raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
         self.rows_per_shard = int(rows_per_shard)
-        self._rows_per_batch = max(1, MAX_BATCH_BYTES // row_bytes)
-        self._schema = shard_schema(self.context_length, dtype)
         self._sources: list[str] = list(dict.fromkeys(sources))
         self._source_ids: dict[str, int] = {s: i for i, s in enumerate(self._sources)}
         self._rows_by_source: dict[str, int] = {s: 0 for s in self._sources}
@@ -144,8 +214,12 @@ class ShardWriter:
         """Append one row of exactly context_length + 1 token ids."""
         self.add_many(np.asarray(tokens).reshape(1, -1), source)
 
-    def add_many(self, rows: np.ndarray, source: str) -> None:
-        """Append a (n, context_length + 1) block of rows, all from `source`."""
+    def add_many(self, rows: np.ndarray, source: str | np.ndarray) -> None:
+        """Append a (n, context_length + 1) block of rows.
+
+        `source` is one name for all rows, or per row an index into the `sources` the writer was
+        made with.
+        """
         if self._closed:
             raise RuntimeError("ShardWriter is closed")
         rows = np.asarray(rows)
@@ -160,22 +234,37 @@ class ShardWriter:
             raise ValueError(f"token ids must be integers, got {rows.dtype}")
         if rows.dtype != self._np_dtype and (rows.min() < 0 or rows.max() > self._max_id):
             raise ValueError(f"token ids out of range for {self.dtype}")
-        sid = self._source_ids.get(source)
-        if sid is None:
-            sid = self._source_ids[source] = len(self._sources)
-            self._sources.append(source)
-            self._rows_by_source[source] = 0
-        self._rows_by_source[source] += rows.shape[0]
+        if isinstance(source, str):
+            sid: int | np.ndarray = self._source_id(source)
+            self._rows_by_source[source] += rows.shape[0]
+        else:
+            sid = np.asarray(source, dtype=np.int32).reshape(-1)
+            if sid.shape[0] != rows.shape[0]:
+                raise ValueError("one source index per row is needed")
+            if sid.size and (sid.min() < 0 or sid.max() >= len(self._sources)):
+                raise ValueError("source index outside the writer's sources")
+            for i, c in enumerate(np.bincount(sid, minlength=len(self._sources))):
+                self._rows_by_source[self._sources[i]] += int(c)
         start = 0
         while start < rows.shape[0]:
             take = min(rows.shape[0] - start, self.rows_per_shard - self._filled)
             self._reserve(self._filled + take)
             self._buffer[self._filled : self._filled + take] = rows[start : start + take]
-            self._buffer_sources[self._filled : self._filled + take] = sid
+            self._buffer_sources[self._filled : self._filled + take] = (
+                sid if isinstance(sid, int) else sid[start : start + take]
+            )
             self._filled += take
             start += take
             if self._filled == self.rows_per_shard:
                 self._flush()
+
+    def _source_id(self, source: str) -> int:
+        sid = self._source_ids.get(source)
+        if sid is None:
+            sid = self._source_ids[source] = len(self._sources)
+            self._sources.append(source)
+            self._rows_by_source[source] = 0
+        return sid
 
     def _reserve(self, rows: int) -> None:
         if rows <= self._buffer.shape[0]:
@@ -191,26 +280,14 @@ class ShardWriter:
         if self._filled == 0:
             return
         name = shard_name(len(self._shards))
-        path = self._tmp / name
-        dictionary = pa.array(self._sources, pa.string())
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, self._schema) as writer:
-            for start in range(0, self._filled, self._rows_per_batch):
-                stop = min(self._filled, start + self._rows_per_batch)
-                values = pa.array(self._buffer[start:stop].reshape(-1), ARROW_DTYPES[self.dtype])
-                tokens = pa.FixedSizeListArray.from_arrays(
-                    values, type=self._schema.field("tokens").type
-                )
-                source = pa.DictionaryArray.from_arrays(
-                    pa.array(self._buffer_sources[start:stop], pa.int32()), dictionary
-                )
-                writer.write_batch(pa.record_batch([tokens, source], schema=self._schema))
         self._shards.append(
-            {
-                "file": name,
-                "rows": self._filled,
-                "bytes": path.stat().st_size,
-                "sha256": file_sha256(path),
-            }
+            write_shard_file(
+                self._tmp / name,
+                self._buffer[: self._filled],
+                self._buffer_sources[: self._filled],
+                self._sources,
+                self.dtype,
+            )
         )
         self._filled = 0
 
@@ -224,25 +301,15 @@ class ShardWriter:
             raise RuntimeError("ShardWriter is already closed")
         self._flush()
         self._closed = True
-        extra = dict(manifest_extra or {})
-        extra_sources: Mapping[str, Mapping[str, Any]] = extra.pop("sources", {}) or {}
-        names = list(self._sources) + [s for s in extra_sources if s not in self._source_ids]
-        sources = {
-            name: {**dict(extra_sources.get(name, {})), "rows": self._rows_by_source.get(name, 0)}
-            for name in names
-        }
-        manifest: dict[str, Any] = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "context_length": self.context_length,
-            "dtype": self.dtype,
-        }
-        manifest.update(extra)
-        manifest["sources"] = sources
-        manifest["shards"] = self._shards
-        manifest["total_rows"] = sum(s["rows"] for s in self._shards)
-        manifest["total_tokens"] = manifest["total_rows"] * self.row_length
-        (self._tmp / MANIFEST_NAME).write_text(_dumps(manifest), encoding="utf-8")
+        manifest = build_manifest(
+            self.context_length,
+            self.dtype,
+            self._shards,
+            self._sources,
+            self._rows_by_source,
+            manifest_extra,
+        )
+        write_manifest(self._tmp, manifest)
         if self.directory.exists():
             leftovers = [p.name for p in self.directory.iterdir()]
             if leftovers and MANIFEST_NAME not in leftovers:
