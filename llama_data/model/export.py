@@ -193,6 +193,63 @@ def _write_tokenizer(model_file: Path, folder: Path, max_len: int) -> None:
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
     (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
+    try:
+        fast = fast_tokenizer(sp)
+    except ImportError:  # `tokenizers` is optional: transformers can convert tokenizer.model
+        return
+    fast.save(str(folder / "tokenizer.json"))
+
+
+def fast_tokenizer(sp):  # -> tokenizers.Tokenizer
+    """The SentencePiece BPE model as a `tokenizers` BPE with byte fallback (LLaMA's layout).
+
+    Written as tokenizer.json so transformers loads it without converting tokenizer.model itself
+    (that conversion needs a protobuf runtime matching sentencepiece's, which is often not there).
+    Merges are rebuilt from the vocabulary: every split of a piece into two pieces is a merge,
+    ranked by the merged piece's id (SentencePiece BPE ids follow merge order).
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers.models import BPE
+
+    n = sp.get_piece_size()
+    vocab = {sp.id_to_piece(i): i for i in range(n)}
+    special = [i for i in range(n) if sp.is_control(i) or sp.is_unknown(i)]
+    merges = []
+    for piece, pid in vocab.items():
+        if pid in special or sp.is_byte(pid) or len(piece) < 2:
+            continue
+        for cut in range(1, len(piece)):
+            left, right = piece[:cut], piece[cut:]
+            if left in vocab and right in vocab:
+                merges.append((pid, vocab[left], vocab[right], left, right))
+    merges.sort()
+    unk = sp.id_to_piece(sp.unk_id()) if sp.unk_id() >= 0 else None
+    tok = Tokenizer(
+        BPE(
+            vocab=vocab,
+            merges=[(m[3], m[4]) for m in merges],
+            unk_token=unk,
+            fuse_unk=True,
+            byte_fallback=True,
+        )  # fmt: skip
+    )
+    tok.add_special_tokens([AddedToken(sp.id_to_piece(i), special=True, normalized=False)
+                            for i in special])  # fmt: skip
+    prefix = sp.encode("a", out_type=str)[0].startswith("\u2581")  # add_dummy_prefix
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement="\u2581", prepend_scheme="first" if prefix else "never", split=False
+    )
+    steps = [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+    if prefix:
+        steps.append(decoders.Strip(content=" ", left=1))
+    tok.decoder = decoders.Sequence(steps)
+    if sp.bos_id() >= 0:
+        bos = sp.id_to_piece(sp.bos_id())
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1",
+            special_tokens=[(bos, sp.bos_id())],
+        )  # fmt: skip
+    return tok
 
 
 def read_hf_config(folder: str | Path, max_seq_len: int | None = None) -> LlamaConfig:

@@ -6,6 +6,7 @@ token costs one forward pass over a single position. Temperature 0 means greedy 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -67,52 +68,62 @@ def generate(
     return out
 
 
-def find_tokenizer(explicit: str | None, data: str | None = None, run: str | None = None) -> Path:
-    """The SentencePiece model: --tokenizer, else the one the shards' manifest names.
+def find_tokenizer(explicit: str | None, data: str | None = None) -> Path:
+    """The build's SentencePiece model: --tokenizer, else the one the shards were made with.
 
-    The manifest's tokenizer path may be absolute or relative to the shard directory or its parent
-    (the build's output root); the run's config.json remembers the data directory.
+    The shard manifest records the tokenizer's sha256 (and sometimes its path). We look at the
+    recorded path, then next to the shards and in the build's output root (`tokenizer.model`,
+    `tokenizer/tokenizer.model`), and accept a file only if its sha256 matches the manifest's, so
+    a sample is never decoded with another vocabulary.
     """
     if explicit:
         p = Path(explicit)
+        if p.is_dir():
+            p = p / "tokenizer.model"
         if not p.is_file():
             raise ValueError(f"--tokenizer {explicit}: no such file")
         return p
-    if data is None and run is not None:
-        for cand in (Path(run) / "config.json", Path(run).parent.parent / "config.json"):
-            if cand.is_file():
-                data = json.loads(cand.read_text()).get("train", {}).get("data")
-                if data:
-                    break
-    if data:
-        manifest = Path(data) / "manifest.json"
-        if manifest.is_file():
-            tok = json.loads(manifest.read_text()).get("tokenizer") or {}
-            rel = tok.get("path") or tok.get("model")
-            if rel:
-                for base in (Path(), Path(data), Path(data).parent):
-                    p = base / rel
-                    if p.is_file():
-                        return p
+    tok: dict = {}
+    if data and (Path(data) / "manifest.json").is_file():
+        tok = json.loads((Path(data) / "manifest.json").read_text()).get("tokenizer") or {}
+    if not data:
+        raise ValueError("pass --tokenizer PATH (the build's tokenizer.model)")
+    shards = Path(data)
+    candidates: list[Path] = []
+    rel = tok.get("path") or tok.get("model")
+    if rel:
+        candidates += [Path(rel), shards / rel, shards.parent / rel]
+    for base in (shards, shards.parent, shards.parent.parent):
+        candidates += [base / "tokenizer.model", base / "tokenizer" / "tokenizer.model"]
+    want = tok.get("sha256")
+    for p in candidates:
+        if p.is_file() and (want is None or _sha256(p) == want):
+            return p
     raise ValueError(
-        "cannot find the SentencePiece model: pass --tokenizer PATH (the build's tokenizer.model)"
+        f"cannot find the SentencePiece model of {data}"
+        + (f" (sha256 {want[:16]}…)" if want else "")
+        + ": pass --tokenizer PATH (the build's tokenizer.model)"
     )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Tokenizer:
     """The build's SentencePiece model, with LLaMA's convention of a BOS before each document."""
 
     def __init__(self, path: str | Path) -> None:
-        import sentencepiece as spm
+        from llama_data.pipeline.tokenizer import Tokenizer as BuildTokenizer
 
-        self.sp = spm.SentencePieceProcessor(model_file=str(path))
-        self.bos_id = self.sp.bos_id()
-        self.eos_id = self.sp.eos_id()
-        self.vocab_size = self.sp.get_piece_size()
+        self.tok = BuildTokenizer(path)
+        self.bos_id = self.tok.bos_id
+        self.eos_id = self.tok.eos_id
+        self.vocab_size = self.tok.vocab_size
 
     def encode(self, text: str, bos: bool = True) -> list[int]:
-        ids = self.sp.encode(text)
+        ids = self.tok.encode(text) if text else []
         return ([self.bos_id] if bos and self.bos_id >= 0 else []) + ids
 
     def decode(self, ids: list[int]) -> str:
-        return self.sp.decode([i for i in ids if i != self.eos_id])
+        return self.tok.decode([i for i in ids if i != self.eos_id])

@@ -148,6 +148,11 @@ def model_config(cfg: TrainConfig, vocab_size: int | None, context: int) -> Llam
             base = read_hf_config(cfg.init_from, max_seq_len=context)
         except (OSError, ValueError, KeyError) as e:
             raise TrainError(f"--init-from {cfg.init_from}: {e}") from e
+        if vocab_size is not None and base.vocab_size != vocab_size:
+            raise TrainError(
+                f"--init-from {cfg.init_from}: vocab_size {base.vocab_size}, but the shards' "
+                f"tokenizer has {vocab_size} (the weights belong to another vocabulary)"
+            )
     updates: dict[str, Any] = {"max_seq_len": context}
     if vocab_size is not None:
         updates["vocab_size"] = vocab_size
