@@ -98,26 +98,24 @@ class RMSNorm(nn.Module):
 
 
 def rotary_tables(cfg: LlamaConfig, device: torch.device | None = None) -> torch.Tensor:
-    """cos and sin for every position, stacked as (2, max_seq_len, head_dim), fp32."""
+    """cos and sin of every position's angles, stacked as (2, max_seq_len, head_dim / 2), fp32."""
     hd = cfg.head_dim
     inv_freq = 1.0 / (
         cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32, device=device) / hd)
     )
     pos = torch.arange(cfg.max_seq_len, dtype=torch.float32, device=device)
     angles = torch.outer(pos, inv_freq)
-    angles = torch.cat([angles, angles], dim=-1)
     return torch.stack([angles.cos(), angles.sin()])
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([-x2, x1], dim=-1)
-
-
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, heads, T, head_dim) by the angles of its positions; cos/sin are (T, head_dim)."""
+    """Rotate (B, heads, T, head_dim) by its positions' angles; cos/sin are (T, head_dim / 2).
+
+    Dimension i of the first half and dimension i of the second half form one rotated pair.
+    """
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return x * cos + _rotate_half(x) * sin
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
 class KVCache:
