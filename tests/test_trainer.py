@@ -189,3 +189,25 @@ def test_two_process_gloo_ddp_matches_single_process(shards, tmp_path):
 @pytest.mark.slow
 def test_two_process_gloo_fsdp2_matches_single_process(shards, tmp_path):
     _two_process_matches_single(shards, tmp_path, "fsdp")
+
+
+def test_out_of_memory_names_the_options_that_help(shards, tmp_path, monkeypatch):
+    from llama_data.model import trainer
+
+    def oom(*_a, **_k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(trainer, "_fit", oom)
+    with pytest.raises(TrainError) as info:
+        fit(config(shards, tmp_path / "r"))
+    for option in ("--micro-batch", "--activation-checkpointing", "--parallel fsdp"):
+        assert option in str(info.value)
+
+
+def test_cli_dry_run_typo_is_a_usage_error():
+    from llama_data.cli import train_main
+
+    res = CliRunner().invoke(train_main, ["fit", "--preset", "65B", "--dry-run"])
+    assert res.exit_code == 0 and "65,285,660,672 parameters" in res.output
+    res = CliRunner().invoke(train_main, ["fit", "--preset", "7c", "--dry-run"])
+    assert res.exit_code == 2 and "unknown preset '7c'" in res.output
