@@ -386,7 +386,7 @@ def sample_cmd(
     try:
         model, meta = trainer.load_model(checkpoint, device)
         data = (meta.get("train") or {}).get("data")
-        tok = generate.Tokenizer(generate.find_tokenizer(tokenizer, data))
+        tok = generate.Tokenizer(generate.find_tokenizer(tokenizer, data, checkpoint))
         if tok.vocab_size != model.cfg.vocab_size:
             raise ValueError(
                 f"tokenizer has {tok.vocab_size} pieces, the model {model.cfg.vocab_size}"

@@ -156,3 +156,16 @@ def test_sample_and_eval_commands(run, build):
     report = json.loads(res.output)
     assert set(report["sources"]) == {"web", "books"}
     assert report["perplexity"] > 1
+
+
+def test_sample_and_eval_from_an_exported_folder(run, build, tmp_path):
+    hf_dir = tmp_path / "hf"
+    CliRunner().invoke(train_main, ["export-hf", "--checkpoint", str(run), "--out", str(hf_dir)])
+    res = CliRunner().invoke(
+        train_main, ["sample", "--checkpoint", str(hf_dir), "--prompt", "the", "--temperature", "0"]
+    )
+    assert res.exit_code == 0, res.output
+    ours = CliRunner().invoke(
+        train_main, ["sample", "--checkpoint", str(run), "--prompt", "the", "--temperature", "0"]
+    )
+    assert res.output == ours.output  # greedy decoding: same weights, same text

@@ -68,7 +68,9 @@ def generate(
     return out
 
 
-def find_tokenizer(explicit: str | None, data: str | None = None) -> Path:
+def find_tokenizer(
+    explicit: str | None, data: str | None = None, model_dir: str | None = None
+) -> Path:
     """The build's SentencePiece model: --tokenizer, else the one the shards were made with.
 
     The shard manifest records the tokenizer's sha256 (and sometimes its path). We look at the
@@ -83,6 +85,8 @@ def find_tokenizer(explicit: str | None, data: str | None = None) -> Path:
         if not p.is_file():
             raise ValueError(f"--tokenizer {explicit}: no such file")
         return p
+    if model_dir and (Path(model_dir) / "tokenizer.model").is_file():  # an exported HF folder
+        return Path(model_dir) / "tokenizer.model"
     tok: dict = {}
     if data and (Path(data) / "manifest.json").is_file():
         tok = json.loads((Path(data) / "manifest.json").read_text()).get("tokenizer") or {}

@@ -578,6 +578,10 @@ def evaluate(
             f"shards have context {ds.context_length}, the model was built for "
             f"{model.cfg.max_seq_len}"
         )
+    if ds.vocab_size is not None and ds.vocab_size != model.cfg.vocab_size:
+        raise TrainError(
+            f"{data}: tokenizer vocabulary {ds.vocab_size}, the model's {model.cfg.vocab_size}"
+        )
     device = model.output.weight.device
     compute = _compute_dtype(TrainConfig(dtype=dtype), device)
     autocast = (
