@@ -93,6 +93,8 @@ class TrainConfig:
             raise TrainError(f"parallel must be ddp or fsdp, got {self.parallel!r}")
         if self.verify not in ("sha256", "size", "none"):
             raise TrainError(f"verify must be sha256, size or none, got {self.verify!r}")
+        if self.batch_tokens is not None and self.batch_tokens <= 0:
+            raise TrainError("batch_tokens must be positive")
         for name in ("micro_batch", "checkpoint_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise TrainError(f"{name} must be positive")
@@ -356,6 +358,8 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     }
 
     torch.manual_seed(cfg.seed)
+    if d.device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 for what runs outside bf16 autocast
     model, raw, compute = build_for_training(mcfg, cfg, d)
     optimizer = build_optimizer(raw, lr, cfg.weight_decay, device_type=d.device.type)
     loader = ShardLoader(ds, cfg.micro_batch, d.rank, d.world)
@@ -381,7 +385,9 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
         start_step = int(meta["step"])
         log.truncate_after(start_step)
         say(f"resumed from {latest} at step {start_step}")
-    elif cfg.init_from:
+    else:
+        log.truncate_after(0)  # records of an earlier attempt that never checkpointed
+    if latest is None and cfg.init_from:
         from llama_data.model.export import load_hf
 
         _, weights = load_hf(cfg.init_from, max_seq_len=ds.context_length)
