@@ -104,6 +104,22 @@ def plan_documents_source(name: str, src: SourceConfig, ctx: BuildContext) -> li
     ]
 
 
+@register_source_planner("github")
+def plan_github(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """GitHub rows/checkouts -> licence join -> quality filters -> exact dedup (one stage)."""
+    from llama_data.beam_jobs.github import make_github_stage, options_from_config
+
+    inputs = [*src.inputs, *getattr(src, "licenses", [])]
+    return [
+        BuildStep(
+            name,
+            lambda _ctx: make_github_stage(options_from_config(src), name=name),
+            describe="github files -> licence join -> filters -> exact dedup",
+            inputs=inputs,
+        )
+    ]
+
+
 def plan_build(ctx: BuildContext) -> list[BuildStep]:
     steps: list[BuildStep] = []
     for name, src in ctx.config.sources.items():

@@ -268,3 +268,49 @@ def load_config(path: str | Path) -> BuildConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return parse_config(data, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Native source sections
+
+
+def _github_allowed() -> list[str]:
+    from llama_data.pipeline.github.licenses import ALLOWED_LICENSES
+
+    return sorted(ALLOWED_LICENSES)
+
+
+@register_source("github")
+@dataclass(frozen=True)
+class GithubSourceConfig(SourceConfig):
+    """[sources.github]: BigQuery `github_repos` export rows (`inputs`, JSON lines or Parquet)
+    joined with licence table rows (`licenses`), and/or local git checkouts (`repos`), and/or
+    the BigQuery tables themselves (`bigquery = true`, needs llama-data[gcp] and credentials).
+    Thresholds are the LLaMA/RedPajama ones; see docs/github.md."""
+
+    inputs: list[str] = path_field(default_factory=list)
+    licenses: list[str] = path_field(default_factory=list)
+    repos: str | None = path_field(None)
+    bigquery: bool = False
+    bigquery_dataset: str = "bigquery-public-data.github_repos"
+    bigquery_licensed_only: bool = False
+    bigquery_skip_binary: bool = False
+    allowed_licenses: list[str] = field(default_factory=_github_allowed)
+    max_row_bytes: int = 8 * 1024 * 1024
+    max_file_bytes: int = 1024 * 1024
+    max_line_length: int = 1000
+    max_mean_line_length: float = 100.0
+    min_alnum_fraction: float = 0.25
+    min_alpha_per_token: float = 1.5
+
+    def validate(self, where: str) -> None:
+        if not (self.inputs or self.repos or self.bigquery):
+            raise ConfigError(f"{where}: give inputs (export rows), repos (a folder) or bigquery")
+        if self.format != "native":
+            raise ConfigError(f"{where}.format: must be 'native' here, got {self.format!r}")
+        for key in ("max_row_bytes", "max_file_bytes", "max_line_length"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{where}.{key}: must be > 0, got {getattr(self, key)}")
+        for key in ("min_alnum_fraction",):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"{where}.{key}: must be in [0, 1], got {getattr(self, key)}")

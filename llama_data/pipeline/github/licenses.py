@@ -157,3 +157,16 @@ def combine_license_keys(keys: list[str]) -> str:
         return UNKNOWN_LICENSE if UNKNOWN_LICENSE in found else NO_LICENSE
     blocking = [k for k in known if not is_allowed(k)]
     return blocking[0] if blocking else known[0]
+
+
+def resolve_license(table_keys: list[str], row_key: str | None) -> str:
+    """A repository's licence after the join: the licences table wins, then the row's own column.
+
+    Exports that were joined already carry `license` on every row; when the table has no row
+    for the repository, that column is used, and without either the repository has none.
+    """
+    keys = [normalize_license_key(k) for k in table_keys]
+    keys = [k for k in keys if k != NO_LICENSE]
+    if keys:
+        return combine_license_keys(keys)
+    return normalize_license_key(row_key)

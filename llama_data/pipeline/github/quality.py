@@ -34,7 +34,6 @@ class LicenseFilter(Step):
     def process(self, doc: Document) -> Outcome:
         key = normalize_license_key(doc.meta.get("license"))
         if key not in self.allowed:
-            self.count(f"rejected.{key}")
             return Rejected(doc, f"license:{key}")
         if doc.meta.get("license") != key:
             doc = doc.with_text(doc.text, license=key)
@@ -311,6 +310,8 @@ def content_key(doc: Document) -> bytes:
     return hashlib.sha1(doc.text.encode("utf-8"), usedforsecurity=False).digest()[:16]
 
 
-def keep_order_key(doc: Document) -> tuple[str, str]:
-    """Among duplicates the copy with the smallest (repo_name, path) is kept."""
-    return (str(doc.meta.get("repo_name", "")), str(doc.meta.get("path", "")))
+def keep_order_key(doc: Document) -> tuple[str, str, str]:
+    """Among duplicates the copy with the smallest (repo_name, path) is kept (then id, for rows
+    that repeat a path). Compared as a tuple, not as the joined id: `a/b` + `z` sorts before
+    `a/b-c` + `a`, although `a/b/z` > `a/b-c/a` as strings."""
+    return (str(doc.meta.get("repo_name", "")), str(doc.meta.get("path", "")), doc.id)
