@@ -196,12 +196,17 @@ class DedupByContent(beam.PTransform):
 # BigQuery
 
 
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a missing parent package
+        return False
+
+
 def check_bigquery_ready(pipeline_args: Sequence[str]) -> None:
     """Fail before building anything when BigQuery cannot work: extra missing, no credentials,
     or no GCS temp location for the export the BigQuery source performs."""
-    missing = [
-        m for m in ("google.cloud.bigquery", "google.auth") if importlib.util.find_spec(m) is None
-    ]
+    missing = [m for m in ("google.cloud.bigquery", "google.auth") if not _importable(m)]
     if missing:
         raise UserError(
             "--bigquery needs apache-beam[gcp] (missing "

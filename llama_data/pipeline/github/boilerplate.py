@@ -166,6 +166,11 @@ def _paragraphs(inner: list[str]) -> list[list[int]]:
     return paras
 
 
+def _only_directives(block: _Block) -> bool:
+    texts = [t for t in block.inner if t]
+    return bool(texts) and all(DIRECTIVE.search(t) for t in texts)
+
+
 def _strip_block(lines: list[str], block: _Block) -> tuple[list[str], bool]:
     """The block's lines without licence paragraphs, and whether any were found."""
     drop: set[int] = set()
@@ -254,7 +259,11 @@ def strip_license_header(text: str, language: str | None) -> tuple[str, bool]:
             break
         new, had_license = _strip_block(lines, block)
         if not had_license:
-            break
+            if not _only_directives(block):
+                break
+            out.extend(lines[i : block.end + 1])  # `/* eslint-disable */` may precede a licence
+            i = block.end + 1
+            continue
         changed = True
         if new:
             out.extend(lines[i:j])

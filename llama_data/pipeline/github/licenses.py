@@ -130,7 +130,8 @@ def classify_license_text(text: str) -> str:
 
 
 _LICENSE_FILE = re.compile(
-    r"^(un)?(licen[cs]e|copying|copyright)([-._][\w.-]*)?(\.(txt|md|markdown|rst|html?))?$",
+    r"^(un)?(licen[cs]e|copying|copyright)([-_][\w.-]+?|\.(mit|apache[\w.-]*|bsd|[al]?gpl[\w.-]*))?"
+    r"(\.(txt|md|markdown|rst|html?))?$",
     re.IGNORECASE,
 )
 

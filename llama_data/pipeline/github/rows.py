@@ -157,7 +157,7 @@ class GithubRowReader(Reader):
                         break
                     lineno += 1
                     if len(line) > self.max_row_bytes and not line.endswith(b"\n"):
-                        yield self._oversize(path, lineno, line[:_ID_PREFIX_BYTES], stream)
+                        yield self._oversize(path, lineno, line, stream)
                         continue
                     if line.strip():
                         yield self._parse_line(path, lineno, line)
@@ -397,6 +397,9 @@ class GitCheckoutReader(Reader):
         self.max_row_bytes = max_row_bytes
 
     def splits(self, path: str, size: int, open_raw: OpenRaw) -> list[FileSplit]:
+        """A checkout is one split; a folder of checkouts is one split per checkout."""
+        if os.path.exists(os.path.join(path, ".git")):
+            return [FileSplit(path)]
         return [FileSplit(d) for _, d in find_repositories(path)]
 
     def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
