@@ -108,23 +108,22 @@ LANGUAGE_SYNTAX: dict[str, CommentSyntax] = {
 } | {"Starlark": _STARLARK[0]}
 ALLOWED_EXTENSIONS: frozenset[str] = frozenset(EXTENSION_LANGUAGE)
 """The documented allow-list: every extension above (and the file names in `_FILENAMES`)."""
-_BY_LENGTH = sorted(ALLOWED_EXTENSIONS, key=len, reverse=True)
 
 
 def language_of(path: str) -> str | None:
     """The language a path's name or extension says, or None when it is not on the allow-list.
 
-    Extensions compare lower-cased, so `.C`/`.H` count as C (GitHub's `.C` C++ files are rare).
+    Extensions (the part after the last dot) compare lower-cased, so `.C`/`.H` count as C (GitHub's `.C` C++ files are rare).
     """
     name = posixpath.basename(path).lower()
     if name in _FILENAMES:
         return _FILENAMES[name]
     if name.startswith("dockerfile."):
         return "Dockerfile"
-    for ext in _BY_LENGTH:
-        if name.endswith(ext) and len(name) > len(ext):
-            return EXTENSION_LANGUAGE[ext]
-    return None
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:  # no extension, or a dot file like `.bashrc`
+        return None
+    return EXTENSION_LANGUAGE.get("." + ext)
 
 
 def comment_syntax(language: str | None) -> CommentSyntax:

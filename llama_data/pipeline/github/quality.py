@@ -13,6 +13,8 @@ import hashlib
 import posixpath
 import re
 
+import numpy as np
+
 from llama_data.pipeline.document import Document, Outcome, Rejected
 from llama_data.pipeline.github.boilerplate import strip_license_header
 from llama_data.pipeline.github.languages import language_of
@@ -228,11 +230,53 @@ class MeanLineLength(Step):
 
 
 _ALNUM_RUN = re.compile(r"[^\W_]+")
+_ALPHA_RUN = re.compile(r"[^\W\d_]+")
+# A code-aware word split: identifiers and numbers are tokens, so is each run of punctuation.
+_TOKEN = re.compile(r"\w+|[^\w\s]+")
+
+# Most source files are ASCII: for them bytes.translate/count do in C what the regexes above do,
+# ~10x faster (the regexes stay as the definition, and for any other text).
+_ASCII = bytes(range(128))
+_LETTERS = bytes(c for c in _ASCII if chr(c).isalpha())
+_ALNUM = bytes(c for c in _ASCII if chr(c).isalnum())
+_NOT_ALPHA = bytes(c for c in range(256) if c not in _LETTERS)
+_NOT_ALNUM = bytes(c for c in range(256) if c not in _ALNUM)
+_SPACE = ord(" ")
+_CLASSES = bytes.maketrans(
+    bytes(range(256)),
+    bytes(
+        ord("w")
+        if chr(c).isalnum() or c == ord("_")
+        else ord(" ")
+        if chr(c).isspace()
+        else ord("p")
+        for c in range(256)
+    ),
+)
 
 
 def alnum_fraction(text: str) -> float:
     """Letters and digits (any script) over all characters; 0 for an empty text."""
-    return sum(map(len, _ALNUM_RUN.findall(text))) / len(text) if text else 0.0
+    if not text:
+        return 0.0
+    if text.isascii():
+        return len(text.encode("ascii").translate(None, _NOT_ALNUM)) / len(text)
+    return sum(map(len, _ALNUM_RUN.findall(text))) / len(text)
+
+
+def count_tokens(text: str) -> int:
+    """Tokens as `_TOKEN` finds them: runs of word characters and runs of other non-spaces."""
+    if not text.isascii():
+        return len(_TOKEN.findall(text))
+    cls = np.frombuffer(b" " + text.encode("ascii").translate(_CLASSES), dtype=np.uint8)
+    # a token starts wherever the class changes to a non-space one
+    return int(np.count_nonzero((cls[1:] != cls[:-1]) & (cls[1:] != _SPACE)))
+
+
+def count_alpha(text: str) -> int:
+    if text.isascii():
+        return len(text.encode("ascii").translate(None, _NOT_ALPHA))
+    return sum(map(len, _ALPHA_RUN.findall(text)))
 
 
 class AlnumFraction(Step):
@@ -249,17 +293,10 @@ class AlnumFraction(Step):
         return doc
 
 
-# A code-aware word split: identifiers and numbers are tokens, so is each run of punctuation.
-_TOKEN = re.compile(r"\w+|[^\w\s]+")
-_ALPHA_RUN = re.compile(r"[^\W\d_]+")
-
-
 def alpha_per_token(text: str) -> float:
     """Alphabetic characters per token (see `_TOKEN`); low for hex dumps and numeric tables."""
-    tokens = sum(1 for _ in _TOKEN.finditer(text))
-    if tokens == 0:
-        return 0.0
-    return sum(map(len, _ALPHA_RUN.findall(text))) / tokens
+    tokens = count_tokens(text)
+    return count_alpha(text) / tokens if tokens else 0.0
 
 
 class AlphaPerToken(Step):
