@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--source", type=Path, default=None, help="folder with files.jsonl + licenses.jsonl"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv or [])
     src = args.source or (CORPUS if CORPUS.exists() else DEMO)
     with tempfile.TemporaryDirectory(prefix="bench-github-") as tmp:
         work = Path(tmp)
@@ -129,4 +129,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -54,8 +54,6 @@ from llama_data.pipeline.github.rows import (
 from llama_data.pipeline.io import FileSplit, local_open
 from llama_data.pipeline.steps import LocalCounters, run_steps
 
-CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus" / "github"
-
 APACHE_HEADER = """Copyright 2019 The Foo Authors.
 
 Licensed under the Apache License, Version 2.0 (the "License");
@@ -835,14 +833,14 @@ def test_config_section_and_build_plan(tmp_path: Path) -> None:
 
 @pytest.mark.corpus
 @pytest.mark.slow
-@pytest.mark.skipif(not CORPUS.exists(), reason="../shared/corpus/github absent")
-def test_corpus_licences(tmp_path: Path) -> None:
+def test_corpus_licences(tmp_path: Path, corpus: Path) -> None:
     from llama_data.beam_jobs.github import GithubOptions, make_github_stage
     from llama_data.beam_jobs.harness import run_stage
     from llama_data.beam_jobs.runners import RunOptions
 
+    github = corpus / "github"
     options = GithubOptions(
-        inputs=(str(CORPUS / "files.jsonl"),), licenses=(str(CORPUS / "licenses.jsonl"),)
+        inputs=(str(github / "files.jsonl"),), licenses=(str(github / "licenses.jsonl"),)
     )
     run_stage(make_github_stage(options), str(tmp_path), RunOptions(quiet=True))
     kept, rejected, stats = read_stage(tmp_path)
