@@ -418,6 +418,22 @@ AGPL_TEXT = "                    GNU AFFERO GENERAL PUBLIC LICENSE\n  Version 3,
         ("This is free and unencumbered software released into the public domain.", "unlicense"),
         ("Permission to use, copy, modify, and/or distribute this software for any purpose", "isc"),
         ("All rights reserved. Do not copy.", "other"),
+        # the GPL-3.0 text names the Affero GPL in its section 13: the title decides
+        (GPL3_TEXT + "\n13. Use with the GNU Affero General Public License.\n", "gpl-3.0"),
+        # the LGPL-3.0 text refers to the GPL after its own title
+        (
+            "GNU LESSER GENERAL PUBLIC LICENSE\nVersion 3, 29 June 2007\n"
+            "version 3 of the GNU General Public License",
+            "lgpl-3.0",
+        ),
+        # Apache 2.0 text whose title line was lost
+        ("   Version 2.0, January 2004\n   http://www.apache.org/licenses/\n", "apache-2.0"),
+        (
+            "Copyright 2020 X\nThis program is free software: you can redistribute it under the"
+            " terms of the GNU General Public License as published by the Free Software"
+            " Foundation, either version 2 of the License",
+            "gpl-2.0",
+        ),
     ],
 )
 def test_classify_license_text(text: str, key: str) -> None:
@@ -852,3 +868,26 @@ def test_corpus_licences(tmp_path: Path, corpus: Path) -> None:
     assert gpl and all(rejected[i] == "license:gpl-3.0" for i in gpl)
     assert unlicensed and all(rejected[i] == "license:none" for i in unlicensed)
     assert stats["accounting"]["ok"] and stats["in"] == 329
+
+
+@pytest.mark.corpus
+@needs_git
+def test_corpus_as_checkouts_classifies_licence_files(tmp_path: Path, corpus: Path) -> None:
+    """The sample rows written out as git checkouts: licences come from their own LICENSE texts."""
+    table = {}
+    for line in (corpus / "github" / "licenses.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        table[row["repo_name"]] = normalize_license_key(row["license"])
+    files: dict[str, dict[str, str]] = {}
+    for line in (corpus / "github" / "files.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if isinstance(row["content"], str):
+            files.setdefault(row["repo_name"], {})[row["path"]] = row["content"]
+    for repo, contents in files.items():
+        make_checkout(tmp_path, repo, contents)
+    docs = [d for d in GitCheckoutReader(str(tmp_path)).read_path(str(tmp_path))]
+    assert all(isinstance(d, Document) for d in docs)
+    classified = {d.meta["repo_name"]: d.meta["license"] for d in docs}
+    assert classified == table  # apache-2.0, mit, bsd-3-clause, gpl-3.0, none
+    kept = {o.meta["repo_name"] for o in run_steps(github_steps(), docs) if isinstance(o, Document)}
+    assert kept == {"webrecorder/warcio", "commoncrawl/cc-pyspark", "pallets/itsdangerous"}

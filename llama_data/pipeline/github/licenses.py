@@ -62,60 +62,70 @@ def is_allowed(key: str) -> bool:
 
 
 _FLAGS = re.IGNORECASE
-# (key, all of these patterns) in the order they are tried: specific texts before general ones.
-_RULES: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = tuple(
-    (key, tuple(re.compile(p, _FLAGS) for p in pats))
-    for key, pats in (
-        ("agpl-3.0", (r"GNU\s+AFFERO\s+GENERAL\s+PUBLIC\s+LICENSE",)),
-        ("lgpl-3.0", (r"GNU\s+LESSER\s+GENERAL\s+PUBLIC\s+LICENSE", r"Version\s+3")),
-        ("lgpl-2.1", (r"GNU\s+LESSER\s+GENERAL\s+PUBLIC\s+LICENSE", r"Version\s+2\.1")),
-        ("lgpl-2.0", (r"GNU\s+LIBRARY\s+GENERAL\s+PUBLIC\s+LICENSE",)),
-        ("gpl-3.0", (r"GNU\s+GENERAL\s+PUBLIC\s+LICENSE", r"Version\s+3")),
-        ("gpl-2.0", (r"GNU\s+GENERAL\s+PUBLIC\s+LICENSE", r"Version\s+2")),
-        ("gpl-1.0", (r"GNU\s+GENERAL\s+PUBLIC\s+LICENSE",)),
-        ("apache-2.0", (r"Apache\s+License", r"Version\s+2\.0")),
-        ("apache-1.1", (r"Apache\s+Software\s+License", r"Version\s+1\.1")),
-        ("mpl-2.0", (r"Mozilla\s+Public\s+License,?\s+v(ersion)?\.?\s*2\.0",)),
-        ("mpl-1.1", (r"Mozilla\s+Public\s+License,?\s+v(ersion)?\.?\s*1\.1",)),
-        ("epl-2.0", (r"Eclipse\s+Public\s+License\s*-?\s*v(ersion)?\s*2\.0",)),
-        ("epl-1.0", (r"Eclipse\s+Public\s+License\s*-?\s*v(ersion)?\s*1\.0",)),
-        ("bsl-1.0", (r"Boost\s+Software\s+License\s*-\s*Version\s+1\.0",)),
-        ("artistic-2.0", (r"The\s+Artistic\s+License\s+2\.0",)),
-        ("cc0-1.0", (r"CC0\s+1\.0\s+Universal",)),
+_GNU = r"GNU\s+GENERAL\s+PUBLIC\s+LICEN[CS]E"
+_LESSER = r"GNU\s+LESSER\s+GENERAL\s+PUBLIC\s+LICEN[CS]E"
+_BSD = r"Redistribution\s+and\s+use\s+in\s+source\s+and\s+binary\s+forms"
+_NEAR = 300  # characters after a title in which its version must appear
+
+# (key, title, further patterns, window). A licence text is the licence whose title appears
+# first (the GPL text mentions the Affero GPL in its section 13; the LGPL text quotes the GPL),
+# its further patterns searched from the title on, within `window` characters (None: anywhere).
+# Rules with the same title are tried in order, most specific first.
+_RULE_SPECS: tuple[tuple[str, str, tuple[str, ...], int | None], ...] = (
+    ("agpl-3.0", r"GNU\s+AFFERO\s+GENERAL\s+PUBLIC\s+LICEN[CS]E", (), None),
+    ("lgpl-3.0", _LESSER, (r"Version\s+3",), _NEAR),
+    ("lgpl-2.1", _LESSER, (r"Version\s+2\.1",), _NEAR),
+    ("lgpl-2.1", _LESSER, (), None),
+    ("lgpl-2.0", r"GNU\s+LIBRARY\s+GENERAL\s+PUBLIC\s+LICEN[CS]E", (), None),
+    ("gpl-3.0", _GNU, (r"Version\s+3",), _NEAR),
+    ("gpl-2.0", _GNU, (r"Version\s+2",), _NEAR),
+    ("gpl-1.0", _GNU, (), None),
+    ("apache-2.0", r"Apache\s+License", (r"Version\s+2\.0",), _NEAR),
+    ("apache-2.0", r"Version\s+2\.0,\s+January\s+2004", (r"apache\.org/licenses",), _NEAR),
+    ("apache-2.0", r"apache\.org/licenses/LICENSE-2\.0", (), None),
+    ("apache-1.1", r"Apache\s+Software\s+License", (r"Version\s+1\.1",), _NEAR),
+    ("mpl-2.0", r"Mozilla\s+Public\s+License,?\s+v(ersion)?\.?\s*2\.0", (), None),
+    ("mpl-1.1", r"Mozilla\s+Public\s+License,?\s+v(ersion)?\.?\s*1\.1", (), None),
+    ("epl-2.0", r"Eclipse\s+Public\s+License\s*-?\s*v(ersion)?\s*2\.0", (), None),
+    ("epl-1.0", r"Eclipse\s+Public\s+License\s*-?\s*v(ersion)?\s*1\.0", (), None),
+    ("bsl-1.0", r"Boost\s+Software\s+License\s*-\s*Version\s+1\.0", (), None),
+    ("artistic-2.0", r"The\s+Artistic\s+License\s+2\.0", (), None),
+    ("cc0-1.0", r"CC0\s+1\.0\s+Universal", (), None),
+    (
+        "unlicense",
+        r"free\s+and\s+unencumbered\s+software\s+released\s+into\s+the\s+public\s+domain",
+        (),
+        None,
+    ),
+    ("wtfpl", r"DO\s+WHAT\s+THE\s+FUCK\s+YOU\s+WANT", (), None),
+    ("bsd-4-clause", _BSD, (r"advertising\s+materials\s+mentioning",), None),
+    (
+        "bsd-3-clause",
+        _BSD,
         (
-            "unlicense",
-            (r"free\s+and\s+unencumbered\s+software\s+released\s+into\s+the\s+public\s+domain",),
+            r"(Neither\s+the\s+name|names?\s+of\s+(its|the)\s+contributors\s+may\s+(not\s+)?be\s+used"
+            r"|may\s+not\s+be\s+used\s+to\s+endorse\s+or\s+promote)",
         ),
-        ("wtfpl", (r"DO\s+WHAT\s+THE\s+FUCK\s+YOU\s+WANT",)),
-        (
-            "bsd-4-clause",
-            (
-                r"Redistribution\s+and\s+use\s+in\s+source\s+and\s+binary\s+forms",
-                r"advertising\s+materials\s+mentioning",
-            ),
-        ),
-        (
-            "bsd-3-clause",
-            (
-                r"Redistribution\s+and\s+use\s+in\s+source\s+and\s+binary\s+forms",
-                r"(Neither\s+the\s+name|names?\s+of\s+(its|the)\s+contributors\s+may\s+(not\s+)?be\s+used"
-                r"|may\s+not\s+be\s+used\s+to\s+endorse\s+or\s+promote)",
-            ),
-        ),
-        ("bsd-2-clause", (r"Redistribution\s+and\s+use\s+in\s+source\s+and\s+binary\s+forms",)),
-        (
-            "mit",
-            (
-                r"Permission\s+is\s+hereby\s+granted,\s+free\s+of\s+charge,\s+to\s+any\s+person\s+obtaining",
-            ),
-        ),
-        (
-            "isc",
-            (
-                r"Permission\s+to\s+use,\s+copy,\s+modify,\s+and(/or)?\s+distribute\s+this\s+software\s+for\s+any\s+purpose",
-            ),
-        ),
-    )
+        None,
+    ),
+    ("bsd-2-clause", _BSD, (), None),
+    (
+        "mit",
+        r"Permission\s+is\s+hereby\s+granted,\s+free\s+of\s+charge,\s+to\s+any\s+person\s+obtaining",
+        (),
+        None,
+    ),
+    (
+        "isc",
+        r"Permission\s+to\s+use,\s+copy,\s+modify,\s+and(/or)?\s+distribute\s+this\s+software"
+        r"\s+for\s+any\s+purpose",
+        (),
+        None,
+    ),
+)
+_RULES = tuple(
+    (key, re.compile(title, _FLAGS), tuple(re.compile(p, _FLAGS) for p in extra), window)
+    for key, title, extra, window in _RULE_SPECS
 )
 _MAX_CLASSIFY_CHARS = 64 * 1024  # licence texts are short; a huge "LICENSE" is not one
 
@@ -123,10 +133,15 @@ _MAX_CLASSIFY_CHARS = 64 * 1024  # licence texts are short; a huge "LICENSE" is 
 def classify_license_text(text: str) -> str:
     """The key of the standard licence `text` is, or `other` when it is none we recognise."""
     text = text[:_MAX_CLASSIFY_CHARS]
-    for key, patterns in _RULES:
-        if all(p.search(text) for p in patterns):
-            return key
-    return UNKNOWN_LICENSE
+    best: tuple[int, int, str] | None = None
+    for rank, (key, title, extra, window) in enumerate(_RULES):
+        m = title.search(text)
+        if m is None or (best is not None and m.start() > best[0]):
+            continue
+        scope = text[m.start() : None if window is None else m.end() + window]
+        if all(p.search(scope) for p in extra) and (best is None or (m.start(), rank) < best[:2]):
+            best = (m.start(), rank, key)
+    return best[2] if best else UNKNOWN_LICENSE
 
 
 _LICENSE_FILE = re.compile(
