@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from llama_data.beam_jobs import fs
@@ -38,22 +37,13 @@ from llama_data.pipeline.github.quality import (
 )
 from llama_data.pipeline.github.rows import (
     DEFAULT_MAX_ROW_BYTES,
+    GITHUB_SCHEMA,
     SOURCE,
     GitCheckoutReader,
     GithubRowReader,
     find_repositories,
     read_license_rows,
     row_document,
-)
-from llama_data.pipeline.schema import DocumentSchema
-
-GITHUB_SCHEMA = DocumentSchema(
-    extra=(
-        pa.field("repo_name", pa.string()),
-        pa.field("path", pa.string()),
-        pa.field("license", pa.string()),
-        pa.field("language", pa.string()),
-    )
 )
 
 

@@ -31,11 +31,22 @@ from llama_data.pipeline.github.licenses import (
     normalize_license_key,
 )
 from llama_data.pipeline.io import FileSplit, OpenRaw, Reader, ReadResult, open_decompressed
+from llama_data.pipeline.schema import DocumentSchema
 
 SOURCE = "github"
 DEFAULT_MAX_ROW_BYTES = 8 * 1024 * 1024
 """A row (or file) larger than this is not parsed. BigQuery stores content only below 1 MiB,
 so a bigger row is an export accident, a data file or an attack on the reader."""
+
+GITHUB_SCHEMA = DocumentSchema(
+    extra=(
+        pa.field("repo_name", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("license", pa.string()),
+        pa.field("language", pa.string()),
+    )
+)
+"""The stage's output columns; `meta` (JSON) keeps ref, mode, blob_id, size, binary, copies."""
 
 _ID_PREFIX_BYTES = 64 * 1024
 _PREFIX_FIELD = re.compile(rb'"(repo_name|path)"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -451,6 +462,7 @@ class GitCheckoutReader(Reader):
 
 __all__ = [
     "DEFAULT_MAX_ROW_BYTES",
+    "GITHUB_SCHEMA",
     "SOURCE",
     "GitCheckoutReader",
     "GithubRowReader",
