@@ -891,3 +891,22 @@ def test_corpus_as_checkouts_classifies_licence_files(tmp_path: Path, corpus: Pa
     assert classified == table  # apache-2.0, mit, bsd-3-clause, gpl-3.0, none
     kept = {o.meta["repo_name"] for o in run_steps(github_steps(), docs) if isinstance(o, Document)}
     assert kept == {"webrecorder/warcio", "commoncrawl/cc-pyspark", "pallets/itsdangerous"}
+
+
+def test_join_and_dedup_group_functions() -> None:
+    """The per-group functions of the two shuffles, on plain lists (as a runner hands them)."""
+    import apache_beam as beam
+
+    from llama_data.beam_jobs.github import _FILE, _LICENSE, _attach_license, _keep_first
+
+    a = file_document("a/b", "z.py", "same", license="gpl-3.0")
+    b = file_document("a/b-c", "a.py", "same")
+    joined = list(_attach_license(("a/b", [(_FILE, a), (_LICENSE, "MIT")])))
+    assert [d.meta["license"] for d in joined] == ["mit"]  # the table wins over the row
+    assert [d.meta["license"] for d in _attach_license(("a/b-c", [(_FILE, b)]))] == ["none"]
+    for order in ([a, b], [b, a]):
+        out = list(_keep_first((content_key(a), order)))
+        kept = [o for o in out if isinstance(o, Document)]
+        rejected = [o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput)]
+        assert [d.id for d in kept] == ["a/b/z.py"]
+        assert [(r.doc.id, r.reason) for r in rejected] == [("a/b-c/a.py", "duplicate_of:a/b/z.py")]

@@ -1,10 +1,10 @@
 """The GitHub stage: files (export rows, BigQuery or git checkouts) -> licence join -> steps -> dedup.
 
 Composition only; the logic is in `llama_data.pipeline.github`. The licence join is a shuffle
-keyed by repo_name (CoGroupByKey), so no worker ever holds the licences of all repositories.
-Exact dedup runs in two shuffles: a combiner finds each content hash's winning (repo_name, path)
-from compact tuples, then the documents of a hash stream past that winner, so a file copied a
-million times never has to fit in one worker's memory.
+keyed by repo_name (a tagged-union GroupByKey, what CoGroupByKey does, minus its per-key lists),
+so no worker ever holds the licences of all repositories, nor all files of one repository. Exact
+dedup is one shuffle keyed by a 16-byte content hash, read in two passes (the winning
+(repo_name, path), then the verdicts), so a file copied a million times is never held at once.
 """
 
 from __future__ import annotations
@@ -122,26 +122,39 @@ class ReadLicenses(beam.PTransform):
         return out
 
 
+_FILE, _LICENSE = 0, 1
+
+
 def _attach_license(item):
-    repo, grouped = item
-    table = list(grouped["licenses"])
-    for doc in grouped["files"]:
-        key = resolve_license(table, doc.meta.get("license"))
-        yield doc.with_text(doc.text, license=key)
+    """Two passes over the repository's group: its licence rows (few), then its files, streamed.
+
+    Beam's CoGroupByKey would copy every file of the repository into a list first; grouped values
+    are re-iterable and paged by the runner, so a 100,000-file repository needs no memory here.
+    """
+    _, values = item
+    table = [value for tag, value in values if tag == _LICENSE]
+    for tag, doc in values:
+        if tag == _FILE:
+            yield doc.with_text(doc.text, license=resolve_license(table, doc.meta.get("license")))
 
 
 class JoinLicenses(beam.PTransform):
-    """Give each file its repository's licence via a shuffle keyed by repo_name."""
+    """Give each file its repository's licence via a shuffle keyed by repo_name.
+
+    The same tagged-union GroupByKey that CoGroupByKey performs, without materializing groups.
+    """
 
     def __init__(self, pairs) -> None:
         super().__init__()
         self.pairs = pairs
 
     def expand(self, docs):
-        keyed = docs | "ByRepo" >> beam.Map(lambda d: (d.meta["repo_name"], d))
+        files = docs | "ByRepo" >> beam.Map(lambda d: (d.meta["repo_name"], (_FILE, d)))
+        rows = self.pairs | "TagLicenses" >> beam.Map(lambda kv: (kv[0], (_LICENSE, kv[1])))
         return (
-            {"files": keyed, "licenses": self.pairs}
-            | "Join" >> beam.CoGroupByKey()
+            (files, rows)
+            | "Tagged" >> beam.Flatten()
+            | "Join" >> beam.GroupByKey()
             | "Attach" >> beam.FlatMap(_attach_license)
         )
 
@@ -150,36 +163,33 @@ class JoinLicenses(beam.PTransform):
 # Dedup
 
 
-def _emit_against_winner(item):
-    """The hash's winner is kept, every other copy is its `duplicate_of`; docs are streamed."""
-    _, grouped = item
-    (winner,) = grouped["winner"]
-    winner_id = winner[-1]
+def _keep_first(item):
+    """Keep the copy with the smallest (repo_name, path); the others are its `duplicate_of`.
+
+    Two passes over the re-iterable group (the minimum, then the verdicts), so a file copied a
+    million times is never held in memory at once.
+    """
+    _, docs = item
+    winner = min(keep_order_key(d) for d in docs)
     kept = False
-    for doc in grouped["docs"]:  # streamed: the group is never materialized
-        if not kept and doc.id == winner_id:
+    for doc in docs:
+        if not kept and keep_order_key(doc) == winner:
             kept = True
             yield doc
         else:
-            yield beam.pvalue.TaggedOutput("rejected", Rejected(doc, f"duplicate_of:{winner_id}"))
+            yield beam.pvalue.TaggedOutput("rejected", Rejected(doc, f"duplicate_of:{winner[-1]}"))
 
 
 class DedupByContent(beam.PTransform):
-    """Exact dedup over the whole input: one copy per content hash, the smallest keep key wins."""
+    """Exact dedup over the whole input: one copy per content hash (16 bytes), by a shuffle."""
 
     def expand(self, docs):
-        keyed = docs | "Hash" >> beam.Map(lambda d: (content_key(d), d))
-        winners = (
-            keyed
-            | "Rank" >> beam.Map(lambda kv: (kv[0], keep_order_key(kv[1])))
-            | "Winner" >> beam.CombinePerKey(min)
+        return (
+            docs
+            | "Hash" >> beam.Map(lambda d: (content_key(d), d))
+            | "Group" >> beam.GroupByKey()
+            | "Pick" >> beam.FlatMap(_keep_first).with_outputs("rejected", main="kept")
         )
-        out = (
-            {"docs": keyed, "winner": winners}
-            | "Group" >> beam.CoGroupByKey()
-            | "Pick" >> beam.FlatMap(_emit_against_winner).with_outputs("rejected", main="kept")
-        )
-        return out
 
 
 # ---------------------------------------------------------------------------------------------
