@@ -6,7 +6,7 @@ unique (dedup still shuffles every one of them) and the run lasts long enough to
 
 "alone" = read rows + licence lookup + all steps + content hash, in one process, no engine.
 "end to end" = `make_github_stage` under `run_stage` (DirectRunner, one worker): reading, the
-licence CoGroupByKey, the steps, the two dedup shuffles and the Parquet/JSON writers.
+licence join shuffle, the steps, the dedup shuffle and the Parquet/JSON writers.
 Prints one JSON line: files/s and MB/s per core for both, and their ratio (target >= 0.70),
 by wall clock and by CPU time (the machine may be shared), in total and in steady state (the
 start-up cost, measured on a one-copy run, left out).
