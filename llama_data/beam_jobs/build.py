@@ -72,6 +72,51 @@ def register_source_planner(name: str):
     return deco
 
 
+@register_source_planner("arxiv")
+def plan_arxiv(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    from llama_data.beam_jobs.arxiv import expand_inputs, make_arxiv_stage
+
+    inputs = expand_inputs(src.inputs)
+    return [
+        BuildStep(
+            name,
+            lambda _ctx: make_arxiv_stage(
+                inputs,
+                name=name,
+                max_input_depth=src.max_input_depth,  # type: ignore[attr-defined]
+                max_macro_depth=src.max_macro_depth,  # type: ignore[attr-defined]
+                max_paper_mb=src.max_paper_mb,  # type: ignore[attr-defined]
+            ),
+            describe="arXiv sources -> cleaned LaTeX",
+            inputs=inputs,
+        )
+    ]
+
+
+@register_source_planner("books")
+def plan_books(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    from llama_data.beam_jobs.books import make_books_stage
+    from llama_data.pipeline.books import MinHashParams
+
+    params = MinHashParams(
+        num_perm=src.num_perm,  # type: ignore[attr-defined]
+        ngram=src.ngram,  # type: ignore[attr-defined]
+        threshold=src.threshold,  # type: ignore[attr-defined]
+        lsh_threshold=src.lsh_threshold,  # type: ignore[attr-defined]
+    )
+    inputs = list(src.inputs)
+    return [
+        BuildStep(
+            name,
+            lambda _ctx: make_books_stage(inputs, params, name=name, dedup=src.dedup),
+            describe="books -> licence stripped -> near-dedup"
+            if src.dedup
+            else "books -> licence stripped",
+            inputs=inputs,
+        )
+    ]
+
+
 def _read_only_stage(inputs: list[str], source: str, name: str) -> StageSpec:
     def build(p, ctx) -> StageOutputs:
         read = p | "Read" >> ReadDocuments(
