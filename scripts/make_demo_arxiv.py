@@ -129,7 +129,10 @@ def build() -> bytes:
     )
     hostile = _tar(
         [
-            ("../escape.tex", b"\\documentclass{article}\\begin{document}\\section{Evil}\\end{document}"),
+            (
+                "../escape.tex",
+                b"\\documentclass{article}\\begin{document}\\section{Evil}\\end{document}",
+            ),
             ("/etc/absolute.tex", b"not a paper"),
             ("paper.tex", HOSTILE_MAIN.encode()),
         ]

@@ -29,44 +29,204 @@ CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus"
 
 
 def doc(body: str, preamble: str = "") -> str:
-    return f"\\documentclass{{article}}\n{preamble}\n\\begin{{document}}\n{body}\n\\end{{document}}\n"
+    return (
+        f"\\documentclass{{article}}\n{preamble}\n\\begin{{document}}\n{body}\n\\end{{document}}\n"
+    )
 
 
 # (name, preamble, body, must contain, must not contain)
 CASES = [
-    ("no-arg macro", r"\newcommand{\R}{\mathbb{R}}", r"\section{A} $x \in \R$", [r"$x \in \mathbb{R}$"], [r"\R$"]),
-    ("macro with args", r"\newcommand{\pair}[2]{\langle #1, #2\rangle}", r"\section{A} $\pair{a}{b}$", [r"\langle a, b\rangle"], [r"\pair"]),
-    ("optional default used", r"\newcommand{\lo}[2][\theta]{L_{#2}(#1)}", r"\section{A} $\lo{n}$", [r"L_{n}(\theta)"], []),
-    ("optional given", r"\newcommand{\lo}[2][\theta]{L_{#2}(#1)}", r"\section{A} $\lo[\phi]{n}$", [r"L_{n}(\phi)"], []),
-    ("renewcommand", r"\newcommand{\x}{old}\renewcommand{\x}{new}", r"\section{A} \x", ["new"], ["old"]),
-    ("providecommand keeps first", r"\newcommand{\x}{first}\providecommand{\x}{second}", r"\section{A} \x", ["first"], ["second"]),
-    ("DeclareMathOperator", r"\DeclareMathOperator{\tr}{tr}", r"\section{A} $\tr A$", [r"\operatorname{tr} A"], []),
-    ("DeclareMathOperator*", r"\DeclareMathOperator*{\amin}{arg\,min}", r"\section{A} $\amin_x$", [r"\operatorname*{arg\,min}_x"], []),
+    (
+        "no-arg macro",
+        r"\newcommand{\R}{\mathbb{R}}",
+        r"\section{A} $x \in \R$",
+        [r"$x \in \mathbb{R}$"],
+        [r"\R$"],
+    ),
+    (
+        "macro with args",
+        r"\newcommand{\pair}[2]{\langle #1, #2\rangle}",
+        r"\section{A} $\pair{a}{b}$",
+        [r"\langle a, b\rangle"],
+        [r"\pair"],
+    ),
+    (
+        "optional default used",
+        r"\newcommand{\lo}[2][\theta]{L_{#2}(#1)}",
+        r"\section{A} $\lo{n}$",
+        [r"L_{n}(\theta)"],
+        [],
+    ),
+    (
+        "optional given",
+        r"\newcommand{\lo}[2][\theta]{L_{#2}(#1)}",
+        r"\section{A} $\lo[\phi]{n}$",
+        [r"L_{n}(\phi)"],
+        [],
+    ),
+    (
+        "renewcommand",
+        r"\newcommand{\x}{old}\renewcommand{\x}{new}",
+        r"\section{A} \x",
+        ["new"],
+        ["old"],
+    ),
+    (
+        "providecommand keeps first",
+        r"\newcommand{\x}{first}\providecommand{\x}{second}",
+        r"\section{A} \x",
+        ["first"],
+        ["second"],
+    ),
+    (
+        "DeclareMathOperator",
+        r"\DeclareMathOperator{\tr}{tr}",
+        r"\section{A} $\tr A$",
+        [r"\operatorname{tr} A"],
+        [],
+    ),
+    (
+        "DeclareMathOperator*",
+        r"\DeclareMathOperator*{\amin}{arg\,min}",
+        r"\section{A} $\amin_x$",
+        [r"\operatorname*{arg\,min}_x"],
+        [],
+    ),
     ("def no args", r"\def\eps{\varepsilon}", r"\section{A} $\eps$", [r"\varepsilon"], [r"\eps"]),
     ("def with args", r"\def\ip#1#2{(#1|#2)}", r"\section{A} $\ip{u}{v}$", ["(u|v)"], []),
-    ("nested braces in argument", r"\newcommand{\f}[1]{F[#1]}", r"\section{A} $\f{\frac{a}{b}+{c}}$", [r"F[\frac{a}{b}+{c}]"], []),
-    ("macro using macro", r"\newcommand{\R}{\mathbb{R}}\newcommand{\Rn}{\R^n}", r"\section{A} $\Rn$", [r"\mathbb{R}^n"], []),
-    ("body ends with a macro taking args", r"\newcommand{\mc}[1]{{\mathcal #1}}\newcommand{\M}{\mc}", r"\section{A} $\M{X}$", [r"{\mathcal X}"], []),
-    ("control word not glued to letters", r"\newcommand{\a}{\alpha}", r"\section{A} $\a{}b$", [r"\alpha b"], [r"\alphab"]),
+    (
+        "nested braces in argument",
+        r"\newcommand{\f}[1]{F[#1]}",
+        r"\section{A} $\f{\frac{a}{b}+{c}}$",
+        [r"F[\frac{a}{b}+{c}]"],
+        [],
+    ),
+    (
+        "macro using macro",
+        r"\newcommand{\R}{\mathbb{R}}\newcommand{\Rn}{\R^n}",
+        r"\section{A} $\Rn$",
+        [r"\mathbb{R}^n"],
+        [],
+    ),
+    (
+        "body ends with a macro taking args",
+        r"\newcommand{\mc}[1]{{\mathcal #1}}\newcommand{\M}{\mc}",
+        r"\section{A} $\M{X}$",
+        [r"{\mathcal X}"],
+        [],
+    ),
+    (
+        "control word not glued to letters",
+        r"\newcommand{\a}{\alpha}",
+        r"\section{A} $\a{}b$",
+        [r"\alpha b"],
+        [r"\alphab"],
+    ),
     ("percent escaped", "", r"\section{A} 50\% of it % a comment", [r"50\% of it"], ["a comment"]),
-    ("double backslash then comment", "", "\\section{A} line\\\\% comment\nnext", ["line\\\\", "next"], ["comment"]),
-    ("verbatim keeps percent", "", "\\section{A}\n\\begin{verbatim}\nx = 1 % not a comment\n\\end{verbatim}", ["x = 1 % not a comment"], []),
-    ("lstlisting keeps percent", "", "\\section{A}\n\\begin{lstlisting}\nprintf(\"%d\")\n\\end{lstlisting}", ['printf("%d")'], []),
-    ("verb keeps percent", "", r"\section{A} use \verb|%s| here % gone", [r"\verb|%s| here"], ["gone"]),
-    ("comment env removed", "", "\\section{A}\n\\begin{comment}\nhidden\n\\end{comment}\nshown", ["shown"], ["hidden"]),
-    ("commented section ignored", "", "preface\n% \\section{Fake}\n\\section{Real} text", ["\\section{Real} text"], ["Fake", "preface"]),
-    ("starred section starts text", "", r"abstract \section*{Intro} text", [r"\section*{Intro} text"], ["abstract"]),
-    ("chapter starts text", "", r"front matter \chapter{One} text", [r"\chapter{One} text"], ["front matter"]),
-    ("sectionmark is not a section", "", r"\sectionmark{x} pre \section{S} post", [r"\section{S} post"], ["pre"]),
-    ("thebibliography removed", "", "\\section{A} body\n\\begin{thebibliography}{9}\n\\bibitem{a} Ref.\n\\end{thebibliography}\nbio of author", ["body"], ["Ref.", "bio of author"]),
-    ("bibliography cmd, appendix kept", "", "\\section{A} body\n\\bibliographystyle{plain}\n\\bibliography{refs}\n\\appendix\n\\section{Proof} kept", ["body", "\\section{Proof} kept"], ["refs", "plain"]),
-    ("printbibliography removed", "", "\\section{A} body\n\\printbibliography[heading=none]\nclosing words", ["body"], ["closing words", "printbibliography"]),
-    ("macro in verbatim not expanded", r"\newcommand{\x}{EXP}", "\\section{A} \\x\n\\begin{verbatim}\n\\x\n\\end{verbatim}", ["EXP", "\\x\n\\end{verbatim}"], []),
-    ("macro expanding to section", r"\newcommand{\sect}[1]{\section{#1}}", r"junk \sect{Intro} body", [r"\section{Intro} body"], ["junk"]),
+    (
+        "double backslash then comment",
+        "",
+        "\\section{A} line\\\\% comment\nnext",
+        ["line\\\\", "next"],
+        ["comment"],
+    ),
+    (
+        "verbatim keeps percent",
+        "",
+        "\\section{A}\n\\begin{verbatim}\nx = 1 % not a comment\n\\end{verbatim}",
+        ["x = 1 % not a comment"],
+        [],
+    ),
+    (
+        "lstlisting keeps percent",
+        "",
+        '\\section{A}\n\\begin{lstlisting}\nprintf("%d")\n\\end{lstlisting}',
+        ['printf("%d")'],
+        [],
+    ),
+    (
+        "verb keeps percent",
+        "",
+        r"\section{A} use \verb|%s| here % gone",
+        [r"\verb|%s| here"],
+        ["gone"],
+    ),
+    (
+        "comment env removed",
+        "",
+        "\\section{A}\n\\begin{comment}\nhidden\n\\end{comment}\nshown",
+        ["shown"],
+        ["hidden"],
+    ),
+    (
+        "commented section ignored",
+        "",
+        "preface\n% \\section{Fake}\n\\section{Real} text",
+        ["\\section{Real} text"],
+        ["Fake", "preface"],
+    ),
+    (
+        "starred section starts text",
+        "",
+        r"abstract \section*{Intro} text",
+        [r"\section*{Intro} text"],
+        ["abstract"],
+    ),
+    (
+        "chapter starts text",
+        "",
+        r"front matter \chapter{One} text",
+        [r"\chapter{One} text"],
+        ["front matter"],
+    ),
+    (
+        "sectionmark is not a section",
+        "",
+        r"\sectionmark{x} pre \section{S} post",
+        [r"\section{S} post"],
+        ["pre"],
+    ),
+    (
+        "thebibliography removed",
+        "",
+        "\\section{A} body\n\\begin{thebibliography}{9}\n\\bibitem{a} Ref.\n\\end{thebibliography}\nbio of author",
+        ["body"],
+        ["Ref.", "bio of author"],
+    ),
+    (
+        "bibliography cmd, appendix kept",
+        "",
+        "\\section{A} body\n\\bibliographystyle{plain}\n\\bibliography{refs}\n\\appendix\n\\section{Proof} kept",
+        ["body", "\\section{Proof} kept"],
+        ["refs", "plain"],
+    ),
+    (
+        "printbibliography removed",
+        "",
+        "\\section{A} body\n\\printbibliography[heading=none]\nclosing words",
+        ["body"],
+        ["closing words", "printbibliography"],
+    ),
+    (
+        "macro in verbatim not expanded",
+        r"\newcommand{\x}{EXP}",
+        "\\section{A} \\x\n\\begin{verbatim}\n\\x\n\\end{verbatim}",
+        ["EXP", "\\x\n\\end{verbatim}"],
+        [],
+    ),
+    (
+        "macro expanding to section",
+        r"\newcommand{\sect}[1]{\section{#1}}",
+        r"junk \sect{Intro} body",
+        [r"\section{Intro} body"],
+        ["junk"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "preamble", "body", "present", "absent"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "preamble", "body", "present", "absent"), CASES, ids=[c[0] for c in CASES]
+)
 def test_cleaning_cases(name, preamble, body, present, absent):
     res = clean_latex(doc(body, preamble))
     assert res.reason is None, res
@@ -99,7 +259,9 @@ def test_recursion_bomb_finishes_in_bounded_time():
 
 
 def test_unbalanced_braces_do_not_crash():
-    res = clean_latex(doc(r"\section{A} \f{open and \section{B} rest", r"\newcommand{\f}[1]{F(#1)}"))
+    res = clean_latex(
+        doc(r"\section{A} \f{open and \section{B} rest", r"\newcommand{\f}[1]{F(#1)}")
+    )
     assert res.reason is None
     assert "rest" in res.text
     assert any(e.startswith("bad_arguments") for e in res.macro_errors)
@@ -138,7 +300,10 @@ def test_multi_file_project_resolves_inputs(tmp_path):
     root = write_project(
         tmp_path / "2301.01234",
         {
-            "main.tex": doc(r"\input{sec/intro}" "\n" r"\include{sec/method.tex}" "\n" r"\subfile{sec/extra}", r"\newcommand{\R}{\mathbb{R}}"),
+            "main.tex": doc(
+                r"\input{sec/intro}" "\n" r"\include{sec/method.tex}" "\n" r"\subfile{sec/extra}",
+                r"\newcommand{\R}{\mathbb{R}}",
+            ),
             "sec/intro.tex": "\\section{Intro}\nIn $\\R$. \\input sec/deep\n",
             "sec/deep.tex": "deep text\n",
             "sec/method.tex": "\\section{Method}\nmethod text\n% \\input{sec/never}\n",
@@ -176,7 +341,9 @@ def test_input_fanout_bomb_is_bounded(tmp_path):
     files["f12.tex"] = "x" * 100
     files["main.tex"] = doc("\\section{S}\\input{f0}")
     start = time.monotonic()
-    flat = flatten(Project({k: v.encode() for k, v in files.items()}), "main.tex", max_chars=1 << 20)
+    flat = flatten(
+        Project({k: v.encode() for k, v in files.items()}), "main.tex", max_chars=1 << 20
+    )
     assert time.monotonic() - start < 10
     assert flat.truncated and len(flat.text) <= 2 << 20
 
@@ -196,7 +363,10 @@ def test_main_file_choice():
 def test_input_outside_project_is_missing(tmp_path):
     outside = tmp_path / "secret.tex"
     outside.write_text("SECRET")
-    root = write_project(tmp_path / "paper", {"main.tex": doc("\\section{S}\\input{../secret}\\input{/etc/hostname}")})
+    root = write_project(
+        tmp_path / "paper",
+        {"main.tex": doc("\\section{S}\\input{../secret}\\input{/etc/hostname}")},
+    )
     (out,) = read_dir(root)
     assert "SECRET" not in out.text
     assert set(out.meta["input_missing"]) == {"../secret", "/etc/hostname"}
@@ -205,7 +375,9 @@ def test_input_outside_project_is_missing(tmp_path):
 def test_latin1_and_koi8_sources():
     latin = doc("\\section{S} Gr\xf6\xdfe", "\\usepackage[latin1]{inputenc}").encode("latin-1")
     assert "Größe" in decode_latex(latin)[0]
-    koi = doc("\\section{S} Привет мир, это статья", "\\usepackage[koi8-r]{inputenc}").encode("koi8-r")
+    koi = doc("\\section{S} Привет мир, это статья", "\\usepackage[koi8-r]{inputenc}").encode(
+        "koi8-r"
+    )
     text, enc = decode_latex(koi)
     assert "Привет" in text and enc == "koi8-r"
     undeclared = doc("\\section{S} caf\xe9 cr\xe8me br\xfbl\xe9e na\xefve").encode("cp1252")
@@ -234,7 +406,9 @@ def read_file(path: Path, limits: Limits | None = None) -> list:
 
 
 def test_bulk_tar(tmp_path):
-    project = tar_bytes({"main.tex": doc("\\section{P} project").encode(), "fig.png": b"\x89PNG\x00\x00"})
+    project = tar_bytes(
+        {"main.tex": doc("\\section{P} project").encode(), "fig.png": b"\x89PNG\x00\x00"}
+    )
     bulk = tar_bytes(
         {
             "2401/2401.00001.gz": gzip.compress(project),
@@ -249,16 +423,22 @@ def test_bulk_tar(tmp_path):
     path = tmp_path / "arXiv_src_2401_001.tar"
     path.write_bytes(bulk)
     out = {o.doc.id if isinstance(o, Rejected) else o.id: o for o in read_file(path)}
-    assert isinstance(out["arxiv/2401.00001"], Document) and "project" in out["arxiv/2401.00001"].text
+    assert (
+        isinstance(out["arxiv/2401.00001"], Document) and "project" in out["arxiv/2401.00001"].text
+    )
     assert out["arxiv/2401.00002"].text.startswith("\\section{S} single")
     assert out["arxiv/hep-th/9901001"].meta["arxiv_id"] == "hep-th/9901001"
     for pid in ("2401.00003", "2401.00004", "2401.00005"):
-        assert isinstance(out[f"arxiv/{pid}"], Rejected) and out[f"arxiv/{pid}"].reason == "pdf_only"
+        assert (
+            isinstance(out[f"arxiv/{pid}"], Rejected) and out[f"arxiv/{pid}"].reason == "pdf_only"
+        )
     assert out["arxiv/2401.00006"].reason == "corrupt_archive"
 
 
 def test_per_paper_archives(tmp_path):
-    (tmp_path / "2101.00001.tar.gz").write_bytes(tar_bytes({"./ms.tex": doc("\\section{T} tgz").encode()}, gz=True))
+    (tmp_path / "2101.00001.tar.gz").write_bytes(
+        tar_bytes({"./ms.tex": doc("\\section{T} tgz").encode()}, gz=True)
+    )
     (tmp_path / "2101.00002.gz").write_bytes(gzip.compress(doc("\\section{G} gz").encode()))
     (tmp_path / "2101.00003.pdf").write_bytes(b"%PDF-1.4")
     (tmp_path / "2101.00004v2.gz").write_bytes(gzip.compress(b"%!PS-Adobe-2.0"))
@@ -287,7 +467,9 @@ def test_unsafe_members_never_used_nor_written(tmp_path):
     (out,) = read_file(path)
     assert set(tmp_path.rglob("*")) == before  # nothing extracted
     assert "fine" in out.text and "evil" not in out.text
-    assert {"unsafe_member:../../escape.tex", "unsafe_member:/abs/path.tex"} <= set(out.meta["archive_notes"])
+    assert {"unsafe_member:../../escape.tex", "unsafe_member:/abs/path.tex"} <= set(
+        out.meta["archive_notes"]
+    )
     assert safe_member_name("a/./b/../c") is None and safe_member_name("./a//b") == "a/b"
 
 
@@ -331,7 +513,9 @@ def test_arxiv_stage_end_to_end(tmp_path):
 
     bulk = tar_bytes(
         {
-            "2401/2401.00001.gz": gzip.compress(doc("\\section{A} alpha", r"\newcommand{\x}{y}").encode()),
+            "2401/2401.00001.gz": gzip.compress(
+                doc("\\section{A} alpha", r"\newcommand{\x}{y}").encode()
+            ),
             "2401/2401.00002.pdf": b"%PDF-1.4",
             "2401/2401.00003.gz": gzip.compress(doc("no section here").encode()),
         }
@@ -346,7 +530,11 @@ def test_arxiv_stage_end_to_end(tmp_path):
     assert stats["rejected"] == {"no_section": 1, "pdf_only": 1}
     import pyarrow.parquet as pq
 
-    rows = [r for f in sorted((tmp_path / "out" / "arxiv").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    rows = [
+        r
+        for f in sorted((tmp_path / "out" / "arxiv").glob("*.parquet"))
+        for r in pq.read_table(f).to_pylist()
+    ]
     by_id = {r["id"]: r for r in rows}
     assert by_id["arxiv/2401.00001"]["arxiv_id"] == "2401.00001"
     assert by_id["arxiv/2401.00001"]["main_file"] == "2401.00001.tex"

@@ -118,8 +118,8 @@ def strip_gutenberg(raw: str) -> GutenbergText:
     if (title is None or author is None) and header:
         old = _OLD_TITLE_RE.search(header)
         if old:
-            title = title or old.group(1).strip()
-            author = author or old.group(2).strip()
+            title = title or old.group(1).strip(" *")
+            author = author or old.group(2).strip(" *")
     ebook = _EBOOK_NO_RE.search(header)
     return GutenbergText(
         text=body.strip("\n"),
