@@ -327,7 +327,8 @@ def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
         for j in range(1, n):
             h = h * _ROLL + wh[j : j + count]
         h = _fmix64(h + np.uint64(n))
-    return np.unique(h)
+    h.sort()  # sort + mask: several times faster than np.unique on uint64
+    return h[np.concatenate(([True], h[1:] != h[:-1]))]
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,9 @@ PROTECTED = frozenset(
 _TAIL_CW = re.compile(r"\\([A-Za-z@]+)\s*$")
 _PARAM = re.compile(r"#(#|[1-9])")
 _DEF_PARAMS = re.compile(r"(?:#[1-9])*")
-_VERB_ENVS = frozenset(VERBATIM_ENVS)
+_VERB_ALT = "|".join(re.escape(e) for e in VERBATIM_ENVS)
+_DEFINERS = NEWCOMMANDS | DEFS | PREFIXES | {"DeclareMathOperator", "let"}
+_STOP_WORDS = (*sorted(_DEFINERS), "verb")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class MacroExpander:
     expanded: int = 0
     _budget: int = 0
     _exhausted: bool = False
+    _version: int = 0
+    _compiled: tuple | None = None
 
     def collect(self, text: str) -> str:
         """Register the definitions in `text` (a preamble) and return it without them."""
@@ -103,26 +107,45 @@ class MacroExpander:
         if self._budget < 0:
             raise _BudgetExceeded
 
+    def _pattern(self, expand: bool) -> re.Pattern[str]:
+        """One regex for everything the scan must stop at: definitions, verbatim, `\\verb`,
+        an escaped backslash, and the macros defined so far (rebuilt when a definition is added).
+        Skipping every other control word in C is what makes the scan fast."""
+        live = expand and not self._exhausted
+        key = (live, self._version)
+        if self._compiled is None or self._compiled[0] != key:
+            names = sorted(self.macros, key=len, reverse=True) if live else []
+            words = "|".join(re.escape(w) for w in (*_STOP_WORDS, *names))
+            self._compiled = (
+                key,
+                re.compile(
+                    r"\\(?:(?P<bs>\\)|begin\s*\{(?P<venv>" + _VERB_ALT + r")\}"
+                    r"|(?P<cw>" + words + r")(?![A-Za-z@]))"
+                ),
+            )
+        return self._compiled[1]
+
     def _scan(self, text: str, depth: int, expand: bool) -> str:
         pieces: list[str] = []
         pos = 0
         n = len(text)
         while pos < n:
-            m = CONTROL_WORD.search(text, pos)
+            m = self._pattern(expand).search(text, pos)
             if m is None:
                 break
-            name = m.group(1)
             _append(pieces, text[pos : m.start()])
-            if (
-                name in NEWCOMMANDS
-                or name in DEFS
-                or name in PREFIXES
-                or name
-                in (
-                    "DeclareMathOperator",
-                    "let",
-                )
-            ):
+            if m.group("bs"):
+                pieces.append(m.group(0))
+                pos = m.end()
+                continue
+            if m.group("venv"):
+                stop = env_end(text, m.group("venv"), m.end())
+                stop = n if stop < 0 else stop
+                pieces.append(text[m.start() : stop])
+                pos = stop
+                continue
+            name = m.group("cw")
+            if name in _DEFINERS:
                 end = self._definition(text, m.start(), name)
                 if end is not None:
                     pos = end
@@ -130,19 +153,14 @@ class MacroExpander:
                 pieces.append(m.group(0))
                 pos = m.end()
                 continue
-            if name == "begin":
-                env = re.match(r"\s*\{([^{}]*)\}", text[m.end() : m.end() + 40])
-                if env and env.group(1) in _VERB_ENVS:
-                    stop = env_end(text, env.group(1), m.end())
-                    stop = n if stop < 0 else stop
-                    pieces.append(text[m.start() : stop])
-                    pos = stop
+            if name == "verb":
+                if m.end() >= n:
+                    pieces.append(m.group(0))
+                    pos = m.end()
                     continue
-            if name == "verb" and m.end() < n:
-                delim = text[m.end()]
-                if delim == "*" and m.end() + 1 < n:
-                    delim = text[m.end() + 1]
-                close = text.find(delim, m.end() + 1 + (text[m.end()] == "*"))
+                star = text[m.end()] == "*"
+                delim_at = m.end() + star
+                close = text.find(text[delim_at], delim_at + 1) if delim_at < n else -1
                 stop = n if close < 0 else close + 1
                 pieces.append(text[m.start() : stop])
                 pos = stop
@@ -332,6 +350,7 @@ class MacroExpander:
             return
         self.defined += 1
         self.macros[macro.name] = macro
+        self._version += 1
 
 
 def _append(pieces: list[str], piece: str) -> None:
