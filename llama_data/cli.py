@@ -232,6 +232,11 @@ def dedup_exact(
     show_default=True,
     help="Decompressed size limit of one paper (gzip bombs are cut here).",
 )
+@click.option(
+    "--requester-pays",
+    is_flag=True,
+    help="Send RequestPayer=requester on S3 reads (needed for s3://arxiv/src/; you pay the transfer).",
+)
 @stage_options
 @user_errors
 def arxiv(
@@ -240,6 +245,7 @@ def arxiv(
     max_input_depth: int,
     max_macro_depth: int,
     max_paper_mb: int,
+    requester_pays: bool,
     runner: str | None,
     workers: int | None,
     force: bool,
@@ -249,8 +255,8 @@ def arxiv(
     """arXiv LaTeX sources -> cleaned papers (LLaMA: no preamble, comments, bibliography; macros expanded).
 
     Inputs: bulk tars (arXiv_src_YYMM_NNN.tar, also straight from s3://arxiv/src/ with
-    `pip install llama-data[aws]` and `-- --s3_region_name=us-east-1 ...`), per-paper .gz/.tar.gz,
-    or extracted paper folders.
+    `pip install llama-data[aws]`, --requester-pays and AWS credentials; Beam S3 options such as
+    `-- --s3_region_name=us-east-1` go after `--`), per-paper .gz/.tar.gz, or extracted folders.
     """
     from llama_data.beam_jobs.arxiv import make_arxiv_stage
 
@@ -260,6 +266,7 @@ def arxiv(
         max_input_depth=max_input_depth,
         max_macro_depth=max_macro_depth,
         max_paper_mb=max_paper_mb,
+        requester_pays=requester_pays,
     )
     run_cli_stage(spec, output, run, force)
 

@@ -564,3 +564,73 @@ def test_corpus_arxiv_papers():
     sympy = next(d for i, d in by_id.items() if i.endswith("not-arxiv-sympy-paper-peerj"))
     assert sympy.meta["main_file"] == "paper.tex"
     assert "Dear" not in sympy.text[:2000]  # not the cover letter
+
+
+# ---------------------------------------------------------------------------------------------
+# s3://arxiv/src/ through Beam's S3 filesystem, against moto's S3 server on 127.0.0.1
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.mark.slow
+def test_bulk_tar_from_s3_requester_pays(tmp_path, s3_server):
+    import boto3
+    from apache_beam.io.aws.clients.s3 import boto3_client
+    from click.testing import CliRunner
+
+    from llama_data.beam_jobs.s3 import enable_requester_pays
+    from llama_data.cli import main
+
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    s3.create_bucket(Bucket="arxiv")
+    s3.put_bucket_request_payment(
+        Bucket="arxiv", RequestPaymentConfiguration={"Payer": "Requester"}
+    )
+    bulk = tar_bytes(
+        {
+            "2401/2401.00001.gz": gzip.compress(doc("\\section{A} from s3").encode()),
+            "2401/2401.00002.pdf": b"%PDF-1.4",
+        }
+    )
+    s3.put_object(Bucket="arxiv", Key="src/arXiv_src_2401_001.tar", Body=bulk)
+    s3_args = ["--", f"--s3_endpoint_url={s3_server}", "--s3_region_name=us-east-1"]
+    res = CliRunner().invoke(
+        main,
+        [
+            "arxiv",
+            "-i",
+            "s3://arxiv/src/arXiv_src_*.tar",
+            "-o",
+            str(tmp_path / "out"),
+            "--requester-pays",
+            "-q",
+            *s3_args,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    stats = json.loads((tmp_path / "out" / "arxiv" / "stats.json").read_text())
+    assert stats["in"] == 2 and stats["kept"] == 1 and stats["rejected"] == {"pdf_only": 1}
+    # the header a requester-pays bucket demands is really sent
+    enable_requester_pays()
+    client = boto3_client.Client({"s3_endpoint_url": s3_server, "s3_region_name": "us-east-1"})
+    seen = []
+    client.client.meta.events.register(
+        "before-call.s3.GetObject", lambda params, **_: seen.append(params["headers"])
+    )
+    client.client.get_object(Bucket="arxiv", Key="src/arXiv_src_2401_001.tar")
+    assert seen and seen[0].get("x-amz-request-payer") == "requester"

@@ -311,3 +311,64 @@ def test_corpus_books_alice_editions():
     rejected = [o for o in out if isinstance(o, Rejected)]
     assert len(rejected) == 1 and "alice" in rejected[0].doc.id and "alice" in rejected[0].reason
     assert rejected[0].doc.meta["overlap"] > 0.95
+
+
+# ---------------------------------------------------------------------------------------------
+# download gutenberg, against a local HTTP stand-in
+
+
+@pytest.fixture
+def gutenberg_site(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "site"
+    (root / "cache/epub/feeds").mkdir(parents=True)
+    (root / "cache/epub/feeds/pg_catalog.csv").write_text(
+        "Text#,Type,Issued,Title,Language,Authors\n"
+        "11,Text,2008-06-27,Alice,en,Carroll\n84,Text,1993-10-01,Frankenstein,en,Shelley\n"
+        "2000,Text,1999-12-01,Quijote,es,Cervantes\n9999,Sound,2005-01-01,Audio,en,X\n"
+    )
+    (root / "cache/epub/11").mkdir(parents=True)
+    (root / "cache/epub/11/pg11.txt").write_text(NEW_HEADER + BODY + NEW_FOOTER)
+    (root / "8/84").mkdir(parents=True)  # only in the mirror layout
+    (root / "8/84/84-0.txt").write_text(STYLES["2000s THIS"][0] + BODY)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_download_gutenberg_catalog_and_ids(tmp_path, gutenberg_site):
+    from click.testing import CliRunner
+
+    from llama_data.cli import main
+    from llama_data.pipeline.books_download import download_gutenberg, parse_ids
+
+    assert parse_ids("3,1-2, 2") == [1, 2, 3]
+    out = tmp_path / "pg"
+    res = download_gutenberg(str(out), base_url=gutenberg_site, language="en", echo=lambda _: None)
+    assert sorted(p.name for p in out.glob("*.txt")) == ["pg11.txt", "pg84.txt"]
+    assert res.missing == [] and all(not d.skipped for d in res.fetched)
+    manifest = json.loads((out / "download-manifest.json").read_text())
+    assert set(manifest["files"]) == {"pg11.txt", "pg84.txt"}
+    again = CliRunner().invoke(
+        main,
+        [
+            "download",
+            "gutenberg",
+            "-o",
+            str(out),
+            "--base-url",
+            gutenberg_site,
+            "--ids",
+            "11,84,12",
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    assert "2 already there" in again.output and "1 not found" in again.output
+    (doc,) = list(BooksReader().read(FileSplit(str(out / "pg11.txt")), local_open))
+    assert doc.text.strip() == BODY.strip() and doc.meta["title"] == "Lamps"

@@ -20,9 +20,11 @@ from llama_data.beam_jobs.harness import (
     StageOutputs,
     StageSpec,
 )
+from llama_data.beam_jobs.s3 import enable_requester_pays
 from llama_data.pipeline.arxiv import ArxivClean, ArxivReader, Limits
 from llama_data.pipeline.arxiv.archive import paper_directories
 from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.io import FileSplit, OpenRaw, ReadResult
 from llama_data.pipeline.schema import DocumentSchema
 
 ARXIV_SCHEMA = DocumentSchema(
@@ -54,17 +56,33 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
     return out
 
 
+class RequesterPaysArxivReader(ArxivReader):
+    """The arXiv reader for requester-pays buckets: each worker process enables the S3 hook."""
+
+    def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
+        if split.path.startswith("s3://"):
+            enable_requester_pays()
+        yield from super().read(split, open_raw)
+
+
 def make_arxiv_stage(
     inputs: Sequence[str],
     name: str = "arxiv",
     max_input_depth: int = 16,
     max_macro_depth: int = 32,
     max_paper_mb: int = 256,
+    requester_pays: bool = False,
 ) -> StageSpec:
-    """arXiv sources -> one cleaned LaTeX document per paper (LLaMA §2.1)."""
+    """arXiv sources -> one cleaned LaTeX document per paper (LLaMA §2.1).
+
+    `requester_pays` is for `s3://arxiv/src/` (the requester pays for the transfer).
+    """
     paths = expand_inputs(inputs)
     limits = Limits(max_paper_bytes=max_paper_mb << 20)
-    reader = ArxivReader(limits=limits, max_depth=max_input_depth)
+    reader_cls = RequesterPaysArxivReader if requester_pays else ArxivReader
+    reader = reader_cls(limits=limits, max_depth=max_input_depth)
+    if requester_pays:
+        enable_requester_pays()  # the driver lists and sizes the inputs too
 
     def build(p, ctx: StageContext) -> StageOutputs:
         read = p | "Read" >> ReadDocuments(paths, reader, ctx.name, ctx.progress_dir)
@@ -83,5 +101,6 @@ def make_arxiv_stage(
             "max_input_depth": max_input_depth,
             "max_macro_depth": max_macro_depth,
             "max_paper_mb": max_paper_mb,
+            "requester_pays": requester_pays,
         },
     )

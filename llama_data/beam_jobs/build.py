@@ -86,6 +86,7 @@ def plan_arxiv(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildSte
                 max_input_depth=src.max_input_depth,  # type: ignore[attr-defined]
                 max_macro_depth=src.max_macro_depth,  # type: ignore[attr-defined]
                 max_paper_mb=src.max_paper_mb,  # type: ignore[attr-defined]
+                requester_pays=src.requester_pays,  # type: ignore[attr-defined]
             ),
             describe="arXiv sources -> cleaned LaTeX",
             inputs=inputs,

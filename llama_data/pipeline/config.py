@@ -102,6 +102,7 @@ class ArxivSourceConfig(SourceConfig):
     max_input_depth: int = 16
     max_macro_depth: int = 32
     max_paper_mb: int = 256
+    requester_pays: bool = False  # s3://arxiv/src/ is a requester-pays bucket
 
     def validate(self, where: str) -> None:
         super().validate(where)
