@@ -59,8 +59,6 @@ _END_RE = re.compile(
     r"|^\W{0,6}\*{2,}\s*START:?\s+FULL\s+LICEN[SC]E",
     re.IGNORECASE | re.MULTILINE,
 )
-# A header is recognisable even without a START line (files cut by mirrors, very old texts).
-_HEADER_HINT_RE = re.compile(r"Project\s+Gutenberg", re.IGNORECASE)
 # Producer credits right after the START line are PG boilerplate, not the book.
 _CREDITS_RE = re.compile(
     r"\A\s*(?:Produced\s+by|E-?text\s+prepared\s+by|This\s+e-?(?:text|book)\s+was\s+"
