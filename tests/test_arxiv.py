@@ -25,8 +25,6 @@ from llama_data.pipeline.document import DeadLetter, Document, Rejected
 from llama_data.pipeline.io import FileSplit, local_open
 from llama_data.pipeline.steps import run_steps
 
-CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus"
-
 
 def doc(body: str, preamble: str = "") -> str:
     return (
@@ -547,10 +545,9 @@ def test_arxiv_stage_end_to_end(tmp_path):
 
 
 @pytest.mark.corpus
-@pytest.mark.skipif(not (CORPUS / "arxiv").is_dir(), reason="shared corpus absent")
-def test_corpus_arxiv_papers():
+def test_corpus_arxiv_papers(corpus):
     docs = []
-    for folder in paper_directories(str(CORPUS / "arxiv")):
+    for folder in paper_directories(str(corpus / "arxiv")):
         docs += read_dir(Path(folder))
     by_id = {d.id: d for d in docs if isinstance(d, Document)}
     assert len(by_id) == 3, docs

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,8 +27,6 @@ from llama_data.pipeline.books import (
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
 from llama_data.pipeline.io import FileSplit, local_open
 from llama_data.pipeline.steps import run_steps
-
-CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus"
 
 BODY = "It was a bright cold day in the lane, and the lamps were not yet lit.\n\nThe End.\n"
 
@@ -296,10 +293,9 @@ def test_books_stage_end_to_end(tmp_path):
 
 
 @pytest.mark.corpus
-@pytest.mark.skipif(not (CORPUS / "books").is_dir(), reason="shared corpus absent")
-def test_corpus_books_alice_editions():
+def test_corpus_books_alice_editions(corpus):
     docs = []
-    for f in sorted((CORPUS / "books").glob("*.txt")):
+    for f in sorted((corpus / "books").glob("*.txt")):
         docs += list(BooksReader().read(FileSplit(str(f)), local_open))
     assert all(isinstance(d, Document) for d in docs)
     moby = next(d for d in docs if "moby" in d.id)
