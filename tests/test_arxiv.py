@@ -631,3 +631,24 @@ def test_bulk_tar_from_s3_requester_pays(tmp_path, s3_server):
     )
     client.client.get_object(Bucket="arxiv", Key="src/arXiv_src_2401_001.tar")
     assert seen and seen[0].get("x-amz-request-payer") == "requester"
+
+
+def test_random_latex_never_crashes_nor_hangs():
+    """Fuzz: token soup of definitions, braces, comments and verbatim must always come back."""
+    import random
+
+    tokens = [
+        "{", "}", "[", "]", "#1", "#2", "##", "%", "\\%", "\\\\", "\n", " ", "x", "\\x", "\\y",
+        "\\newcommand", "\\renewcommand*", "\\providecommand", "\\def", "\\let", "\\long",
+        "\\DeclareMathOperator", "{\\x}", "{\\y}", "[1]", "[2][d]", "\\section{S}", "\\section*",
+        "\\begin{verbatim}", "\\end{verbatim}", "\\verb|", "|", "\\begin{thebibliography}",
+        "\\end{thebibliography}", "\\bibliography{r}", "\\appendix", "\\begin{comment}",
+        "\\end{comment}", "\\x\\x", "\\y{\\x}",
+    ]  # fmt: skip
+    rng = random.Random(0)
+    start = time.monotonic()
+    for _ in range(300):
+        body = "".join(rng.choice(tokens) for _ in range(rng.randint(1, 120)))
+        res = clean_latex(doc("\\section{A}" + body, "".join(rng.choice(tokens) for _ in range(30))))
+        assert isinstance(res.text, str)
+    assert time.monotonic() - start < 60
