@@ -649,6 +649,8 @@ def test_random_latex_never_crashes_nor_hangs():
     start = time.monotonic()
     for _ in range(300):
         body = "".join(rng.choice(tokens) for _ in range(rng.randint(1, 120)))
-        res = clean_latex(doc("\\section{A}" + body, "".join(rng.choice(tokens) for _ in range(30))))
+        res = clean_latex(
+            doc("\\section{A}" + body, "".join(rng.choice(tokens) for _ in range(30)))
+        )
         assert isinstance(res.text, str)
     assert time.monotonic() - start < 60

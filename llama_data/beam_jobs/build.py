@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
 from llama_data.beam_jobs import fs
 from llama_data.beam_jobs.documents import make_dedup_exact_stage
 from llama_data.beam_jobs.harness import (
@@ -237,6 +240,9 @@ def run_build(
     echo: Callable[[str], None] = print,
 ) -> list[StageResult]:
     ctx = BuildContext(config=config, output=output, run=run, force=force)
+    # Inputs are matched before any pipeline exists: the filesystems (s3:// endpoint, region,
+    # keys) need the user's Beam options now.
+    FileSystems.set_options(PipelineOptions(list(run.pipeline_args)))
     steps = plan_build(ctx)
     matched = check_inputs(steps)
     if dry_run:
