@@ -74,6 +74,47 @@ def _bib_span(text: str, m: re.Match) -> int:
     return pos
 
 
+_IF_TOKEN = re.compile(r"\\(iffalse|if[A-Za-z@]*|else|fi)(?![A-Za-z@])")
+
+
+def remove_iffalse(text: str) -> str:
+    """Drop `\\iffalse ... \\fi` blocks (authors' other way of commenting out), keeping an
+    `\\else` branch. Nested conditionals are counted; a block without its `\\fi` is left alone."""
+    if "\\iffalse" not in text:
+        return text
+    out: list[str] = []
+    pos = 0
+    while True:
+        start = text.find("\\iffalse", pos)
+        if start < 0 or re.match(r"[A-Za-z@]", text[start + 8 : start + 9]):
+            if start < 0:
+                out.append(text[pos:])
+                return "".join(out)
+            out.append(text[pos : start + 8])
+            pos = start + 8
+            continue
+        depth, else_at, end = 1, -1, -1
+        for m in _IF_TOKEN.finditer(text, start + 8):
+            word = m.group(1)
+            if word == "fi":
+                depth -= 1
+                if depth == 0:
+                    end = m.end()
+                    break
+            elif word == "else":
+                if depth == 1 and else_at < 0:
+                    else_at = m.end()
+            else:
+                depth += 1
+        if end < 0:
+            out.append(text[pos:])
+            return "".join(out)
+        out.append(text[pos:start])
+        if else_at >= 0:
+            out.append(text[else_at : end - 3])
+        pos = end
+
+
 def remove_bibliography(text: str) -> tuple[str, bool]:
     """Drop every bibliography; drop what follows the last one only if it is back matter.
 
@@ -109,7 +150,7 @@ def normalize_whitespace(text: str) -> str:
 
 def clean_latex(source: str, max_depth: int = 32) -> CleanResult:
     """Comments, macros, everything before the first section, the bibliography."""
-    text = strip_comments(source)
+    text = remove_iffalse(strip_comments(source))
     preamble, body = split_document(text)
     expander = MacroExpander(max_depth=max_depth)
     expander.collect(preamble)
