@@ -368,3 +368,30 @@ def test_download_gutenberg_catalog_and_ids(tmp_path, gutenberg_site):
     assert "2 already there" in again.output and "1 not found" in again.output
     (doc,) = list(BooksReader().read(FileSplit(str(out / "pg11.txt")), local_open))
     assert doc.text.strip() == BODY.strip() and doc.meta["title"] == "Lamps"
+
+
+def test_band_grouping_proposes_what_datasketch_proposes():
+    """The Beam path's band-key grouping and datasketch's MinHashLSH agree on candidate pairs."""
+    from llama_data.beam_jobs.books import _bucket_pairs
+
+    params = MinHashParams(lsh_threshold=0.5)
+    hasher = MinHasher(params.num_perm)
+    base = make_book(11, 800)
+    texts = [base, edition(base, 1), edition(base, 2), make_book(12, 800), base[: len(base) // 2]]
+    sketches = [sketch(f"b{i}", t, params, hasher) for i, t in enumerate(texts)]
+    buckets: dict[bytes, list[str]] = {}
+    for s in sketches:
+        for key in band_keys(s.signature, params.bands, params.rows):
+            buckets.setdefault(key, []).append(s.id)
+    grouped = {p for item in buckets.items() for p in _bucket_pairs(item)}
+    assert grouped == candidate_pairs(sketches, params)
+    assert ("b0", "b1") in grouped and not any("b3" in p for p in grouped)
+
+
+def test_hot_bucket_yields_a_star():
+    from llama_data.beam_jobs.books import MAX_BUCKET_PAIRS_SIZE, _bucket_pairs
+
+    ids = [f"id{i:04d}" for i in range(MAX_BUCKET_PAIRS_SIZE + 1)]
+    pairs = list(_bucket_pairs((b"k", list(reversed(ids)))))
+    assert len(pairs) == len(ids) - 1 and all(a == "id0000" for a, _ in pairs)
+    assert len(list(_bucket_pairs((b"k", ids[:4])))) == 6
