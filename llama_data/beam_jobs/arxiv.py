@@ -2,13 +2,11 @@
 
 Each input file is one unit of work (a bulk tar holds ~1-2k papers and is streamed, since
 `s3://arxiv/src/` objects are read through Beam's S3 filesystem without seeking). Extracted
-paper folders are expanded here, in the driver, because Beam's file matching lists files only.
+paper folders are expanded in the driver (`expand_inputs`): Beam's file matching lists files only.
 """
 
 from __future__ import annotations
 
-import glob
-import os
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -22,38 +20,13 @@ from llama_data.beam_jobs.harness import (
 )
 from llama_data.beam_jobs.s3 import enable_requester_pays
 from llama_data.pipeline.arxiv import ArxivClean, ArxivReader, Limits
-from llama_data.pipeline.arxiv.archive import paper_directories
-from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.arxiv.archive import expand_inputs
 from llama_data.pipeline.io import FileSplit, OpenRaw, ReadResult
 from llama_data.pipeline.schema import DocumentSchema
 
 ARXIV_SCHEMA = DocumentSchema(
     extra=(pa.field("arxiv_id", pa.string()), pa.field("main_file", pa.string()))
 )
-
-
-def expand_inputs(patterns: Sequence[str]) -> list[str]:
-    """Files and globs stay as they are; local folders become their paper folders."""
-    out: list[str] = []
-    for pattern in patterns:
-        if "://" in pattern:
-            out.append(pattern)
-            continue
-        if os.path.isdir(pattern):
-            papers = paper_directories(pattern)
-            if not papers:
-                raise UserError(f"input {pattern!r}: a folder without .tex files")
-            out += papers
-            continue
-        hits = sorted(glob.glob(pattern))
-        dirs = [h for h in hits if os.path.isdir(h)]
-        if dirs:
-            for d in dirs:
-                out += paper_directories(d)
-            out += [h for h in hits if os.path.isfile(h)]
-        else:
-            out.append(pattern)
-    return out
 
 
 class RequesterPaysArxivReader(ArxivReader):

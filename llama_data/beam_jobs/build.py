@@ -77,7 +77,8 @@ def register_source_planner(name: str):
 
 @register_source_planner("arxiv")
 def plan_arxiv(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
-    from llama_data.beam_jobs.arxiv import expand_inputs, make_arxiv_stage
+    from llama_data.beam_jobs.arxiv import make_arxiv_stage
+    from llama_data.pipeline.arxiv.archive import expand_inputs
 
     inputs = expand_inputs(src.inputs)
     return [

@@ -12,6 +12,7 @@ absolute or contain `..` are refused (and reported) even though nothing is writt
 
 from __future__ import annotations
 
+import glob
 import gzip
 import io
 import os
@@ -19,9 +20,11 @@ import posixpath
 import re
 import tarfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
+
+from llama_data.pipeline.errors import UserError
 
 # New-style ids (0704.0001, 2101.00001v2) and old-style (hep-th/9901001 stored as hep-th9901001).
 NEW_ID_RE = re.compile(r"^(\d{4}\.\d{4,5})(v\d+)?$")
@@ -258,6 +261,30 @@ def paper_directories(root: str) -> list[str]:
         and not os.path.islink(os.path.join(root, d))
         and has_tex(os.path.join(root, d))
     )
+
+
+def expand_inputs(patterns: Sequence[str]) -> list[str]:
+    """Files and globs stay as they are; local folders become their paper folders."""
+    out: list[str] = []
+    for pattern in patterns:
+        if "://" in pattern:
+            out.append(pattern)
+            continue
+        if os.path.isdir(pattern):
+            papers = paper_directories(pattern)
+            if not papers:
+                raise UserError(f"input {pattern!r}: a folder without .tex files")
+            out += papers
+            continue
+        hits = sorted(glob.glob(pattern))
+        dirs = [h for h in hits if os.path.isdir(h)]
+        if dirs:
+            for d in dirs:
+                out += paper_directories(d)
+            out += [h for h in hits if os.path.isfile(h)]
+        else:
+            out.append(pattern)
+    return out
 
 
 def read_directory(path: str, limits: Limits = Limits()) -> PaperFiles:
