@@ -20,7 +20,7 @@ from llama_data.beam_jobs.harness import (
 )
 from llama_data.beam_jobs.s3 import enable_requester_pays
 from llama_data.pipeline.arxiv import ArxivClean, ArxivReader, Limits
-from llama_data.pipeline.arxiv.archive import expand_inputs
+from llama_data.pipeline.arxiv.archive import expand_inputs, folders_fingerprint
 from llama_data.pipeline.io import FileSplit, OpenRaw, ReadResult
 from llama_data.pipeline.schema import DocumentSchema
 
@@ -75,5 +75,6 @@ def make_arxiv_stage(
             "max_macro_depth": max_macro_depth,
             "max_paper_mb": max_paper_mb,
             "requester_pays": requester_pays,
+            "folders": folders_fingerprint(paths),
         },
     )

@@ -287,6 +287,26 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
     return out
 
 
+def folders_fingerprint(paths: Sequence[str]) -> str | None:
+    """A digest of the files (name, size, mtime) inside the local folders among `paths`.
+
+    A folder's own metadata does not change when a file in it is edited, so the stage's
+    skip-if-complete fingerprint would miss it without this.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    found = False
+    for path in sorted(p for p in paths if "://" not in p and os.path.isdir(p)):
+        found = True
+        for dirpath, dirs, files in os.walk(path):
+            dirs.sort()
+            for f in sorted(files):
+                st = os.stat(os.path.join(dirpath, f))
+                h.update(f"{os.path.join(dirpath, f)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest() if found else None
+
+
 def read_directory(path: str, limits: Limits = Limits()) -> PaperFiles:
     """An extracted paper folder (symlinks are not followed: they could point anywhere)."""
     paper = PaperFiles(path.rstrip("/"), arxiv_id_from_name(path))
