@@ -118,6 +118,9 @@ def test_reader_empty_header_only_and_latin1(tmp_path):
     out = list(run_steps([BookFilter()], docs))
     reasons = {o.doc.id: o.reason for o in out if isinstance(o, Rejected)}
     assert reasons == {"gutenberg/empty": "empty", "gutenberg/header-only": "header_only"}
+    (tmp_path / "pg1.zip").write_bytes(b"PK\x03\x04\x00\x00binary")
+    (dead,) = list(BooksReader().read(FileSplit(str(tmp_path / "pg1.zip")), local_open))
+    assert isinstance(dead, DeadLetter) and dead.reason == "not_text"
     (kept,) = [o for o in out if isinstance(o, Document)]
     assert (
         kept.text == "Un café crème."

@@ -177,6 +177,11 @@ class GutenbergReader(Reader):
                 file=path, reason="too_large", error=f"book over {self.max_bytes} bytes"
             )
             return
+        if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            yield DeadLetter(
+                file=path, reason="not_text", error="binary content (a .zip or image?)"
+            )
+            return
         text, encoding = decode_text(data)
         yield book_document(f"gutenberg/{_stem(path)}", text, path, encoding, self.source)
 
