@@ -132,6 +132,11 @@ def strip_gutenberg(raw: str) -> GutenbergText:
 
 def decode_text(data: bytes) -> tuple[str, str]:
     """UTF-8 (with or without BOM) else cp1252 else latin-1: PG's older files are 8-bit."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            pass
     for enc in ("utf-8-sig", "cp1252"):
         try:
             return data.decode(enc), enc
