@@ -431,6 +431,10 @@ def test_bulk_tar(tmp_path):
             isinstance(out[f"arxiv/{pid}"], Rejected) and out[f"arxiv/{pid}"].reason == "pdf_only"
         )
     assert out["arxiv/2401.00006"].reason == "corrupt_archive"
+    # the same bulk tar re-compressed is streamed the same way
+    gz_path = tmp_path / "arXiv_src_2401_001.tar.gz"
+    gz_path.write_bytes(gzip.compress(bulk))
+    assert len(read_file(gz_path)) == len(out)
 
 
 def test_per_paper_archives(tmp_path):
@@ -447,7 +451,8 @@ def test_per_paper_archives(tmp_path):
     assert "tgz" in results["2101.00001.tar.gz"].text
     assert "gz" in results["2101.00002.gz"].text
     assert results["2101.00003.pdf"].reason == "pdf_only"
-    assert results["2101.00004v2.gz"].reason == "no_latex:postscript"
+    assert results["2101.00004v2.gz"].reason == "no_latex"
+    assert results["2101.00004v2.gz"].doc.meta["archive_notes"] == ["postscript"]
     assert results["2101.00004v2.gz"].doc.meta["arxiv_id"] == "2101.00004v2"
 
 

@@ -100,11 +100,11 @@ def _classify_single(origin: str, arxiv_id: str | None, raw: bytes, name: str) -
     if head.startswith(b"%PDF"):
         return PaperFiles(origin, arxiv_id, skip="pdf_only")
     if head.startswith(b"%!PS"):
-        return PaperFiles(origin, arxiv_id, skip="no_latex:postscript")
+        return PaperFiles(origin, arxiv_id, skip="no_latex", notes=["postscript"])
     if head[:200].lower().startswith((b"<html", b"<!doctype html")):
-        return PaperFiles(origin, arxiv_id, skip="no_latex:html")
+        return PaperFiles(origin, arxiv_id, skip="no_latex", notes=["html"])
     if b"\x00" in raw[:8192]:
-        return PaperFiles(origin, arxiv_id, skip="no_latex:binary")
+        return PaperFiles(origin, arxiv_id, skip="no_latex", notes=["binary"])
     return PaperFiles(origin, arxiv_id, files={name: raw})
 
 
@@ -187,8 +187,11 @@ def read_container(path: str, open_raw: OpenRaw, limits: Limits = Limits()) -> I
     """Every paper in one file. Raises OSError/tarfile errors only for the container itself."""
     low = path.lower()
     arxiv_id = arxiv_id_from_name(path)
-    if low.endswith(".tar") and not low.endswith(".tar.gz"):
+    if low.endswith(".tar"):
         yield from _read_tar_stream(path, open_raw, limits)
+        return
+    if "arxiv_src_" in posixpath.basename(low) and low.endswith((".tar.gz", ".tgz")):
+        yield from _read_tar_stream(path, open_raw, limits, "r|gz")  # a re-compressed bulk tar
         return
     with open_raw(path) as raw:
         data = raw.read(limits.max_member_bytes + 1)
@@ -202,13 +205,15 @@ def read_container(path: str, open_raw: OpenRaw, limits: Limits = Limits()) -> I
     yield paper_from_bytes(data, path, arxiv_id, limits, gz)
 
 
-def _read_tar_stream(path: str, open_raw: OpenRaw, limits: Limits) -> Iterator[PaperFiles]:
+def _read_tar_stream(
+    path: str, open_raw: OpenRaw, limits: Limits, mode: str = "r|"
+) -> Iterator[PaperFiles]:
     """A bulk tar (papers as `YYMM/<id>.gz|.pdf` members), streamed: S3 objects are not seekable.
 
     A plain tar that is not a bulk tar (its members are the files of one paper) becomes one paper.
     """
     loose = PaperFiles(path, arxiv_id_from_name(path))
-    with open_raw(path) as raw, tarfile.open(fileobj=raw, mode="r|") as tf:
+    with open_raw(path) as raw, tarfile.open(fileobj=raw, mode=mode) as tf:  # type: ignore[call-overload]
         for member in tf:
             if not member.isfile():
                 continue
