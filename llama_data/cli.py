@@ -212,77 +212,6 @@ def dedup_exact(
 
 @main.command()
 @click.option(
-<<<<<<< HEAD
-    "--input",
-    "-i",
-    "inputs",
-    multiple=True,
-    help="BigQuery github_repos files+contents export rows: JSON lines (.jsonl[.gz|.zst]) or "
-    "Parquet; file or glob, repeatable.",
-)
-@click.option(
-    "--licenses",
-    multiple=True,
-    help="Export of the github_repos.licenses table (repo_name, license); repeatable. Without "
-    "it a `license` column on the rows is used.",
-)
-@click.option(
-    "--repos",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder of local git checkouts (DIR/name or DIR/owner/name); licences are classified "
-    "from each checkout's LICENSE/COPYING files.",
-)
-@click.option(
-    "--bigquery",
-    is_flag=True,
-    help="Read the BigQuery tables directly (needs llama-data[gcp], credentials, and "
-    "--project/--temp_location after `--`).",
-)
-@click.option(
-    "--bq-dataset",
-    default="bigquery-public-data.github_repos",
-    show_default=True,
-    help="project.dataset holding files/contents/licenses.",
-)
-@click.option(
-    "--bq-licensed-only",
-    is_flag=True,
-    help="Push the licence filter into the query (scans less, but other licences go uncounted).",
-)
-@click.option("--bq-skip-binary", is_flag=True, help="Leave binary blobs out of the query.")
-@click.option("--bq-limit", type=click.IntRange(min=1), default=None, help="LIMIT, for trials.")
-@click.option(
-    "--allow-license",
-    "allowed",
-    multiple=True,
-    help="Licence keys to keep (default: apache-2.0, bsd-2-clause, bsd-3-clause, mit).",
-)
-@click.option(
-    "--max-row-bytes",
-    type=click.IntRange(min=1),
-    default=8 * 1024 * 1024,
-    show_default=True,
-    help="Rows/files larger than this are not parsed (rejected too_large or dead-lettered).",
-)
-@click.option("--no-dedup", is_flag=True, help="Skip the exact content dedup.")
-@click.option("--output", "-o", required=True, help="Output root; the stage writes OUTPUT/github/.")
-@run_options
-@user_errors
-def github(
-    inputs: tuple[str, ...],
-    licenses: tuple[str, ...],
-    repos: str | None,
-    bigquery: bool,
-    bq_dataset: str,
-    bq_licensed_only: bool,
-    bq_skip_binary: bool,
-    bq_limit: int | None,
-    allowed: tuple[str, ...],
-    max_row_bytes: int,
-    no_dedup: bool,
-    output: str,
-=======
     "--max-input-depth",
     type=click.IntRange(1, 64),
     default=16,
@@ -317,44 +246,12 @@ def arxiv(
     max_macro_depth: int,
     max_paper_mb: int,
     requester_pays: bool,
->>>>>>> main
     runner: str | None,
     workers: int | None,
     force: bool,
     quiet: bool,
     beam_args: tuple[str, ...],
 ) -> None:
-<<<<<<< HEAD
-    """GitHub: keep Apache/BSD/MIT projects, drop low-quality and generated files, strip licence
-    headers, and remove exact duplicate files (the first (repo_name, path) copy is kept)."""
-    from llama_data.beam_jobs.github import GithubOptions, make_github_stage
-    from llama_data.pipeline.github.bigquery import BigQuerySource
-    from llama_data.pipeline.github.licenses import ALLOWED_LICENSES, normalize_license_key
-
-    run = make_run_options(runner, workers, beam_args, quiet)
-    source = None
-    if bigquery:
-        try:
-            source = BigQuerySource(
-                dataset=bq_dataset,
-                licenses_only=bq_licensed_only,
-                skip_binary=bq_skip_binary,
-                limit=bq_limit,
-            )
-        except ValueError as exc:
-            raise UserError(f"--bigquery: {exc}") from exc
-    keys = sorted({normalize_license_key(k) for k in allowed}) or sorted(ALLOWED_LICENSES)
-    options = GithubOptions(
-        inputs=inputs,
-        licenses=licenses,
-        repos=repos,
-        bigquery=source,
-        allowed_licenses=tuple(keys),
-        max_row_bytes=max_row_bytes,
-        dedup=not no_dedup,
-    )
-    run_cli_stage(make_github_stage(options), output, run, force)
-=======
     """arXiv LaTeX sources -> cleaned papers (LLaMA: no preamble, comments, bibliography; macros expanded).
 
     Inputs: bulk tars (arXiv_src_YYMM_NNN.tar, also straight from s3://arxiv/src/ with
@@ -428,7 +325,114 @@ def books(
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     run_cli_stage(make_books_stage(list(inputs), params, dedup=not no_dedup), output, run, force)
->>>>>>> main
+
+
+@main.command()
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    help="BigQuery github_repos files+contents export rows: JSON lines (.jsonl[.gz|.zst]) or "
+    "Parquet; file or glob, repeatable.",
+)
+@click.option(
+    "--licenses",
+    multiple=True,
+    help="Export of the github_repos.licenses table (repo_name, license); repeatable. Without "
+    "it a `license` column on the rows is used.",
+)
+@click.option(
+    "--repos",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of local git checkouts (DIR/name or DIR/owner/name); licences are classified "
+    "from each checkout's LICENSE/COPYING files.",
+)
+@click.option(
+    "--bigquery",
+    is_flag=True,
+    help="Read the BigQuery tables directly (needs llama-data[gcp], credentials, and "
+    "--project/--temp_location after `--`).",
+)
+@click.option(
+    "--bq-dataset",
+    default="bigquery-public-data.github_repos",
+    show_default=True,
+    help="project.dataset holding files/contents/licenses.",
+)
+@click.option(
+    "--bq-licensed-only",
+    is_flag=True,
+    help="Push the licence filter into the query (scans less, but other licences go uncounted).",
+)
+@click.option("--bq-skip-binary", is_flag=True, help="Leave binary blobs out of the query.")
+@click.option("--bq-limit", type=click.IntRange(min=1), default=None, help="LIMIT, for trials.")
+@click.option(
+    "--allow-license",
+    "allowed",
+    multiple=True,
+    help="Licence keys to keep (default: apache-2.0, bsd-2-clause, bsd-3-clause, mit).",
+)
+@click.option(
+    "--max-row-bytes",
+    type=click.IntRange(min=1),
+    default=8 * 1024 * 1024,
+    show_default=True,
+    help="Rows/files larger than this are not parsed (rejected too_large or dead-lettered).",
+)
+@click.option("--no-dedup", is_flag=True, help="Skip the exact content dedup.")
+@click.option("--output", "-o", required=True, help="Output root; the stage writes OUTPUT/github/.")
+@run_options
+@user_errors
+def github(
+    inputs: tuple[str, ...],
+    licenses: tuple[str, ...],
+    repos: str | None,
+    bigquery: bool,
+    bq_dataset: str,
+    bq_licensed_only: bool,
+    bq_skip_binary: bool,
+    bq_limit: int | None,
+    allowed: tuple[str, ...],
+    max_row_bytes: int,
+    no_dedup: bool,
+    output: str,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """GitHub: keep Apache/BSD/MIT projects, drop low-quality and generated files, strip licence
+    headers, and remove exact duplicate files (the first (repo_name, path) copy is kept)."""
+    from llama_data.beam_jobs.github import GithubOptions, make_github_stage
+    from llama_data.pipeline.github.bigquery import BigQuerySource
+    from llama_data.pipeline.github.licenses import ALLOWED_LICENSES, normalize_license_key
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    source = None
+    if bigquery:
+        try:
+            source = BigQuerySource(
+                dataset=bq_dataset,
+                licenses_only=bq_licensed_only,
+                skip_binary=bq_skip_binary,
+                limit=bq_limit,
+            )
+        except ValueError as exc:
+            raise UserError(f"--bigquery: {exc}") from exc
+    keys = sorted({normalize_license_key(k) for k in allowed}) or sorted(ALLOWED_LICENSES)
+    options = GithubOptions(
+        inputs=inputs,
+        licenses=licenses,
+        repos=repos,
+        bigquery=source,
+        allowed_licenses=tuple(keys),
+        max_row_bytes=max_row_bytes,
+        dedup=not no_dedup,
+    )
+    run_cli_stage(make_github_stage(options), output, run, force)
 
 
 @main.group()
