@@ -704,6 +704,26 @@ def test_bigquery_queries_offline() -> None:
         BigQuerySource(dataset="p.d`; DROP TABLE x; --")
 
 
+def test_bigquery_read_graph_builds_offline() -> None:
+    """The Beam graph of `--bigquery` (ReadFromBigQuery with our standard-SQL queries) builds
+    without credentials; only running it needs them."""
+    import apache_beam as beam
+
+    from llama_data.beam_jobs.github import read_bigquery
+
+    source = BigQuerySource(licenses_only=True, limit=5)
+    p = beam.Pipeline()
+    read_bigquery(p, source, "github", 1000)
+    reads = {
+        part.full_label: part.transform
+        for part in p.transforms_stack[0].parts
+        if type(part.transform).__name__ == "ReadFromBigQuery"
+    }
+    assert reads["QueryFiles"]._kwargs["query"] == files_query(source)
+    assert reads["QueryLicenses"]._kwargs["query"] == licenses_query(source)
+    assert all(t._kwargs["use_standard_sql"] for t in reads.values())
+
+
 def test_bigquery_fails_clearly_offline(tmp_path: Path) -> None:
     from llama_data.cli import main
 
