@@ -381,6 +381,19 @@ def books(
     show_default=True,
     help="Rows/files larger than this are not parsed (rejected too_large or dead-lettered).",
 )
+@click.option(
+    "--max-file-bytes",
+    type=click.IntRange(min=1),
+    default=1024 * 1024,
+    show_default=True,
+    help="Files larger than this (UTF-8 bytes) are rejected too_large.",
+)
+@click.option("--max-line-length", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--max-mean-line-length", type=click.FloatRange(min=0), default=100.0, show_default=True
+)
+@click.option("--min-alnum-fraction", type=click.FloatRange(0, 1), default=0.25, show_default=True)
+@click.option("--min-alpha-per-token", type=click.FloatRange(min=0), default=1.5, show_default=True)
 @click.option("--no-dedup", is_flag=True, help="Skip the exact content dedup.")
 @click.option("--output", "-o", required=True, help="Output root; the stage writes OUTPUT/github/.")
 @run_options
@@ -396,6 +409,11 @@ def github(
     bq_limit: int | None,
     allowed: tuple[str, ...],
     max_row_bytes: int,
+    max_file_bytes: int,
+    max_line_length: int,
+    max_mean_line_length: float,
+    min_alnum_fraction: float,
+    min_alpha_per_token: float,
     no_dedup: bool,
     output: str,
     runner: str | None,
@@ -430,6 +448,11 @@ def github(
         bigquery=source,
         allowed_licenses=tuple(keys),
         max_row_bytes=max_row_bytes,
+        max_file_bytes=max_file_bytes,
+        max_line_length=max_line_length,
+        max_mean_line_length=max_mean_line_length,
+        min_alnum_fraction=min_alnum_fraction,
+        min_alpha_per_token=min_alpha_per_token,
         dedup=not no_dedup,
     )
     run_cli_stage(make_github_stage(options), output, run, force)
