@@ -188,9 +188,9 @@ class GithubRowReader(Reader):
             )
 
     def _oversize(
-        self, path: str, lineno: int, prefix: bytes, stream: BinaryIO
+        self, path: str, lineno: int, start: bytes, stream: BinaryIO
     ) -> Document | DeadLetter:
-        size = len(prefix)
+        size, prefix = len(start), start[:_ID_PREFIX_BYTES]
         while True:  # skip the rest of the line without keeping it
             chunk = stream.readline(1 << 20)
             size += len(chunk)
