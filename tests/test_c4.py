@@ -1,0 +1,247 @@
+"""C4: the release reader, each of C4's rules on crafted lines and pages, span dedup, language id."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from llama_data.pipeline import c4
+from llama_data.pipeline.document import DeadLetter, Document, Rejected
+from llama_data.pipeline.steps import LocalCounters, run_steps
+
+GOOD = [
+    "The committee met on Tuesday to discuss the new budget proposal.",
+    "Several members raised concerns about the cost of the bridge repairs.",
+    "A final vote on the measure is expected later this month.",
+]
+
+
+def page(*extra: str, good: list[str] = GOOD) -> str:
+    return "\n".join([*good, *extra])
+
+
+def clean(text: str) -> c4.CleanResult:
+    return c4.clean_page(text)
+
+
+# --- line rules ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("Home | About us | Contact the team here", "line_no_endmark"),
+        ("This line trails off into nothing at all...", "line_no_endmark"),
+        ("Too short to keep.", "line_too_few_words"),
+        ("Please enable JavaScript in your browser to continue.", "line_javascript"),
+        ("This website uses cookies to improve your experience.", "line_policy"),
+        ("By using this site you agree to our Terms of Use and more.", "line_policy"),
+        ("Read our privacy policy before you sign up for the newsletter.", "line_policy"),
+        ("Our cookie policy explains how we track visitors to the site.", "line_policy"),
+        ("A word " + "x" * 1001 + " is far too long for any line.", "line_too_long_word"),
+    ],
+)
+def test_each_line_rule_drops_its_line(line: str, reason: str) -> None:
+    res = clean(page(line))
+    assert res.reason is None
+    assert res.text == "\n".join(GOOD)
+    assert res.line_drops == {reason: 1}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "The results were published in a peer reviewed journal last year.",
+        'He told reporters that the plan "would work out fine."',
+        "Did the council approve the new parking rules for downtown?",
+        "What a remarkable finish to the championship game it was!",
+    ],
+)
+def test_lines_ending_in_terminal_punctuation_with_five_words_are_kept(line: str) -> None:
+    res = clean(page(line))
+    assert res.text is not None and res.text.endswith(line)
+    assert res.line_drops == {}
+
+
+def test_citation_markers_are_removed_from_lines() -> None:
+    res = clean(page("The river floods every spring[1] and autumn[citation needed] too[edit]."))
+    assert res.text is not None
+    assert "[1]" not in res.text and "[citation needed]" not in res.text and "[edit]" not in res.text
+
+
+# --- page rules ---------------------------------------------------------------------------------
+def test_lorem_ipsum_rejects_the_page() -> None:
+    assert clean(page("Lorem ipsum dolor sit amet, consectetur adipiscing elit.")).reason == "lorem_ipsum"
+
+
+def test_curly_bracket_rejects_the_page() -> None:
+    assert clean(page("The function body starts with { and ends somewhere below.")).reason == "curly_bracket"
+
+
+def test_curly_bracket_in_a_dropped_line_does_not_reject_the_page() -> None:
+    # As in the reference implementation, the page rules look at the lines that survived.
+    assert clean(page("var x = {a: 1}")).reason is None
+
+
+def test_fewer_than_three_sentences_rejects_the_page() -> None:
+    res = clean("\n".join(GOOD[:2]))
+    assert res.reason == "too_few_sentences"
+    assert clean("\n".join(GOOD)).reason is None
+    # three sentences on one line count as three
+    assert clean(" ".join(GOOD)).reason is None
+
+
+def test_sentence_splitter_keeps_abbreviations_and_initials() -> None:
+    assert c4.split_sentences("Dr. Smith met J. R. Tolkien in St. Louis. They talked. Fine?") == [
+        "Dr. Smith met J. R. Tolkien in St. Louis.",
+        "They talked.",
+        "Fine?",
+    ]
+
+
+def test_badwords_reject_whole_words_only(tmp_path: Path) -> None:
+    words = tmp_path / "bad.txt"
+    words.write_text("# comment\nbadword\ntwo words\n", encoding="utf-8")
+    step = c4.BadWordsStep(str(words))
+    step.setup()
+    doc = Document("a", "c4", page("This line has a Badword in it, sadly for us."))
+    assert isinstance(step.process(doc), Rejected)
+    assert step.process(Document("b", "c4", "Badword at the very start.")).reason == "badwords"
+    assert isinstance(step.process(Document("c", "c4", "A phrase of two words here.")), Rejected)
+    assert isinstance(step.process(Document("d", "c4", "No badwordsmith here, two-wordsy.")), Document)
+
+
+def test_default_badwords_list_ships_with_attribution() -> None:
+    path = Path(c4.default_badwords_path())
+    words = c4.load_badwords(str(path))
+    assert len(words) > 300 and "porn" in words
+    notice = (path.parent / "NOTICE.md").read_text(encoding="utf-8")
+    assert "Creative Commons Attribution 4.0" in notice and "Shutterstock" in notice
+
+
+def test_clean_step_counts_line_reasons_and_names_page_reasons() -> None:
+    step = c4.C4CleanStep()
+    counters = LocalCounters()
+    step.bind_counters(counters)
+    docs = [
+        Document("ok", "c4", page("Please enable JavaScript in your browser to continue.", "Menu")),
+        Document("lorem", "c4", page("Lorem ipsum dolor sit amet, consectetur adipiscing elit.")),
+        Document("short", "c4", GOOD[0]),
+    ]
+    out = list(run_steps([step], docs))
+    kept = [o for o in out if isinstance(o, Document)]
+    rejected = {o.doc.id: o.reason for o in out if isinstance(o, Rejected)}
+    assert [d.id for d in kept] == ["ok"]
+    assert kept[0].meta["nlines"] == 3 and kept[0].meta["original_nlines"] == 5
+    assert rejected == {"lorem": "lorem_ipsum", "short": "too_few_sentences"}
+    assert counters["c4_clean.line_javascript"] == 1
+    assert counters["c4_clean.line_no_endmark"] == 1
+
+
+# --- three-sentence spans -----------------------------------------------------------------------
+SHARED = "Shared sentence one is here. Shared sentence two follows it. Shared sentence three ends it."
+
+
+def test_three_sentence_span_dedup_across_two_documents() -> None:
+    a = Document("a", "c4", f"Alpha opens the first page today.\n{SHARED}\nAlpha closes the page now.")
+    b = Document("b", "c4", f"Beta opens the second page today. {SHARED}\nBeta adds one. Beta adds two. Beta ends.")
+    cuts = c4.dedup_spans([b, a])  # input order does not matter
+    assert cuts == {"b": [1]}
+    out_b = c4.apply_span_cuts(b, cuts["b"])
+    assert isinstance(out_b, Document)
+    assert "Shared" not in out_b.text
+    assert out_b.text == "Beta opens the second page today.\nBeta adds one. Beta adds two. Beta ends."
+    assert out_b.meta["duplicate_spans"] == 1
+    # the winner (smallest id) keeps its copy
+    assert "a" not in cuts
+
+
+def test_two_shared_sentences_are_not_a_duplicate_span() -> None:
+    two = "Shared sentence one is here. Shared sentence two follows it."
+    a = Document("a", "c4", f"Alpha starts here now. {two} Alpha ends here now.")
+    b = Document("b", "c4", f"Beta starts here now. {two} Beta ends here now.")
+    assert c4.dedup_spans([a, b]) == {}
+
+
+def test_span_repeated_inside_one_document_keeps_the_first() -> None:
+    a = Document("a", "c4", f"{SHARED}\nSomething else entirely happens here.\n{SHARED}")
+    cuts = c4.dedup_spans([a])
+    assert cuts == {"a": [4]}
+    out = c4.apply_span_cuts(a, cuts["a"])
+    assert isinstance(out, Document)
+    assert out.text == f"{SHARED}\nSomething else entirely happens here."
+
+
+def test_doc_left_with_too_few_sentences_after_dedup_is_rejected() -> None:
+    b = Document("b", "c4", f"{SHARED} One more sentence here.")
+    out = c4.apply_span_cuts(b, [0])
+    assert isinstance(out, Rejected) and out.reason == "dedup_too_few_sentences"
+
+
+def test_span_losers_are_independent_of_arrival_order() -> None:
+    occ = [("b", 0), ("a", 3), ("c", 1), ("a", 1)]
+    assert c4.span_losers(occ) == c4.span_losers(reversed(occ)) == [("a", 3), ("b", 0), ("c", 1)]
+
+
+# --- language id --------------------------------------------------------------------------------
+def test_english_at_099_with_real_lid176() -> None:
+    step = c4.LanguageStep()  # the paper's 0.99
+    step.setup()
+    en = Document("en", "c4", "She said that she would like to have a cup of tea with her friends.")
+    de = Document("de", "c4", "Der Ausschuss traf sich am Dienstag, um den neuen Haushalt zu besprechen.")
+    mixed = Document("mx", "c4", "Hello. Der Ausschuss traf sich am Dienstag. Bonjour à tous.")
+    out = step.process_batch([en, de, mixed])
+    assert isinstance(out[0], Document) and out[0].meta["language"] == "en"
+    assert out[0].meta["language_score"] >= 0.99
+    assert isinstance(out[1], Rejected) and out[1].reason == "lang"
+    assert out[1].doc.meta["language"] == "de"
+    assert isinstance(out[2], Rejected)
+
+
+def test_lid176_page_scores_sit_below_099_so_the_threshold_is_configurable() -> None:
+    # lid.176.ftz is less sure of whole English pages than langdetect was (docs/c4.md has the
+    # measurements); the rule keeps the paper's 0.99 by default and takes another threshold.
+    strict, loose = c4.LanguageStep(threshold=0.99), c4.LanguageStep(threshold=0.9)
+    doc = Document("en", "c4", page())
+    score = strict.process(doc).doc.meta["language_score"]
+    assert 0.9 <= score < 0.99
+    assert isinstance(loose.process(doc), Document)
+
+
+# --- the public release -------------------------------------------------------------------------
+def write_c4_file(path: Path, rows: list[dict | str]) -> None:
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+
+
+def test_release_reader_keeps_documents_unchanged(tmp_path: Path) -> None:
+    f = tmp_path / "c4-train.00000-of-01024.json.gz"
+    text = "First line.\nSecond line with ünïcode."
+    write_c4_file(
+        f,
+        [
+            {"text": text, "timestamp": "2019-04-25T12:57:54Z", "url": "https://example.com/a"},
+            "{not json",
+            {"url": "https://example.com/b"},
+        ],
+    )
+    out = list(c4.C4JsonReader().read_path(str(f)))
+    doc = out[0]
+    assert isinstance(doc, Document)
+    assert doc.text == text and doc.source == "c4"
+    assert doc.id == "c4-train.00000-of-01024:1"
+    assert doc.meta == {"url": "https://example.com/a", "timestamp": "2019-04-25T12:57:54Z"}
+    assert [o.reason for o in out[1:]] == ["bad_json", "missing_text"]
+    assert all(isinstance(o, DeadLetter) for o in out[1:])
+
+
+def test_release_reader_turns_a_truncated_file_into_a_dead_letter(tmp_path: Path) -> None:
+    f = tmp_path / "c4-train.00001-of-01024.json.gz"
+    write_c4_file(f, [{"text": f"doc {i} " * 50, "url": f"u{i}", "timestamp": "t"} for i in range(200)])
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+    out = list(c4.C4JsonReader().read_path(str(f)))
+    assert isinstance(out[-1], DeadLetter) and out[-1].reason == "corrupt_stream"
+    assert all(isinstance(o, Document) for o in out[:-1])
