@@ -40,9 +40,10 @@ _BOUNDARY_RE = re.compile(rb"\r?\n\r?\n(WARC/1\.\d\r?\n)")
 class _CorruptMember(Exception):
     """A gzip member that could not be decompressed; `offset` is its start in the raw file."""
 
-    def __init__(self, offset: int, message: str) -> None:
+    def __init__(self, offset: int, message: str, out_start: int = 0) -> None:
         super().__init__(message)
         self.offset = offset
+        self.out_start = out_start  # decompressed offset where the bad member's output began
 
 
 class _GzipMembers:
@@ -62,6 +63,8 @@ class _GzipMembers:
         self._member_offset = 0
         self._d: zlib._Decompress | None = None
         self._raw_eof = False
+        self._out = 0  # decompressed bytes delivered so far
+        self._member_out = 0  # decompressed offset where the current member began
 
     def _fill(self) -> bool:
         if self._raw_eof:
@@ -102,8 +105,11 @@ class _GzipMembers:
             if not self._buf and not self._fill():
                 if self._d is not None:
                     offset = self._member_offset
-                    self._d, self._member = None, None
-                    raise _CorruptMember(offset, "truncated gzip member (unexpected end of file)")
+                    # zlib may have swallowed the next members as if they were this one's data
+                    self._resync(offset + 1)
+                    raise _CorruptMember(
+                        offset, "truncated gzip member (unexpected end of file)", self._member_out
+                    )
                 return b""
             if self._d is None:
                 if len(self._buf) < 3 and self._fill():
@@ -111,17 +117,22 @@ class _GzipMembers:
                 if not self._buf.startswith(GZIP_MAGIC):
                     offset = self._buf_offset
                     self._resync(offset + 1)
-                    raise _CorruptMember(offset, "bytes between gzip members are not a gzip header")
+                    raise _CorruptMember(
+                        offset, "bytes between gzip members are not a gzip header", self._out
+                    )
                 self._d = zlib.decompressobj(wbits=31)
                 self._member = bytearray()
                 self._member_offset = self._buf_offset
+                self._member_out = self._out
             data = self._buf
             try:
                 out = self._d.decompress(data, CHUNK * 4)
             except zlib.error as exc:
                 offset = self._member_offset
                 self._resync(offset + 1)
-                raise _CorruptMember(offset, f"corrupt gzip member: {exc}") from None
+                raise _CorruptMember(
+                    offset, f"corrupt gzip member: {exc}", self._member_out
+                ) from None
             rest = self._d.unused_data if self._d.eof else self._d.unconsumed_tail
             used = len(data) - len(rest)
             if self._member is not None:
@@ -134,6 +145,7 @@ class _GzipMembers:
             if self._d.eof:
                 self._d, self._member = None, None
             if out:
+                self._out += len(out)
                 return out
 
 
@@ -145,21 +157,27 @@ class _Stream:
         self._buf = bytearray()
         self._eof = False
         self.offset = 0  # decompressed offset of the next byte returned
+        self.error: _CorruptMember | None = None
 
     def _more(self) -> bool:
-        if self._eof:
+        if self._eof or self.error is not None:
             return False
-        data = self._chunks()
+        try:
+            data = self._chunks()
+        except _CorruptMember as exc:  # looks like EOF until the parser has reported it
+            self.error = exc
+            return False
         if not data:
             self._eof = True
             return False
         self._buf += data
         return True
 
-    def reset(self) -> None:
-        """Forget buffered bytes (after a corrupt member: they belong to a record already lost)."""
+    def resume(self) -> None:
+        """After a corrupt member was reported: drop what is left of it and read on."""
         self.offset += len(self._buf)
         self._buf.clear()
+        self.error = None
 
     def readline(self, limit: int) -> bytes:
         """Up to and including the next b"\\n", or `limit` bytes, or what is left."""
@@ -246,11 +264,17 @@ class _RecordParser:
 
     def __iter__(self) -> Iterator[WarcRecord | DeadLetter]:
         while True:
-            try:
-                item = self._next()
-            except _CorruptMember as exc:
-                self.s.reset()
-                yield self._dead("corrupt_gzip", str(exc), exc.offset)
+            item = self._next()
+            err = self.s.error
+            if err is not None and (
+                item is None or (isinstance(item, DeadLetter) and item.reason == "truncated_record")
+            ):  # the record in progress was cut by a bad gzip member: one dead letter for both
+                self.s.resume()
+                yield self._dead(
+                    "corrupt_gzip",
+                    f"{err} (at compressed offset {err.offset})",
+                    item.offset if item else self.s.offset,
+                )
                 continue
             if item is None:
                 return
@@ -343,6 +367,9 @@ class _RecordParser:
                 start,
                 record_id,
             )
+        if self.s.error is not None and self.s.offset > self.s.error.out_start:
+            # the payload is complete but its gzip member failed (CRC, truncation): untrusted
+            return self._dead("truncated_record", "gzip member of the record is corrupt", start)
         return WarcRecord(start, headers, payload)
 
     def _read_lf_payload(
@@ -372,18 +399,14 @@ class _RecordParser:
         return WarcRecord(start, headers, bytes(payload).rstrip(b"\n") + b"\n")
 
     def _at_boundary(self) -> bool:
-        """After a payload: consume the blank separator lines; is EOF or the next record next?"""
-        s = self.s
-        while True:
-            head = s.peek(2)
-            if head.startswith(b"\r\n"):
-                s.read(2)
-            elif head.startswith(b"\n"):
-                s.read(1)
-            else:
-                break
-        head = s.peek(5)
-        return head == b"" or head == b"WARC/"
+        """After a payload: is EOF or the next record next (after blank separator lines)? The
+        separators are consumed only when the answer is yes, so a wrong length can be undone."""
+        head = self.s.peek(64)
+        rest = head.lstrip(b"\r\n")
+        if rest.startswith(b"WARC/") or (not rest and len(head) < 64):
+            self.s.read(len(head) - len(rest))
+            return True
+        return False
 
 
 def iter_records(
@@ -656,3 +679,32 @@ def _decode_html(body: bytes, ctype: str) -> tuple[str, str]:
             pass
     detected = detect_encoding(body)
     return bytes_to_str(body, detected), detected
+
+
+def is_wet_path(path: str) -> bool:
+    name = base_name(path).lower()
+    return ".wet" in name
+
+
+class CommonCrawlReader(Reader):
+    """WET or WARC by file name (`*.wet*` is WET), so one `--input` glob may mix both."""
+
+    name = "commoncrawl"
+
+    def __init__(
+        self,
+        source: str = SOURCE,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        main_content: bool = False,
+    ) -> None:
+        super().__init__(source)
+        self.max_record_bytes = max_record_bytes
+        self.main_content = main_content
+
+    def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
+        reader: Reader
+        if is_wet_path(split.path):
+            reader = WetReader(self.source, self.max_record_bytes)
+        else:
+            reader = WarcReader(self.source, self.max_record_bytes, self.main_content)
+        yield from reader.read(split, open_raw)
