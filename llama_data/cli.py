@@ -210,6 +210,238 @@ def dedup_exact(
     run_cli_stage(make_dedup_exact_stage(list(inputs), source=source), output, run, force)
 
 
+@main.command("c4")
+@click.option(
+    "--from-cc",
+    is_flag=True,
+    help="Re-derive C4 from CommonCrawl WET/WARC with C4's rules instead of reading the release.",
+)
+@click.option(
+    "--badwords",
+    default=None,
+    help="Bad-words list (one a line) for --from-cc. Default: the shipped LDNOOBW English list (CC BY 4.0).",
+)
+@click.option(
+    "--lang-threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.99,
+    show_default=True,
+    help="Minimum lid.176 English probability for --from-cc (the C4 paper's 0.99).",
+)
+@click.option(
+    "--no-span-dedup", is_flag=True, help="Skip the three-sentence-span dedup (--from-cc)."
+)
+@click.option("--name", default="c4", show_default=True, help="Stage (output folder) name.")
+@stage_options
+@user_errors
+def c4_command(
+    inputs: tuple[str, ...],
+    output: str,
+    from_cc: bool,
+    badwords: str | None,
+    lang_threshold: float,
+    no_span_dedup: bool,
+    name: str,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """C4 documents: the public release (`c4-*.json.gz`) unchanged, or re-derived with --from-cc.
+
+    With --from-cc every rule is a named reason: line counters (line_no_endmark,
+    line_too_few_words, line_javascript, line_policy, line_too_long_word) and page rejections
+    (lorem_ipsum, curly_bracket, too_few_sentences, lang, badwords, dedup_too_few_sentences).
+    """
+    import os
+
+    from llama_data.beam_jobs.c4 import C4Rules, make_c4_stage
+
+    if badwords is not None and "://" not in badwords and not os.path.isfile(badwords):
+        raise UserError(f"--badwords: no such file {badwords!r}")
+    run = make_run_options(runner, workers, beam_args, quiet)
+    rules = C4Rules(badwords=badwords, lang_threshold=lang_threshold, dedup_spans=not no_span_dedup)
+    run_cli_stage(
+        make_c4_stage(list(inputs), from_cc=from_cc, rules=rules, name=name), output, run, force
+    )
+
+
+@main.command("train-wikiref")
+@click.option(
+    "--wikipedia",
+    "wikipedia",
+    multiple=True,
+    required=True,
+    help="Wikipedia XML dump(s) (glob, repeatable).",
+)
+@click.option(
+    "--cc",
+    "cc",
+    multiple=True,
+    required=True,
+    help="CommonCrawl documents: `llama-data ccnet` output (Parquet/JSON lines) or WET/WARC (glob, repeatable).",
+)
+@click.option(
+    "--refs-warc",
+    "refs_warc",
+    multiple=True,
+    help="WARC/WET of fetched reference pages: extra positives (repeatable).",
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    help="Output root: writes wikiref-examples/ and wikiref-model/.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the negative sample, holdout split and training.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.25,
+    show_default=True,
+    help="Threshold the card reports.",
+)
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0.01, 0.5),
+    default=0.1,
+    show_default=True,
+    help="Held-out fraction.",
+)
+@click.option("--lr", type=float, default=0.5, show_default=True, help="fastText learning rate.")
+@click.option("--epoch", type=int, default=10, show_default=True, help="fastText epochs.")
+@click.option("--dim", type=int, default=100, show_default=True, help="fastText vector size.")
+@click.option(
+    "--word-ngrams",
+    type=click.IntRange(1, 5),
+    default=2,
+    show_default=True,
+    help="fastText wordNgrams.",
+)
+@click.option(
+    "--min-count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="fastText minCount.",
+)
+@click.option(
+    "--bucket",
+    type=click.IntRange(min=1),
+    default=2_000_000,
+    show_default=True,
+    help="fastText hash buckets.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="fastText threads (1 is bit-reproducible; more is faster but not).",
+)
+@run_options
+@user_errors
+def train_wikiref(
+    wikipedia: tuple[str, ...],
+    cc: tuple[str, ...],
+    refs_warc: tuple[str, ...],
+    output: str,
+    seed: int,
+    threshold: float,
+    holdout: float,
+    lr: float,
+    epoch: int,
+    dim: int,
+    word_ngrams: int,
+    min_count: int,
+    bucket: int,
+    threads: int,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Train the Wikipedia-reference classifier from Wikipedia dumps and CommonCrawl documents.
+
+    Positives are documents whose URL a Wikipedia article cites; negatives as many random uncited
+    documents (seeded). The model and a card with holdout precision, recall and AUC land in
+    OUTPUT/wikiref-model/.
+    """
+    from llama_data.beam_jobs.wikiref import train_wikiref as run_train
+    from llama_data.pipeline.wikiref import FastTextParams
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    params = FastTextParams(
+        lr=lr,
+        epoch=epoch,
+        dim=dim,
+        wordNgrams=word_ngrams,
+        minCount=min_count,
+        bucket=bucket,
+        thread=threads,
+        seed=seed,
+    )
+    results = run_train(
+        list(wikipedia), list(cc), list(refs_warc), output, run, params, threshold, holdout, force
+    )
+    if not quiet:
+        for r in results:
+            click.echo(r.summary())
+        card = results[-1].stats.get("card", {})
+        held = card.get("holdout", {})
+        if held:
+            click.echo(
+                f"holdout ({held.get('n')} examples) at threshold {held.get('threshold')}: "
+                f"precision {held.get('precision')}, recall {held.get('recall')}, AUC {held.get('auc')}"
+            )
+
+
+@main.command("wikiref-filter")
+@click.option(
+    "--model", required=True, help="train-wikiref's wikiref-model/ folder, or a fastText .bin."
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.25,
+    show_default=True,
+    help="Keep documents scoring at least this.",
+)
+@click.option(
+    "--name", default="wikiref-filter", show_default=True, help="Stage (output folder) name."
+)
+@stage_options
+@user_errors
+def wikiref_filter(
+    inputs: tuple[str, ...],
+    output: str,
+    model: str,
+    threshold: float,
+    name: str,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Score documents with the Wikipedia-reference classifier; reject `not_wikiref` below the threshold.
+
+    Every document gets a `wikiref_score` column; the input's other columns are kept.
+    """
+    from llama_data.beam_jobs.wikiref import make_filter_stage
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    run_cli_stage(make_filter_stage(list(inputs), model, threshold, name=name), output, run, force)
+
+
 @main.group()
 def download() -> None:
     """Fetch published dumps (resumable, verified by checksums where the publisher gives them)."""

@@ -86,16 +86,87 @@ def test_extraction_survives_unbalanced_markup() -> None:
 
 
 # --- training set -------------------------------------------------------------------------------
-CITED_WORDS = (
-    "study researchers published journal university report according analysis data evidence "
-    "government policy history century museum archive survey scientists population census "
-    "historian species committee parliament court ruling election official statement"
-).split()
-RANDOM_WORDS = (
-    "buy cheap deal free shipping discount click subscribe sale offer casino bonus win login "
-    "cart price best amazing coupon lol omg follow like share gallery wallpaper download now"
-).split()
-COMMON_WORDS = "the a of and to in is was for on with that this it as by from at".split()
+CITED_WORDS = [
+    "study",
+    "researchers",
+    "published",
+    "journal",
+    "university",
+    "report",
+    "according",
+    "analysis",
+    "data",
+    "evidence",
+    "government",
+    "policy",
+    "history",
+    "century",
+    "museum",
+    "archive",
+    "survey",
+    "scientists",
+    "population",
+    "census",
+    "historian",
+    "species",
+    "committee",
+    "parliament",
+    "court",
+    "ruling",
+    "election",
+    "official",
+    "statement",
+]
+RANDOM_WORDS = [
+    "buy",
+    "cheap",
+    "deal",
+    "free",
+    "shipping",
+    "discount",
+    "click",
+    "subscribe",
+    "sale",
+    "offer",
+    "casino",
+    "bonus",
+    "win",
+    "login",
+    "cart",
+    "price",
+    "best",
+    "amazing",
+    "coupon",
+    "lol",
+    "omg",
+    "follow",
+    "like",
+    "share",
+    "gallery",
+    "wallpaper",
+    "download",
+    "now",
+]
+COMMON_WORDS = [
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "with",
+    "that",
+    "this",
+    "it",
+    "as",
+    "by",
+    "from",
+    "at",
+]
 
 
 def make_text(rng: random.Random, words: list[str], n_lines: int = 6) -> str:
@@ -114,12 +185,24 @@ def make_corpus(n_cited: int = 120, n_random: int = 300, seed: int = 1):
     docs, refs = [], []
     for i in range(n_cited):
         docs.append(
-            Document(f"cc/{i:04d}", "cc", make_text(rng, CITED_WORDS), {"url": f"https://www.site{i}.org/article/{i}/"})
+            Document(
+                f"cc/{i:04d}",
+                "cc",
+                make_text(rng, CITED_WORDS),
+                {"url": f"https://www.site{i}.org/article/{i}/"},
+            )
         )
-        refs.append(f"<ref>{{{{cite web|url=http://site{i}.org/article/{i}?utm_source=wp#p|title=T{i}}}}}</ref>")
+        refs.append(
+            f"<ref>{{{{cite web|url=http://site{i}.org/article/{i}?utm_source=wp#p|title=T{i}}}}}</ref>"
+        )
     for j in range(n_random):
         docs.append(
-            Document(f"cc/r{j:04d}", "cc", make_text(rng, RANDOM_WORDS), {"url": f"http://shop{j}.com/item/{j}"})
+            Document(
+                f"cc/r{j:04d}",
+                "cc",
+                make_text(rng, RANDOM_WORDS),
+                {"url": f"http://shop{j}.com/item/{j}"},
+            )
         )
     wikitext = "Article text." + " Sentence.".join(refs)
     return docs, wikitext
@@ -143,7 +226,14 @@ def test_training_set_pairs_cited_documents_with_as_many_random_ones() -> None:
 
 def test_refs_warc_pages_are_positives() -> None:
     docs, _ = make_corpus(n_cited=5, n_random=20)
-    fetched = [Document("ref/1", "refs", "A fetched reference page. It has text.", {"url": "http://fetched.example/x", "wikiref_ref": True})]
+    fetched = [
+        Document(
+            "ref/1",
+            "refs",
+            "A fetched reference page. It has text.",
+            {"url": "http://fetched.example/x", "wikiref_ref": True},
+        )
+    ]
     pos, neg = wikiref.assemble_training_set(set(), docs, seed=0, refs=fetched)
     assert [p.id for p in pos] == ["ref/1"] and len(neg) == 1
 
@@ -190,7 +280,12 @@ def test_training_separates_styles_and_is_reproducible(tmp_path: Path) -> None:
     for _, w in runs:
         step = wikiref.WikirefScoreStep(str(w))
         step.setup()
-        scores.append([o.doc.meta["wikiref_score"] if isinstance(o, Rejected) else o.meta["wikiref_score"] for o in step.process_batch(probe)])
+        scores.append(
+            [
+                o.doc.meta["wikiref_score"] if isinstance(o, Rejected) else o.meta["wikiref_score"]
+                for o in step.process_batch(probe)
+            ]
+        )
     assert scores[0] == scores[1]
 
 

