@@ -121,7 +121,9 @@ class JsonlDocumentReader(Reader):
 
     def _parse(self, line: bytes, path: str, fname: str, lineno: int) -> Document | DeadLetter:
         def dead(reason: str, error: str, record_id: str | None = None) -> DeadLetter:
-            return DeadLetter(file=path, offset=lineno, reason=reason, error=error, record_id=record_id)
+            return DeadLetter(
+                file=path, offset=lineno, reason=reason, error=error, record_id=record_id
+            )
 
         try:
             obj = json.loads(line)

@@ -60,7 +60,9 @@ def _as_outcomes(result: Outcome | Iterable[Outcome] | None) -> list[Outcome]:
     return list(result)
 
 
-def run_steps(steps: Sequence[Step], docs: Iterable[Document], stage: str = "") -> Iterator[Outcome]:
+def run_steps(
+    steps: Sequence[Step], docs: Iterable[Document], stage: str = ""
+) -> Iterator[Outcome]:
     """Apply `steps` in order. A step that raises turns the document into a dead letter.
 
     This is the whole per-document semantics of a stage; the Beam DoFn calls it, tests call it.

@@ -2,8 +2,20 @@
 
 from llama_data.pipeline.wikipedia.dump import SiteInfo, WikiPage, iter_pages, read_siteinfo
 from llama_data.pipeline.wikipedia.reader import WikipediaReader, page_to_document
+from llama_data.pipeline.wikipedia.wikitext import (
+    PAPER_LANGUAGES,
+    CleanWikitext,
+    WikipediaPageFilter,
+    WikitextCleaner,
+    is_disambiguation,
+)
 
 __all__ = [
+    "PAPER_LANGUAGES",
+    "CleanWikitext",
+    "WikipediaPageFilter",
+    "WikitextCleaner",
+    "is_disambiguation",
     "SiteInfo",
     "WikiPage",
     "WikipediaReader",
