@@ -1,0 +1,3 @@
+from llama_data.cli import main
+
+main()

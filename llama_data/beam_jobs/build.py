@@ -1,0 +1,232 @@
+"""`llama-data build`: plan the stages a config asks for, then run them in dependency order.
+
+A plan is a list of `BuildStep`s. Each configured source contributes its steps through a planner
+registered in `SOURCE_PLANNERS` (native formats) or the generic documents planner; build-wide
+steps that follow the sources (language models, tokenizer, tokenize, mix, report) come from
+`POST_PLANNERS`. A step's spec is made only when its dependencies have run, because its inputs
+are their outputs. Complete steps (same fingerprint) are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from llama_data.beam_jobs import fs
+from llama_data.beam_jobs.documents import make_dedup_exact_stage
+from llama_data.beam_jobs.harness import (
+    ReadDocuments,
+    StageOutputs,
+    StageResult,
+    StageSpec,
+    TaskSpec,
+    fingerprint,
+    is_complete,
+    run_stage,
+    run_task,
+)
+from llama_data.beam_jobs.runners import RunOptions
+from llama_data.pipeline.config import BuildConfig, SourceConfig, load_config
+from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.io import DocumentReader
+
+
+@dataclass
+class BuildContext:
+    config: BuildConfig
+    output: str
+    run: RunOptions
+    force: bool = False
+    results: dict[str, StageResult] = field(default_factory=dict)
+
+    def stage_dir(self, name: str) -> str:
+        return fs.join(self.output, name)
+
+    def documents_of(self, name: str) -> list[str]:
+        """The glob of a document stage's kept output, as the input of a later stage."""
+        return [fs.join(self.stage_dir(name), "*.parquet")]
+
+
+@dataclass
+class BuildStep:
+    name: str
+    make: Callable[[BuildContext], StageSpec | TaskSpec]
+    deps: tuple[str, ...] = ()
+    describe: str = ""
+    inputs: list[str] = field(default_factory=list)  # static inputs, for the dry-run plan
+
+
+SourcePlanner = Callable[[str, SourceConfig, BuildContext], list[BuildStep]]
+SOURCE_PLANNERS: dict[str, SourcePlanner] = {}
+POST_PLANNERS: list[Callable[[BuildContext], list[BuildStep]]] = []
+
+
+def register_source_planner(name: str):
+    def deco(fn: SourcePlanner) -> SourcePlanner:
+        SOURCE_PLANNERS[name] = fn
+        return fn
+
+    return deco
+
+
+def _read_only_stage(inputs: list[str], source: str, name: str) -> StageSpec:
+    def build(p, ctx) -> StageOutputs:
+        read = p | "Read" >> ReadDocuments(
+            inputs, DocumentReader(source), ctx.name, ctx.progress_dir
+        )
+        return StageOutputs(kept=read.docs, errors=[read.errors])
+
+    return StageSpec(name=name, build=build, inputs=list(inputs), config={"source": source})
+
+
+def plan_documents_source(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """A source given as documents: read them, and drop exact duplicates unless `dedup = false`."""
+    inputs = list(src.inputs)
+    if src.dedup:
+        return [
+            BuildStep(
+                name,
+                lambda _ctx: make_dedup_exact_stage(inputs, source=name, name=name),
+                describe="documents -> exact dedup",
+                inputs=inputs,
+            )
+        ]
+    return [
+        BuildStep(
+            name,
+            lambda _ctx: _read_only_stage(inputs, name, name),
+            describe="documents",
+            inputs=inputs,
+        )
+    ]
+
+
+def plan_build(ctx: BuildContext) -> list[BuildStep]:
+    steps: list[BuildStep] = []
+    for name, src in ctx.config.sources.items():
+        if src.format == "documents":
+            steps += plan_documents_source(name, src, ctx)
+        else:
+            steps += SOURCE_PLANNERS[name](name, src, ctx)
+    for planner in POST_PLANNERS:
+        steps += planner(ctx)
+    return _ordered(steps)
+
+
+def _ordered(steps: list[BuildStep]) -> list[BuildStep]:
+    """Dependency order, otherwise the declared order (stable, so plans read predictably)."""
+    by_name = {s.name: s for s in steps}
+    if len(by_name) != len(steps):
+        raise UserError("build plan names a stage twice")
+    done: list[BuildStep] = []
+    seen: set[str] = set()
+    visiting: set[str] = set()
+
+    def visit(step: BuildStep) -> None:
+        if step.name in seen:
+            return
+        if step.name in visiting:
+            raise UserError(f"build plan has a dependency cycle at {step.name}")
+        visiting.add(step.name)
+        for dep in step.deps:
+            if dep not in by_name:
+                raise UserError(f"stage {step.name} needs {dep}, which the config does not build")
+            visit(by_name[dep])
+        visiting.discard(step.name)
+        seen.add(step.name)
+        done.append(step)
+
+    for s in steps:
+        visit(s)
+    return done
+
+
+def check_inputs(steps: list[BuildStep]) -> dict[str, list[fs.MatchedFile]]:
+    """Match every static input before any work starts: a missing file fails the build at once."""
+    return {
+        s.name: fs.match_inputs(s.inputs, what=f"{s.name} input") if s.inputs else [] for s in steps
+    }
+
+
+def describe_plan(
+    ctx: BuildContext, steps: list[BuildStep], matched: dict[str, list[fs.MatchedFile]]
+) -> str:
+    lines = [f"Build plan -> {ctx.output} (runner {ctx.run.runner}, workers {ctx.run.workers})"]
+    complete: set[str] = set()
+    for i, step in enumerate(steps, 1):
+        files = matched.get(step.name, [])
+        status = "pending"
+        if all(d in complete for d in step.deps):
+            try:
+                spec = step.make(ctx)
+                spec_files = fs.match_inputs(spec.inputs) if spec.inputs else []
+                if is_complete(
+                    ctx.stage_dir(step.name), fingerprint(spec.name, spec.config, spec_files)
+                ):
+                    status = "complete (will be skipped)"
+                    complete.add(step.name)
+            except UserError:
+                status = "pending"
+        if step.inputs:
+            where = f"{len(files)} files, {sum(f.size for f in files):,} bytes"
+        else:
+            where = "from " + ", ".join(step.deps) if step.deps else "no inputs"
+        lines.append(f"  {i}. {step.name:<16} {step.describe}  [{where}]  {status}")
+        for f in files[:5]:
+            lines.append(f"       {f.path}")
+        if len(files) > 5:
+            lines.append(f"       ... and {len(files) - 5} more")
+    return "\n".join(lines)
+
+
+def run_build(
+    config: BuildConfig,
+    output: str,
+    run: RunOptions,
+    force: bool = False,
+    dry_run: bool = False,
+    echo: Callable[[str], None] = print,
+) -> list[StageResult]:
+    ctx = BuildContext(config=config, output=output, run=run, force=force)
+    steps = plan_build(ctx)
+    matched = check_inputs(steps)
+    if dry_run:
+        echo(describe_plan(ctx, steps, matched))
+        return []
+    results: list[StageResult] = []
+    for step in steps:
+        spec = step.make(ctx)
+        if isinstance(spec, TaskSpec):
+            result = run_task(spec, output, run, force=force)
+        else:
+            result = run_stage(spec, output, run, force=force)
+        ctx.results[step.name] = result
+        results.append(result)
+        if not run.quiet:
+            echo(result.summary())
+    fs.write_text(
+        fs.join(output, "build.json"),
+        json.dumps(
+            {
+                "config": str(config.path) if config.path else None,
+                "stages": {
+                    r.name: {"dir": r.stage_dir, "skipped": r.skipped, "kept": r.stats.get("kept")}
+                    for r in results
+                },
+            },
+            indent=2,
+        ),
+    )
+    return results
+
+
+def demo_config_path() -> Path:
+    """The bundled demo config (small inputs in the real upstream formats, shipped in the wheel)."""
+    return Path(str(resources.files("llama_data") / "demo" / "build.toml"))
+
+
+def load_build_config(path: str | None) -> BuildConfig:
+    return load_config(path or demo_config_path())

@@ -1,0 +1,621 @@
+"""The stage harness: read -> steps -> (global ops) -> three outputs, with stats and completeness.
+
+A stage is a `StageSpec` whose `build(p, ctx)` composes PTransforms from this module and returns
+`StageOutputs(kept, rejected, errors)`. `run_stage` then writes
+
+    OUT/<stage>/part-*.parquet           kept documents (the stage's schema, zstd)
+    OUT/<stage>/rejected/part-*.parquet  rejected documents with their `reason`
+    OUT/<stage>/errors/part-*.jsonl      dead letters: file, offset or record id, reason, error
+    OUT/<stage>/stats.json               Beam counters per stage and reason, accounting check
+    OUT/<stage>/_SUCCESS                 written last: fingerprint of inputs + config, counts
+
+Everything is written under `OUT/<stage>/_tmp-<run>/` and renamed into place only when the
+pipeline has finished; a stage whose `_SUCCESS` fingerprint matches is skipped on rerun.
+Non-Beam work with the same contract (training a model) goes through `run_task`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+
+from llama_data import __version__
+from llama_data.beam_jobs import fs
+from llama_data.beam_jobs.progress import ProgressDisplay, ProgressWriter
+from llama_data.beam_jobs.runners import RunOptions, explain_runner_failure, pipeline_options
+from llama_data.pipeline.dedup import order_key
+from llama_data.pipeline.document import DeadLetter, Document, Rejected
+from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.io import FileSplit, Reader
+from llama_data.pipeline.schema import BASE_SCHEMA, DocumentSchema
+from llama_data.pipeline.steps import Step, run_steps
+
+log = logging.getLogger("llama_data")
+
+SUCCESS = "_SUCCESS"
+STATS = "stats.json"
+
+
+def reason_key(reason: str) -> str:
+    """Counter key of a reason: `duplicate_of:<id>` counts as `duplicate_of`."""
+    return (
+        reason.split(":", 1)[0]
+        if reason.startswith(("duplicate_of", "near_duplicate_of"))
+        else reason
+    )
+
+
+class _Counters:
+    """Beam counters created on first use, namespaced by stage (Metrics objects are cheap)."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self._cache: dict[str, Any] = {}
+
+    def __call__(self, key: str, n: int = 1) -> None:
+        c = self._cache.get(key)
+        if c is None:
+            c = self._cache[key] = Metrics.counter(self.stage, key)
+        c.inc(n)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+class _PlanSplitsFn(beam.DoFn):
+    def __init__(self, reader: Reader, stage: str) -> None:
+        self.reader = reader
+        self.stage = stage
+
+    def process(self, path_size: tuple[str, int]):
+        path, size = path_size
+        try:
+            yield from self.reader.splits(path, size, fs.open_raw)
+        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the job
+            yield beam.pvalue.TaggedOutput(
+                "errors",
+                DeadLetter(
+                    file=path,
+                    reason="unreadable_file",
+                    error=f"{type(exc).__name__}: {exc}",
+                    stage=self.stage,
+                ),
+            )
+
+
+class _ReadSplitFn(beam.DoFn):
+    def __init__(self, reader: Reader, stage: str, progress_dir: str | None) -> None:
+        self.reader = reader
+        self.stage = stage
+        self.progress_dir = progress_dir
+
+    def setup(self) -> None:
+        self._count = _Counters(self.stage)
+        self._progress = ProgressWriter(self.progress_dir)
+
+    def process(self, split: FileSplit):
+        try:
+            for rec in self.reader.read(split, fs.open_raw):
+                self._count("in")
+                if isinstance(rec, DeadLetter):
+                    rec.stage = rec.stage or self.stage
+                    yield beam.pvalue.TaggedOutput("errors", rec)
+                else:
+                    nbytes = len(rec.text.encode("utf-8", "surrogatepass"))
+                    self._count("read.bytes", nbytes)
+                    self._progress.add(1, nbytes)
+                    yield rec
+        except Exception as exc:  # noqa: BLE001 - a reader bug or an I/O failure mid-file
+            self._count("in")
+            yield beam.pvalue.TaggedOutput(
+                "errors",
+                DeadLetter(
+                    file=split.path,
+                    offset=split.start,
+                    reason="reader_error",
+                    error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}",
+                    stage=self.stage,
+                ),
+            )
+
+    def finish_bundle(self) -> None:
+        self._progress.flush()
+
+
+class ReadDocuments(beam.PTransform):
+    """Files matching `patterns` -> documents (`.docs`) and dead letters (`.errors`).
+
+    Files are matched in the driver (so a pattern matching nothing fails before any work), split
+    by the reader, and the splits reshuffled so that workers share them.
+    """
+
+    def __init__(
+        self,
+        patterns: Sequence[str] | Sequence[fs.MatchedFile],
+        reader: Reader,
+        stage: str,
+        progress_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.patterns = list(patterns)
+        self.reader = reader
+        self.stage = stage
+        self.progress_dir = progress_dir
+
+    def expand(self, pbegin):
+        files = [p if isinstance(p, fs.MatchedFile) else None for p in self.patterns]
+        if any(f is None for f in files):
+            files = fs.match_inputs([str(p) for p in self.patterns])
+        planned = (
+            pbegin
+            | "Files" >> beam.Create([(f.path, f.size) for f in files])
+            | "Splits"
+            >> beam.ParDo(_PlanSplitsFn(self.reader, self.stage)).with_outputs(
+                "errors", main="splits"
+            )
+        )
+        read = (
+            planned.splits
+            | "Spread" >> beam.Reshuffle()
+            | "Read"
+            >> beam.ParDo(_ReadSplitFn(self.reader, self.stage, self.progress_dir)).with_outputs(
+                "errors", main="docs"
+            )
+        )
+        errors = (planned.errors, read.errors) | "Errors" >> beam.Flatten()
+        return _Tagged(docs=read.docs, errors=errors)
+
+
+@dataclass
+class _Tagged:
+    """Named outputs of a composite transform (`.docs`, `.kept`, `.rejected`, `.errors`)."""
+
+    docs: Any = None
+    kept: Any = None
+    rejected: Any = None
+    errors: Any = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps and dedup
+
+
+class _StepsFn(beam.DoFn):
+    def __init__(self, steps: Sequence[Step], stage: str) -> None:
+        self.steps = list(steps)
+        self.stage = stage
+
+    def setup(self) -> None:
+        counters = _Counters(self.stage)
+        for step in self.steps:
+            step.bind_counters(counters)
+            step.setup()
+
+    def process(self, doc: Document):
+        for out in run_steps(self.steps, [doc], self.stage):
+            if isinstance(out, Document):
+                yield out
+            elif isinstance(out, Rejected):
+                yield beam.pvalue.TaggedOutput("rejected", out)
+            else:
+                out.stage = out.stage or self.stage
+                yield beam.pvalue.TaggedOutput("errors", out)
+
+
+class ApplySteps(beam.PTransform):
+    """Apply engine-free `Step`s in order: `.kept`, `.rejected`, `.errors`."""
+
+    def __init__(self, steps: Sequence[Step], stage: str) -> None:
+        super().__init__()
+        self.steps = list(steps)
+        self.stage = stage
+
+    def expand(self, docs):
+        out = docs | "Steps" >> beam.ParDo(_StepsFn(self.steps, self.stage)).with_outputs(
+            "rejected", "errors", main="kept"
+        )
+        return _Tagged(kept=out.kept, rejected=out.rejected, errors=out.errors)
+
+
+def _pick_first(item: tuple[bytes, Iterable[Document]]):
+    """Keep the document with the smallest (id, source); reject the others as its duplicates."""
+    _, docs = item
+    docs = list(docs)
+    winner = min(docs, key=lambda d: order_key(d.id, d.source))
+    yield winner
+    for d in docs:
+        if d is not winner:
+            yield beam.pvalue.TaggedOutput("rejected", Rejected(d, f"duplicate_of:{winner.id}"))
+
+
+class ExactDedup(beam.PTransform):
+    """Global exact dedup: documents grouped by `key_fn(doc)` (a compact digest) via a shuffle.
+
+    The scope is the whole input, not a file or a worker; the kept copy is chosen by a stable key,
+    so the result does not depend on worker count or arrival order.
+    """
+
+    def __init__(self, key_fn: Callable[[Document], bytes], stage: str) -> None:
+        super().__init__()
+        self.key_fn = key_fn
+        self.stage = stage
+
+    def expand(self, docs):
+        key_fn = self.key_fn
+        out = (
+            docs
+            | "Key" >> beam.Map(lambda d: (key_fn(d), d))
+            | "Group" >> beam.GroupByKey()
+            | "Pick" >> beam.FlatMap(_pick_first).with_outputs("rejected", main="kept")
+        )
+        return _Tagged(kept=out.kept, rejected=out.rejected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage specification and running
+
+
+@dataclass
+class StageOutputs:
+    kept: Any
+    rejected: list[Any] = field(default_factory=list)
+    errors: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class StageContext:
+    """What a stage's build function may use: its name, folders, runner and a stats dict."""
+
+    name: str
+    output_root: str
+    stage_dir: str
+    run: RunOptions
+    progress_dir: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)  # extra entries for stats.json
+
+
+@dataclass
+class StageSpec:
+    name: str
+    build: Callable[[beam.Pipeline, StageContext], StageOutputs]
+    inputs: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    schema: DocumentSchema = BASE_SCHEMA
+    check_accounting: bool = True
+
+
+@dataclass
+class StageResult:
+    name: str
+    stage_dir: str
+    skipped: bool
+    stats: dict[str, Any]
+
+    def summary(self) -> str:
+        s = self.stats
+        if self.skipped:
+            return f"[{self.name}] complete already, skipped ({s.get('kept', 0):,} kept) -> {self.stage_dir}"
+        parts = [f"[{self.name}] {s.get('in', 0):,} in, {s.get('kept', 0):,} kept"]
+        for label in ("rejected", "errors"):
+            by = s.get(label, {})
+            if by:
+                detail = ", ".join(f"{k}: {v:,}" for k, v in sorted(by.items()))
+                parts.append(f"{sum(by.values()):,} {label} ({detail})")
+            else:
+                parts.append(f"0 {label}")
+        return ", ".join(parts) + f" in {s.get('elapsed_s', 0):.1f}s -> {self.stage_dir}"
+
+
+def fingerprint(name: str, config: dict[str, Any], files: Sequence[fs.MatchedFile]) -> str:
+    payload = {
+        "stage": name,
+        "version": __version__,
+        "config": config,
+        "inputs": [(f.path, f.size, f.mtime) for f in files],
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def read_success(stage_dir: str) -> dict[str, Any] | None:
+    path = fs.join(stage_dir, SUCCESS)
+    if not fs.exists(path):
+        return None
+    try:
+        return json.loads(fs.read_text(path))
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(stage_dir: str, fp: str) -> bool:
+    done = read_success(stage_dir)
+    return bool(done) and done.get("fingerprint") == fp
+
+
+def _clear_stage_dir(stage_dir: str) -> None:
+    """Remove a previous (complete or partial) run's outputs before writing anew."""
+    if fs.exists(stage_dir):
+        FileSystems.delete([stage_dir])
+
+
+def _flatten(p: beam.Pipeline, pcolls: list[Any], label: str):
+    if not pcolls:
+        return p | f"No{label}" >> beam.Create([])
+    return tuple(pcolls) | f"All{label}" >> beam.Flatten()
+
+
+class _ToRowFn(beam.DoFn):
+    """Counts what leaves the stage (kept / rejected by reason / errors by reason) and encodes it."""
+
+    def __init__(self, stage: str, schema: DocumentSchema, kind: str) -> None:
+        self.stage = stage
+        self.schema = schema
+        self.kind = kind
+
+    def setup(self) -> None:
+        self._count = _Counters(self.stage)
+
+    def process(self, item):
+        if self.kind == "kept":
+            self._count("kept")
+            yield self.schema.to_row(item)
+        elif self.kind == "rejected":
+            self._count(f"rejected.{reason_key(item.reason)}")
+            yield self.schema.rejected_row(item)
+        else:
+            item.stage = item.stage or self.stage
+            self._count(f"errors.{reason_key(item.reason)}")
+            yield item.to_json()
+
+
+def _counters(result, stage: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in result.metrics().query(MetricsFilter())["counters"]:
+        if c.key.metric.namespace != stage:
+            continue
+        value = c.committed if c.committed is not None else c.attempted
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
+    return out
+
+
+def stats_from_counters(counters: dict[str, int]) -> dict[str, Any]:
+    rejected = {k.split(".", 1)[1]: v for k, v in counters.items() if k.startswith("rejected.")}
+    errors = {k.split(".", 1)[1]: v for k, v in counters.items() if k.startswith("errors.")}
+    kept = counters.get("kept", 0)
+    n_in = counters.get("in", 0)
+    n_out = kept + sum(rejected.values()) + sum(errors.values())
+    return {
+        "in": n_in,
+        "kept": kept,
+        "rejected": dict(sorted(rejected.items())),
+        "errors": dict(sorted(errors.items())),
+        "accounting": {"ok": n_in == n_out, "in": n_in, "out": n_out},
+        "counters": dict(sorted(counters.items())),
+    }
+
+
+def _move_outputs(tmp: str, stage_dir: str) -> None:
+    """Rename the finished files from the temp folder into their final places."""
+    for sub, dest in (
+        ("kept", stage_dir),
+        ("rejected", fs.join(stage_dir, "rejected")),
+        ("errors", fs.join(stage_dir, "errors")),
+    ):
+        srcs = fs.list_files(fs.join(tmp, sub))
+        if not srcs:
+            continue
+        FileSystems.mkdirs(dest) if not fs.exists(dest) else None
+        dsts = [fs.join(dest, FileSystems.split(s)[1]) for s in srcs]
+        FileSystems.rename(srcs, dsts)
+    fs.delete_tree(tmp)
+
+
+def _local_progress_dir(run: RunOptions, stage_dir: str) -> str | None:
+    if run.quiet or not run.is_local:
+        return None
+    return tempfile.mkdtemp(prefix=f"llama-data-progress-{Path(stage_dir).name}-")
+
+
+@contextlib.contextmanager
+def worker_logs_captured(run: RunOptions):
+    """Send Beam's own log chatter (driver and local worker processes) to a file.
+
+    Local SDK workers inherit file descriptor 2, so only a descriptor-level redirect silences
+    them. The yielded stream is the real stderr, for the progress display. When the run fails,
+    the log's tail is printed so nothing needed for a diagnosis is lost. LLAMA_DATA_VERBOSE=1
+    turns the capture off.
+    """
+    if not run.is_local or os.environ.get("LLAMA_DATA_VERBOSE"):
+        yield sys.stderr
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log_file = tempfile.NamedTemporaryFile(prefix="llama-data-beam-", suffix=".log", delete=False)  # noqa: SIM115
+    os.dup2(log_file.fileno(), 2)
+    display = os.fdopen(os.dup(saved), "w", buffering=1)
+    failed = False
+    try:
+        yield display
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        display.close()
+        log_file.close()
+        if failed:
+            tail = Path(log_file.name).read_text(errors="replace")[-4000:]
+            if tail.strip():
+                sys.stderr.write(f"--- last lines of the Beam log ({log_file.name}) ---\n{tail}\n")
+        else:
+            os.unlink(log_file.name)
+
+
+def _write_stage_outputs(p: beam.Pipeline, spec: StageSpec, outs: StageOutputs, tmp: str) -> None:
+    schema = spec.schema
+    (
+        outs.kept
+        | "KeptRows" >> beam.ParDo(_ToRowFn(spec.name, schema, "kept"))
+        | "WriteKept"
+        >> beam.io.WriteToParquet(
+            fs.join(tmp, "kept", "part"), schema.arrow, codec="zstd", file_name_suffix=".parquet"
+        )
+    )
+    (
+        _flatten(p, outs.rejected, "Rejected")
+        | "RejectedRows" >> beam.ParDo(_ToRowFn(spec.name, schema, "rejected"))
+        | "WriteRejected"
+        >> beam.io.WriteToParquet(
+            fs.join(tmp, "rejected", "part"),
+            schema.rejected_arrow,
+            codec="zstd",
+            file_name_suffix=".parquet",
+        )
+    )
+    (
+        _flatten(p, outs.errors, "Errors")
+        | "ErrorRows" >> beam.ParDo(_ToRowFn(spec.name, schema, "errors"))
+        | "WriteErrors"
+        >> beam.io.WriteToText(fs.join(tmp, "errors", "part"), file_name_suffix=".jsonl")
+    )
+
+
+def run_stage(
+    spec: StageSpec, output_root: str, run: RunOptions, force: bool = False
+) -> StageResult:
+    """Run one Beam stage to completion (or skip it when complete with the same fingerprint)."""
+    stage_dir = fs.join(output_root, spec.name)
+    files = fs.match_inputs(spec.inputs) if spec.inputs else []
+    fp = fingerprint(spec.name, spec.config, files)
+    if not force and is_complete(stage_dir, fp):
+        stats = json.loads(fs.read_text(fs.join(stage_dir, STATS)))
+        return StageResult(spec.name, stage_dir, True, stats)
+
+    _clear_stage_dir(stage_dir)
+    tmp = fs.join(stage_dir, f"_tmp-{uuid.uuid4().hex[:12]}")
+    progress_dir = _local_progress_dir(run, stage_dir)
+    ctx = StageContext(spec.name, output_root, stage_dir, run, progress_dir)
+    started = time.time()
+    try:
+        with worker_logs_captured(run) as display_stream:
+            p = beam.Pipeline(options=pipeline_options(run, spec.name))
+            _write_stage_outputs(p, spec, spec.build(p, ctx), tmp)
+            if progress_dir:
+                with ProgressDisplay(progress_dir, spec.name, stream=display_stream):
+                    result = p.run()
+                    result.wait_until_finish()
+            else:
+                result = p.run()
+                result.wait_until_finish()
+    except UserError:
+        raise
+    except Exception as exc:
+        friendly = explain_runner_failure(run, exc)
+        if friendly is not None:
+            raise friendly from exc
+        raise
+    finally:
+        if progress_dir:
+            shutil.rmtree(progress_dir, ignore_errors=True)
+
+    stats = stats_from_counters(_counters(result, spec.name))
+    stats.update(
+        stage=spec.name,
+        runner=run.runner,
+        workers=run.workers,
+        elapsed_s=round(time.time() - started, 3),
+        inputs={"files": len(files), "bytes": sum(f.size for f in files)},
+        config=spec.config,
+        extra=ctx.stats,
+    )
+    if spec.check_accounting and not stats["accounting"]["ok"]:
+        raise RuntimeError(
+            f"stage {spec.name}: accounting mismatch, in={stats['accounting']['in']} "
+            f"!= kept+rejected+errors={stats['accounting']['out']}"
+        )
+    _move_outputs(tmp, stage_dir)
+    fs.write_text(
+        fs.join(stage_dir, STATS), json.dumps(stats, indent=2, sort_keys=True, default=str)
+    )
+    _write_success(stage_dir, fp, stats)
+    return StageResult(spec.name, stage_dir, False, stats)
+
+
+def _write_success(stage_dir: str, fp: str, stats: dict[str, Any]) -> None:
+    done = {
+        "fingerprint": fp,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "version": __version__,
+        "in": stats.get("in"),
+        "kept": stats.get("kept"),
+    }
+    fs.write_text(fs.join(stage_dir, SUCCESS), json.dumps(done, indent=2, sort_keys=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-Beam tasks (model training) with the same completeness contract
+
+
+@dataclass
+class TaskSpec:
+    """Work that produces files rather than documents (a trained model, a card).
+
+    `run(workdir, ctx)` writes its files into the local folder `workdir` and returns stats; the
+    harness moves them into `OUT/<name>/` and writes stats.json and `_SUCCESS`.
+    """
+
+    name: str
+    run: Callable[[str, StageContext], dict[str, Any]]
+    inputs: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def run_task(spec: TaskSpec, output_root: str, run: RunOptions, force: bool = False) -> StageResult:
+    stage_dir = fs.join(output_root, spec.name)
+    files = fs.match_inputs(spec.inputs) if spec.inputs else []
+    fp = fingerprint(spec.name, spec.config, files)
+    if not force and is_complete(stage_dir, fp):
+        stats = json.loads(fs.read_text(fs.join(stage_dir, STATS)))
+        return StageResult(spec.name, stage_dir, True, stats)
+    _clear_stage_dir(stage_dir)
+    started = time.time()
+    ctx = StageContext(spec.name, output_root, stage_dir, run)
+    with tempfile.TemporaryDirectory(prefix=f"llama-data-{spec.name}-") as workdir:
+        stats = dict(spec.run(workdir, ctx) or {})
+        produced = sorted(p for p in Path(workdir).rglob("*") if p.is_file())
+        FileSystems.mkdirs(stage_dir) if not fs.exists(stage_dir) else None
+        for src in produced:
+            rel = src.relative_to(workdir).as_posix()
+            dst = fs.join(stage_dir, rel)
+            parent = FileSystems.split(dst)[0]
+            if not fs.exists(parent):
+                FileSystems.mkdirs(parent)
+            FileSystems.copy([str(src)], [dst])
+    stats.update(stage=spec.name, elapsed_s=round(time.time() - started, 3), config=spec.config)
+    stats.setdefault("inputs", {"files": len(files), "bytes": sum(f.size for f in files)})
+    fs.write_text(
+        fs.join(stage_dir, STATS), json.dumps(stats, indent=2, sort_keys=True, default=str)
+    )
+    _write_success(stage_dir, fp, stats)
+    return StageResult(spec.name, stage_dir, False, stats)

@@ -1,0 +1,123 @@
+"""Runner options: one `RunOptions` for every command, turned into Beam pipeline options.
+
+The embedded default is Beam's local DirectRunner, named explicitly (Beam 2.77's default would
+first try to download the Prism binary). Cluster runners get their options built here and fail
+with a message that says what to pass when their service cannot be reached.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass, field
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from llama_data.pipeline.errors import UserError
+
+RUNNERS = ("DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PrismRunner")
+LOCAL_RUNNERS = ("DirectRunner", "PrismRunner")
+
+# What a user must pass for each cluster runner, and how to reach it.
+_RUNNER_HELP = {
+    "DataflowRunner": "pass --project, --region and --temp_location=gs://... after `--`, "
+    "install `llama-data[gcp]`, and authenticate with `gcloud auth application-default login`",
+    "SparkRunner": "pass --spark_master_url=spark://HOST:7077 (Beam starts a job server from its "
+    "Maven jar, which must be reachable or pre-downloaded via --spark_job_server_jar) or "
+    "--job_endpoint=HOST:8099 of a running Spark job server",
+    "FlinkRunner": "pass --flink_master=HOST:8081 (Beam starts a job server from its Maven jar, "
+    "which must be reachable or given via --flink_job_server_jar) or --job_endpoint=HOST:8099",
+    "PrismRunner": "pass --prism_location=/path/to/prism (Beam downloads the Prism binary "
+    "from GitHub otherwise)",
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    runner: str = "DirectRunner"
+    workers: int = 1
+    pipeline_args: tuple[str, ...] = field(default_factory=tuple)
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if self.runner not in RUNNERS:
+            raise UserError(
+                f"--runner: unknown runner {self.runner!r}; one of {', '.join(RUNNERS)}"
+            )
+        if self.workers < 1:
+            raise UserError(f"--workers: must be >= 1, got {self.workers}")
+
+    @property
+    def is_local(self) -> bool:
+        return self.runner in LOCAL_RUNNERS and not _arg_value(self.pipeline_args, "job_endpoint")
+
+
+def _arg_value(args: tuple[str, ...], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == f"--{name}" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _job_name(stage: str) -> str:
+    import time
+
+    safe = re.sub(r"[^a-z0-9-]", "-", stage.lower()).strip("-") or "stage"
+    return f"llama-data-{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def pipeline_options(opts: RunOptions, stage: str) -> PipelineOptions:
+    """Beam options for one stage; user pass-through args come last and so win."""
+    args: list[str] = [f"--runner={opts.runner}"]
+    if opts.runner == "DirectRunner":
+        if opts.workers > 1:
+            args += [
+                "--direct_running_mode=multi_processing",
+                f"--direct_num_workers={opts.workers}",
+            ]
+        else:
+            args += ["--direct_running_mode=in_memory"]
+    elif opts.runner == "DataflowRunner":
+        check_dataflow_ready(opts.pipeline_args)
+        args += [f"--job_name={_job_name(stage)}", f"--max_num_workers={max(opts.workers, 1)}"]
+    elif opts.runner in ("SparkRunner", "FlinkRunner"):
+        args += ["--environment_type=LOOPBACK"] if opts.is_local else []
+        args += [f"--job_name={_job_name(stage)}", f"--parallelism={opts.workers}"]
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in opts.pipeline_args):
+        args.append("--default_sdk_harness_log_level=WARNING")
+    return PipelineOptions([*args, *opts.pipeline_args])
+
+
+def check_dataflow_ready(pipeline_args: tuple[str, ...]) -> None:
+    """Dataflow needs the gcp extra and three options; say which are missing before any work."""
+    if importlib.util.find_spec("google.cloud.storage") is None:
+        raise UserError("DataflowRunner needs apache-beam[gcp]: pip install 'llama-data[gcp]'")
+    missing = [
+        n for n in ("project", "region", "temp_location") if not _arg_value(pipeline_args, n)
+    ]
+    if missing:
+        raise UserError(
+            "DataflowRunner needs " + ", ".join(f"--{m}" for m in missing) + " after `--` "
+            "(e.g. llama-data build --runner DataflowRunner -- --project P --region R "
+            "--temp_location gs://BUCKET/tmp)"
+        )
+
+
+def explain_runner_failure(opts: RunOptions, exc: BaseException) -> UserError | None:
+    """Turn a cluster runner's start-up failure into one actionable line; None for real bugs."""
+    if opts.runner == "DirectRunner":
+        return None
+    text = f"{type(exc).__name__}: {exc}"
+    markers = (
+        "urlopen", "Connection", "connect", "download", "Unable to fetch", "UNAVAILABLE",
+        "timed out", "Name or service not known", "resolve", "credentials", "HTTP Error",
+        "No such file", "job server", "Failed to", "Deadline",
+    )  # fmt: skip
+    if any(m.lower() in text.lower() for m in markers):
+        first = text.splitlines()[0][:300]
+        return UserError(
+            f"{opts.runner} could not start or reach its service ({first}); {_RUNNER_HELP[opts.runner]}"
+        )
+    return None
