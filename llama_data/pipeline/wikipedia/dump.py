@@ -14,7 +14,6 @@ DTD loading and network access off.
 from __future__ import annotations
 
 import bz2
-import codecs
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,11 +23,16 @@ from urllib.parse import quote, urlsplit
 from lxml import etree
 
 from llama_data.pipeline.document import DeadLetter
+from llama_data.pipeline.xmlsafe import (
+    DTD_ERROR,
+    declares_dtd,
+    read_chunks,
+    safe_parser,
+    utf8_chunks,
+)
 
-READ_CHUNK = 1 << 20
 MAX_HEADER_BYTES = 16 << 20
 URL_SAFE = ":/()!,;@$*'~"  # what MediaWiki leaves unencoded in article URLs
-DTD_ERROR = "the XML prolog declares a DTD or entities: refused (entity-expansion risk)"
 NO_SITEINFO = "no <siteinfo> before the first page: not a MediaWiki dump?"
 
 # A bz2 stream starts byte-aligned with "BZh" + block size digit + the block magic (pi in BCD);
@@ -127,18 +131,6 @@ class WikiPage:
         return f"{self.dbname}/{self.page_id}"
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=True,  # a page's text may exceed libxml2's 10 MB node limit; no DTD, so safe
-        remove_comments=True,
-        remove_pis=True,
-    )
-
-
 def _local(tag: object) -> str:
     """Tag name without namespace (dumps put everything in the export-0.x namespace)."""
     if not isinstance(tag, str):
@@ -160,7 +152,7 @@ def _child_text(el: etree._Element, name: str) -> str | None:
 
 def parse_siteinfo(xml: bytes, root_tag: bytes = b"") -> SiteInfo:
     """Parse a `<siteinfo>` element (bytes, UTF-8); `root_tag` is the `<mediawiki ...>` start tag."""
-    el = etree.fromstring(xml, _parser())
+    el = etree.fromstring(xml, safe_parser())
     info = SiteInfo(
         dbname=(_child_text(el, "dbname") or "").strip(),
         base_url=(_child_text(el, "base") or "").strip(),
@@ -181,7 +173,7 @@ def parse_siteinfo(xml: bytes, root_tag: bytes = b"") -> SiteInfo:
 
 def parse_page(xml: bytes, site: SiteInfo, file: str = "", offset: int | None = None) -> WikiPage:
     """One `<page>` element (UTF-8 bytes) to a WikiPage; the last `<revision>` is the current one."""
-    el = etree.fromstring(xml, _parser())
+    el = etree.fromstring(xml, safe_parser())
     title = _child_text(el, "title")
     page_id = _child_text(el, "id")
     if title is None or page_id is None:
@@ -232,49 +224,6 @@ def _ns_from_title(title: str, site: SiteInfo) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # Byte streams
-
-
-def _utf8_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Re-encode a UTF-16 stream (detected by BOM or by `<\\0?\\0` per XML 1.0 appendix F) as UTF-8."""
-    it = iter(chunks)
-    head = b""
-    for chunk in it:
-        head += chunk
-        if len(head) >= 4:
-            break
-    encoding = None
-    if head.startswith(codecs.BOM_UTF16_LE) or head.startswith(b"<\x00?\x00"):
-        encoding = "utf-16-le"
-    elif head.startswith(codecs.BOM_UTF16_BE) or head.startswith(b"\x00<\x00?"):
-        encoding = "utf-16-be"
-    if encoding is None:
-        if head.startswith(codecs.BOM_UTF8):
-            head = head[len(codecs.BOM_UTF8) :]
-        if head:
-            yield head
-        yield from it
-        return
-    dec = codecs.getincrementaldecoder(encoding)(errors="strict")
-    text = dec.decode(head)
-    yield text.lstrip("\ufeff").encode("utf-8")
-    for chunk in it:
-        yield dec.decode(chunk).encode("utf-8")
-    tail = dec.decode(b"", final=True)
-    if tail:
-        yield tail.encode("utf-8")
-
-
-def read_chunks(stream: BinaryIO, limit: int | None = None) -> Iterator[bytes]:
-    """Read a binary stream in chunks; `limit` bytes at most."""
-    remaining = limit
-    while remaining is None or remaining > 0:
-        n = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
-        chunk = stream.read(n)
-        if not chunk:
-            return
-        if remaining is not None:
-            remaining -= len(chunk)
-        yield chunk
 
 
 class TruncatedStream(Exception):
@@ -330,7 +279,7 @@ def _scan(
                 break
         first_page = buf.find(b"<page>")
         prolog = bytes(buf[: first_page if first_page >= 0 else len(buf)])
-        header.dtd = b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog
+        header.dtd = declares_dtd(prolog)
         s, e = prolog.find(b"<siteinfo>"), prolog.find(b"</siteinfo>")
         if s >= 0 and e > s:
             header.siteinfo = prolog[s : e + len(b"</siteinfo>")]
@@ -399,7 +348,7 @@ def iter_pages(
     site = siteinfo
     last_offset = 0
     try:
-        for kind, offset, payload in _scan(_utf8_chunks(chunks), site is None, start, end):
+        for kind, offset, payload in _scan(utf8_chunks(chunks), site is None, start, end):
             last_offset = offset
             if kind == "header":
                 assert isinstance(payload, _Header)
@@ -464,7 +413,7 @@ def read_siteinfo(stream: BinaryIO | Iterable[bytes], path: str = "") -> SiteInf
     """Only the header of a dump: a multistream split needs it from the file's first stream."""
     chunks: Iterable[bytes] = read_chunks(stream) if hasattr(stream, "read") else stream  # type: ignore[arg-type]
     try:
-        for _, _, header in _scan(_utf8_chunks(chunks), True, 0, None):
+        for _, _, header in _scan(utf8_chunks(chunks), True, 0, None):
             assert isinstance(header, _Header)
             if header.dtd:
                 return DeadLetter(file=path, offset=0, reason="xml_dtd_forbidden", error=DTD_ERROR)
