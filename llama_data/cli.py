@@ -208,6 +208,103 @@ def dedup_exact(
     run_cli_stage(make_dedup_exact_stage(list(inputs), source=source), output, run, force)
 
 
+PAPER_WIKIPEDIA_LANGUAGES = "bg,ca,cs,da,de,en,es,fr,hr,hu,it,nl,pl,pt,ro,ru,sl,sr,sv,uk"
+
+
+def _language_list(value: str, flag: str = "--languages") -> list[str] | None:
+    """`bg,ca,...` -> codes; `all` -> None (no language filter)."""
+    import re
+
+    if value.strip().lower() == "all":
+        return None
+    langs = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in langs if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", v)]
+    if bad or not langs:
+        raise UserError(f"{flag}: {bad[0] if bad else value!r} is not a language code like 'en'")
+    return langs
+
+
+@main.command()
+@click.option(
+    "--languages",
+    default=PAPER_WIKIPEDIA_LANGUAGES,
+    show_default=True,
+    help="Wikipedia languages to keep (from each dump's siteinfo), comma-separated, or 'all'.",
+)
+@click.option(
+    "--split-mb",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Size of the byte ranges a multistream dump or plain .xml is cut into for parallel reading.",
+)
+@click.option(
+    "--no-index",
+    is_flag=True,
+    help="Find multistream offsets by scanning the dump even when its -index.txt.bz2 is beside it.",
+)
+@stage_options
+@user_errors
+def wikipedia(
+    inputs: tuple[str, ...],
+    output: str,
+    languages: str,
+    split_mb: int,
+    no_index: bool,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """MediaWiki XML dumps -> articles as clean text (OUTPUT/wikipedia/).
+
+    Keeps namespace-0 articles of the chosen languages; redirects, disambiguation pages and other
+    languages are rejected with their reason. Wikitext is cleaned with mwparserfromhell.
+    """
+    from llama_data.beam_jobs.wikipedia import make_wikipedia_stage
+
+    langs = _language_list(languages)
+    run = make_run_options(runner, workers, beam_args, quiet)
+    spec = make_wikipedia_stage(
+        list(inputs), langs, split_bytes=split_mb << 20, use_index=not no_index
+    )
+    run_cli_stage(spec, output, run, force)
+
+
+@main.command()
+@click.option(
+    "--top-sites",
+    type=click.IntRange(min=0),
+    default=28,
+    show_default=True,
+    help="Keep the N largest sites by post count, counted from the inputs (0 = all sites).",
+)
+@click.option("--include-meta", is_flag=True, help="Also read meta sites (skipped by default).")
+@stage_options
+@user_errors
+def stackexchange(
+    inputs: tuple[str, ...],
+    output: str,
+    top_sites: int,
+    include_meta: bool,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Stack Exchange site archives (.7z) or Posts.xml -> one document per question.
+
+    The text is the title, the question, then its answers by score (highest first, numeric).
+    """
+    from llama_data.beam_jobs.stackexchange import make_stackexchange_stage
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    spec = make_stackexchange_stage(list(inputs), top_sites or None, include_meta)
+    run_cli_stage(spec, output, run, force)
+
+
 @main.group()
 def download() -> None:
     """Fetch published dumps (resumable, verified by checksums where the publisher gives them)."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any, BinaryIO
 
+import pyarrow as pa
 from lxml import etree
 
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
@@ -35,6 +36,7 @@ from llama_data.pipeline.io import (
     base_name,
     open_decompressed,
 )
+from llama_data.pipeline.schema import DocumentSchema
 from llama_data.pipeline.steps import Step
 from llama_data.pipeline.xmlsafe import DTD_ERROR, as_chunks, declares_dtd, safe_parser, utf8_chunks
 
@@ -670,3 +672,16 @@ class PostHtmlToText(Step):
                 record_id=doc.id,
             )
         return doc.with_text(text)
+
+
+STACKEXCHANGE_SCHEMA = DocumentSchema(
+    extra=(
+        pa.field("site", pa.string()),
+        pa.field("question_id", pa.int64()),
+        pa.field("title", pa.string()),
+        pa.field("score", pa.int64()),
+        pa.field("answer_count", pa.int64()),
+        pa.field("license", pa.string()),
+    )
+)
+"""The Stack Exchange stage's columns: id is `<site>/<question id>`; score is the question's."""

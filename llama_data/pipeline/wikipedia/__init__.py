@@ -4,6 +4,7 @@ from llama_data.pipeline.wikipedia.dump import SiteInfo, WikiPage, iter_pages, r
 from llama_data.pipeline.wikipedia.reader import WikipediaReader, page_to_document
 from llama_data.pipeline.wikipedia.wikitext import (
     PAPER_LANGUAGES,
+    WIKIPEDIA_SCHEMA,
     CleanWikitext,
     WikipediaPageFilter,
     WikitextCleaner,
@@ -12,6 +13,7 @@ from llama_data.pipeline.wikipedia.wikitext import (
 
 __all__ = [
     "PAPER_LANGUAGES",
+    "WIKIPEDIA_SCHEMA",
     "CleanWikitext",
     "WikipediaPageFilter",
     "WikitextCleaner",

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 import mwparserfromhell
+import pyarrow as pa
 from mwparserfromhell.nodes import (
     Argument,
     Comment,
@@ -27,6 +28,7 @@ from mwparserfromhell.nodes import (
 from mwparserfromhell.wikicode import Wikicode
 
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
+from llama_data.pipeline.schema import DocumentSchema
 from llama_data.pipeline.steps import Step
 
 PAPER_LANGUAGES: tuple[str, ...] = tuple(
@@ -547,3 +549,15 @@ class CleanWikitext(Step):
             return Rejected(out, "empty")
         self.count("kept")
         return out
+
+
+WIKIPEDIA_SCHEMA = DocumentSchema(
+    extra=(
+        pa.field("title", pa.string()),
+        pa.field("lang", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("revision_id", pa.int64()),
+        pa.field("timestamp", pa.string()),
+    )
+)
+"""The Wikipedia stage's columns: id is `<dbname>/<page id>` (`enwiki/12`)."""
