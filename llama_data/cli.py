@@ -34,7 +34,8 @@ class _BeamImportNoise(logging.Filter):
 def _setup_logging(quiet: bool) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
-        handler.addFilter(_BeamImportNoise())
+        if not any(isinstance(f, _BeamImportNoise) for f in handler.filters):
+            handler.addFilter(_BeamImportNoise())
     logging.getLogger("apache_beam").setLevel(logging.ERROR if quiet else logging.WARNING)
     logging.getLogger("llama_data").setLevel(logging.WARNING if quiet else logging.INFO)
 
@@ -131,6 +132,7 @@ def main() -> None:
 
     Start with `llama-data build` (the bundled demo) or `llama-data build --config build.toml`.
     """
+    _setup_logging(quiet=False)
 
 
 @main.command()
@@ -314,6 +316,7 @@ def download() -> None:
 @click.version_option(__version__, prog_name="llama-train")
 def train_main() -> None:
     """Train the LLaMA architecture on llama-data token shards."""
+    _setup_logging(quiet=False)
 
 
 if __name__ == "__main__":
