@@ -312,6 +312,70 @@ def download() -> None:
     """Fetch published dumps (resumable, verified by checksums where the publisher gives them)."""
 
 
+@download.command("wikipedia")
+@click.option(
+    "--languages",
+    default=PAPER_WIKIPEDIA_LANGUAGES,
+    show_default=True,
+    help="Languages to fetch, comma-separated.",
+)
+@click.option("--date", required=True, help="Dump date YYYYMMDD (or 'latest').")
+@click.option("--output", "-o", required=True, help="Folder; each wiki goes to OUTPUT/<db>/.")
+@click.option(
+    "--base-url",
+    default="https://dumps.wikimedia.org",
+    show_default=True,
+    help="Dump server (a mirror, or a local server for tests).",
+)
+@click.option(
+    "--no-multistream",
+    is_flag=True,
+    help="Fetch pages-articles.xml.bz2 (one stream) instead of the multistream dump + index.",
+)
+@user_errors
+def download_wikipedia_cmd(
+    languages: str, date: str, output: str, base_url: str, no_multistream: bool
+) -> None:
+    """Wikimedia articles dumps, verified with the published sha1sums (md5sums as fallback)."""
+    import re
+    from pathlib import Path
+
+    from llama_data.pipeline.wikipedia.download import download_wikipedia
+
+    if not re.fullmatch(r"\d{8}|latest", date):
+        raise UserError(f"--date: expected YYYYMMDD or 'latest', got {date!r}")
+    langs = _language_list(languages)
+    if langs is None:
+        raise UserError("--languages: name the languages to download ('all' is not a list)")
+    download_wikipedia(langs, date, Path(output), base_url, not no_multistream, echo=click.echo)
+
+
+@download.command("stackexchange")
+@click.option(
+    "--sites",
+    required=True,
+    help="Sites, comma-separated (beer.stackexchange.com, or beer; stackoverflow.com).",
+)
+@click.option("--output", "-o", required=True, help="Folder for the site archives (.7z).")
+@click.option(
+    "--base-url",
+    default="https://archive.org/download/stackexchange",
+    show_default=True,
+    help="Where the dump's per-site .7z files are (a mirror, or a local server for tests).",
+)
+@user_errors
+def download_stackexchange_cmd(sites: str, output: str, base_url: str) -> None:
+    """The Stack Exchange dump's per-site archives, verified with the item's checksums."""
+    from pathlib import Path
+
+    from llama_data.pipeline.stackexchange import download_stackexchange
+
+    names = [s.strip() for s in sites.split(",") if s.strip()]
+    if not names:
+        raise UserError("--sites: name at least one site")
+    download_stackexchange(names, Path(output), base_url, echo=click.echo)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="llama-train")
 def train_main() -> None:
