@@ -210,6 +210,103 @@ def dedup_exact(
     run_cli_stage(make_dedup_exact_stage(list(inputs), source=source), output, run, force)
 
 
+PAPER_WIKIPEDIA_LANGUAGES = "bg,ca,cs,da,de,en,es,fr,hr,hu,it,nl,pl,pt,ro,ru,sl,sr,sv,uk"
+
+
+def _language_list(value: str, flag: str = "--languages") -> list[str] | None:
+    """`bg,ca,...` -> codes; `all` -> None (no language filter)."""
+    import re
+
+    if value.strip().lower() == "all":
+        return None
+    langs = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in langs if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", v)]
+    if bad or not langs:
+        raise UserError(f"{flag}: {bad[0] if bad else value!r} is not a language code like 'en'")
+    return langs
+
+
+@main.command()
+@click.option(
+    "--languages",
+    default=PAPER_WIKIPEDIA_LANGUAGES,
+    show_default=True,
+    help="Wikipedia languages to keep (from each dump's siteinfo), comma-separated, or 'all'.",
+)
+@click.option(
+    "--split-mb",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Size of the byte ranges a multistream dump or plain .xml is cut into for parallel reading.",
+)
+@click.option(
+    "--no-index",
+    is_flag=True,
+    help="Find multistream offsets by scanning the dump even when its -index.txt.bz2 is beside it.",
+)
+@stage_options
+@user_errors
+def wikipedia(
+    inputs: tuple[str, ...],
+    output: str,
+    languages: str,
+    split_mb: int,
+    no_index: bool,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """MediaWiki XML dumps -> articles as clean text (OUTPUT/wikipedia/).
+
+    Keeps namespace-0 articles of the chosen languages; redirects, disambiguation pages and other
+    languages are rejected with their reason. Wikitext is cleaned with mwparserfromhell.
+    """
+    from llama_data.beam_jobs.wikipedia import make_wikipedia_stage
+
+    langs = _language_list(languages)
+    run = make_run_options(runner, workers, beam_args, quiet)
+    spec = make_wikipedia_stage(
+        list(inputs), langs, split_bytes=split_mb << 20, use_index=not no_index
+    )
+    run_cli_stage(spec, output, run, force)
+
+
+@main.command()
+@click.option(
+    "--top-sites",
+    type=click.IntRange(min=0),
+    default=28,
+    show_default=True,
+    help="Keep the N largest sites by post count, counted from the inputs (0 = all sites).",
+)
+@click.option("--include-meta", is_flag=True, help="Also read meta sites (skipped by default).")
+@stage_options
+@user_errors
+def stackexchange(
+    inputs: tuple[str, ...],
+    output: str,
+    top_sites: int,
+    include_meta: bool,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Stack Exchange site archives (.7z) or Posts.xml -> one document per question.
+
+    The text is the title, the question, then its answers by score (highest first, numeric).
+    """
+    from llama_data.beam_jobs.stackexchange import make_stackexchange_stage
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    spec = make_stackexchange_stage(list(inputs), top_sites or None, include_meta)
+    run_cli_stage(spec, output, run, force)
+
+
 @main.command("c4")
 @click.option(
     "--from-cc",
@@ -317,7 +414,7 @@ def c4_command(
 )
 @click.option("--lr", type=float, default=0.5, show_default=True, help="fastText learning rate.")
 @click.option("--epoch", type=int, default=10, show_default=True, help="fastText epochs.")
-@click.option("--dim", type=int, default=100, show_default=True, help="fastText vector size.")
+@click.option("--dim", type=int, default=32, show_default=True, help="fastText vector size.")
 @click.option(
     "--word-ngrams",
     type=click.IntRange(1, 5),
@@ -335,9 +432,9 @@ def c4_command(
 @click.option(
     "--bucket",
     type=click.IntRange(min=1),
-    default=2_000_000,
+    default=1_000_000,
     show_default=True,
-    help="fastText hash buckets.",
+    help="fastText hash buckets (model size = bucket * dim * 4 bytes).",
 )
 @click.option(
     "--threads",
@@ -445,6 +542,70 @@ def wikiref_filter(
 @main.group()
 def download() -> None:
     """Fetch published dumps (resumable, verified by checksums where the publisher gives them)."""
+
+
+@download.command("wikipedia")
+@click.option(
+    "--languages",
+    default=PAPER_WIKIPEDIA_LANGUAGES,
+    show_default=True,
+    help="Languages to fetch, comma-separated.",
+)
+@click.option("--date", required=True, help="Dump date YYYYMMDD (or 'latest').")
+@click.option("--output", "-o", required=True, help="Folder; each wiki goes to OUTPUT/<db>/.")
+@click.option(
+    "--base-url",
+    default="https://dumps.wikimedia.org",
+    show_default=True,
+    help="Dump server (a mirror, or a local server for tests).",
+)
+@click.option(
+    "--no-multistream",
+    is_flag=True,
+    help="Fetch pages-articles.xml.bz2 (one stream) instead of the multistream dump + index.",
+)
+@user_errors
+def download_wikipedia_cmd(
+    languages: str, date: str, output: str, base_url: str, no_multistream: bool
+) -> None:
+    """Wikimedia articles dumps, verified with the published sha1sums (md5sums as fallback)."""
+    import re
+    from pathlib import Path
+
+    from llama_data.pipeline.wikipedia.download import download_wikipedia
+
+    if not re.fullmatch(r"\d{8}|latest", date):
+        raise UserError(f"--date: expected YYYYMMDD or 'latest', got {date!r}")
+    langs = _language_list(languages)
+    if langs is None:
+        raise UserError("--languages: name the languages to download ('all' is not a list)")
+    download_wikipedia(langs, date, Path(output), base_url, not no_multistream, echo=click.echo)
+
+
+@download.command("stackexchange")
+@click.option(
+    "--sites",
+    required=True,
+    help="Sites, comma-separated (beer.stackexchange.com, or beer; stackoverflow.com).",
+)
+@click.option("--output", "-o", required=True, help="Folder for the site archives (.7z).")
+@click.option(
+    "--base-url",
+    default="https://archive.org/download/stackexchange",
+    show_default=True,
+    help="Where the dump's per-site .7z files are (a mirror, or a local server for tests).",
+)
+@user_errors
+def download_stackexchange_cmd(sites: str, output: str, base_url: str) -> None:
+    """The Stack Exchange dump's per-site archives, verified with the item's checksums."""
+    from pathlib import Path
+
+    from llama_data.pipeline.stackexchange import download_stackexchange
+
+    names = [s.strip() for s in sites.split(",") if s.strip()]
+    if not names:
+        raise UserError("--sites: name at least one site")
+    download_stackexchange(names, Path(output), base_url, echo=click.echo)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -230,3 +230,8 @@ def demo_config_path() -> Path:
 
 def load_build_config(path: str | None) -> BuildConfig:
     return load_config(path or demo_config_path())
+
+
+# Source planners register themselves on import (kept last: they import this module).
+from llama_data.beam_jobs import stackexchange as _stackexchange  # noqa: E402, F401
+from llama_data.beam_jobs import wikipedia as _wikipedia  # noqa: E402, F401

@@ -268,3 +268,75 @@ def load_config(path: str | Path) -> BuildConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return parse_config(data, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Wikipedia and Stack Exchange (issue 3)
+
+PAPER_WIKIPEDIA_LANGUAGES = tuple(
+    [
+        "bg",
+        "ca",
+        "cs",
+        "da",
+        "de",
+        "en",
+        "es",
+        "fr",
+        "hr",
+        "hu",
+        "it",
+        "nl",
+        "pl",
+        "pt",
+        "ro",
+        "ru",
+        "sl",
+        "sr",
+        "sv",
+        "uk",
+    ]
+)
+
+
+@register_source("wikipedia")
+@dataclass(frozen=True)
+class WikipediaSourceConfig(SourceConfig):
+    """[sources.wikipedia]: MediaWiki XML dumps (`*-pages-articles*.xml.bz2`, multistream, .xml).
+
+    `languages` (from each dump's siteinfo) defaults to the paper's 20; `[]` keeps all.
+    `split_mb` is the byte size of the ranges a multistream dump is cut into for parallel reading.
+    """
+
+    languages: list[str] = field(default_factory=lambda: list(PAPER_WIKIPEDIA_LANGUAGES))
+    split_mb: int = 64
+    use_index: bool = True
+    min_chars: int = 1
+    dedup: bool = False
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        for lang in self.languages:
+            if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", lang):
+                raise ConfigError(f"{where}.languages: {lang!r} is not a language code like 'en'")
+        if self.split_mb < 1:
+            raise ConfigError(f"{where}.split_mb: must be >= 1, got {self.split_mb}")
+
+
+@register_source("stackexchange")
+@dataclass(frozen=True)
+class StackExchangeSourceConfig(SourceConfig):
+    """[sources.stackexchange]: per-site `.7z` archives or extracted `<site>/Posts.xml`.
+
+    `top_sites` keeps the N largest sites by post count (0 = all); meta sites are skipped unless
+    `include_meta`.
+    """
+
+    top_sites: int = 28
+    include_meta: bool = False
+    dedup: bool = False
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if self.top_sites < 0:
+            raise ConfigError(f"{where}.top_sites: must be >= 0, got {self.top_sites}")
