@@ -259,7 +259,7 @@ def test_training_separates_styles_and_is_reproducible(tmp_path: Path) -> None:
     docs, wikitext = make_corpus()
     cited = set(wikiref.cited_normalized_urls(wikitext))
     pos, neg = wikiref.assemble_training_set(cited, docs, seed=0)
-    params = wikiref.FastTextParams(lr=0.5, epoch=25, seed=0)
+    params = wikiref.FastTextParams(lr=0.5, epoch=25, dim=20, bucket=100_000, seed=0)
     runs = []
     for k in range(2):
         work = tmp_path / f"run{k}"
@@ -294,7 +294,7 @@ def test_score_step_stores_score_and_rejects_below_threshold(tmp_path: Path) -> 
     docs, wikitext = make_corpus(n_cited=60, n_random=100)
     cited = set(wikiref.cited_normalized_urls(wikitext))
     pos, neg = wikiref.assemble_training_set(cited, docs, seed=0)
-    wikiref.train_and_evaluate(pos, neg, str(tmp_path), wikiref.FastTextParams(lr=0.5, epoch=25))
+    wikiref.train_and_evaluate(pos, neg, str(tmp_path), wikiref.FastTextParams(lr=0.5, epoch=25, dim=20, bucket=100_000))
     rng = random.Random(99)
     fresh = [
         Document("new/cited-style", "cc", make_text(rng, CITED_WORDS)),
