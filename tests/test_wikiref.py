@@ -294,7 +294,9 @@ def test_score_step_stores_score_and_rejects_below_threshold(tmp_path: Path) -> 
     docs, wikitext = make_corpus(n_cited=60, n_random=100)
     cited = set(wikiref.cited_normalized_urls(wikitext))
     pos, neg = wikiref.assemble_training_set(cited, docs, seed=0)
-    wikiref.train_and_evaluate(pos, neg, str(tmp_path), wikiref.FastTextParams(lr=0.5, epoch=25, dim=20, bucket=100_000))
+    wikiref.train_and_evaluate(
+        pos, neg, str(tmp_path), wikiref.FastTextParams(lr=0.5, epoch=25, dim=20, bucket=100_000)
+    )
     rng = random.Random(99)
     fresh = [
         Document("new/cited-style", "cc", make_text(rng, CITED_WORDS)),
@@ -306,3 +308,181 @@ def test_score_step_stores_score_and_rejects_below_threshold(tmp_path: Path) -> 
     assert [d.id for d in kept] == ["new/cited-style"] and kept[0].meta["wikiref_score"] >= 0.25
     assert [r.doc.id for r in rejected] == ["new/random-style"]
     assert rejected[0].reason == "not_wikiref" and rejected[0].doc.meta["wikiref_score"] < 0.25
+
+
+# --- end to end on the real formats (MediaWiki XML dump, WET) -----------------------------------
+def mediawiki_dump(pages: list[tuple[int, str, int, str, bool]]) -> bytes:
+    """A MediaWiki export-0.10 dump: (page id, title, namespace, wikitext, is redirect)."""
+    from xml.sax.saxutils import escape
+
+    out = [
+        '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">',
+        "  <siteinfo>\n    <sitename>Wikipedia</sitename>\n    <dbname>enwiki</dbname>",
+        "    <base>https://en.wikipedia.org/wiki/Main_Page</base>\n    <case>first-letter</case>",
+        '    <namespaces>\n      <namespace key="0" case="first-letter" />',
+        '      <namespace key="1" case="first-letter">Talk</namespace>\n    </namespaces>\n  </siteinfo>',
+    ]
+    for pid, title, ns, text, redirect in pages:
+        out.append(
+            f"  <page>\n    <title>{escape(title)}</title>\n    <ns>{ns}</ns>\n    <id>{pid}</id>"
+        )
+        if redirect:
+            out.append(f'    <redirect title="{escape(text)}" />')
+        out.append(
+            f"    <revision>\n      <id>{pid * 10}</id>\n      <timestamp>2023-05-01T00:00:00Z</timestamp>\n"
+            "      <model>wikitext</model>\n      <format>text/x-wiki</format>\n"
+            f'      <text bytes="{len(text)}" xml:space="preserve">{escape(text)}</text>\n'
+            "    </revision>\n  </page>"
+        )
+    out.append("</mediawiki>\n")
+    return "\n".join(out).encode("utf-8")
+
+
+def wet_bytes(pages: list[tuple[str, str]]) -> bytes:
+    import gzip
+
+    out = []
+    for i, (url, text) in enumerate(pages):
+        body = text.encode("utf-8")
+        head = (
+            "WARC/1.0\r\nWARC-Type: conversion\r\n"
+            f"WARC-Target-URI: {url}\r\nWARC-Date: 2023-05-01T00:00:00Z\r\n"
+            f"WARC-Record-ID: <urn:uuid:00000000-0000-0000-0000-{i:012d}>\r\n"
+            f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        out.append(gzip.compress(head + body + b"\r\n\r\n"))
+    return b"".join(out)
+
+
+def write_fixture(tmp_path: Path, n_cited: int = 80, n_random: int = 200) -> tuple[Path, Path]:
+    import bz2
+
+    rng = random.Random(5)
+    cited_pages, random_pages, refs = [], [], []
+    for i in range(n_cited):
+        cited_pages.append((f"https://www.site{i}.org/article/{i}/", make_text(rng, CITED_WORDS)))
+        refs.append(
+            f"<ref>{{{{cite web|url=http://site{i}.org/article/{i}?utm_source=wp|title=T}}}}</ref>"
+        )
+    for j in range(n_random):
+        random_pages.append((f"http://shop{j}.com/item/{j}", make_text(rng, RANDOM_WORDS)))
+    half = n_cited // 2
+    dump = mediawiki_dump(
+        [
+            (1, "Alpha", 0, "Alpha is a topic." + " More.".join(refs[:half]), False),
+            (2, "Beta", 0, "Beta is another.\n" + "\n".join(refs[half:]), False),
+            (3, "Talk:Alpha", 1, "[http://shop0.com/item/0 spam] talk pages cite nothing", False),
+            (4, "Gamma", 0, "Alpha", True),
+        ]
+    )
+    wiki = tmp_path / "enwiki-20230501-pages-articles.xml.bz2"
+    wiki.write_bytes(bz2.compress(dump))
+    wet = tmp_path / "CC-MAIN-2023-23-00000.warc.wet.gz"
+    wet.write_bytes(wet_bytes(cited_pages + random_pages))
+    return wiki, wet
+
+
+@pytest.mark.slow
+def test_train_wikiref_and_filter_end_to_end(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from llama_data.cli import main
+
+    wiki, wet = write_fixture(tmp_path)
+    out = tmp_path / "out"
+    args = ["train-wikiref", "--wikipedia", str(wiki), "--cc", str(wet), "--output", str(out)]
+    args += ["--epoch", "25", "--dim", "16", "--bucket", "100000", "--quiet"]
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    card = json.loads((out / "wikiref-model" / "card.json").read_text())
+    assert card["examples"]["positives"] == card["examples"]["negatives"] == 80
+    assert card["holdout"]["precision"] >= 0.9 and card["holdout"]["recall"] >= 0.9
+    counters = card["examples_stage"]["counters"]
+    assert counters["wikipedia.articles"] == 2  # the talk page and the redirect are not articles
+    assert counters["wikipedia.cited_urls"] == 80 and counters["positives"] == 80
+    assert (out / "wikiref-model" / "_SUCCESS").exists()
+
+    # rerun: both steps complete, skipped
+    res2 = CliRunner().invoke(main, args[:-1], catch_exceptions=False)
+    assert res2.exit_code == 0 and res2.output.count("skipped") == 2
+
+    docs = tmp_path / "docs.jsonl"
+    rng = random.Random(7)
+    with docs.open("w") as fh:
+        for i in range(10):
+            words = CITED_WORDS if i % 2 == 0 else RANDOM_WORDS
+            fh.write(
+                json.dumps({"id": f"d{i}", "text": make_text(rng, words), "url": f"http://x/{i}"})
+                + "\n"
+            )
+    res3 = CliRunner().invoke(
+        main,
+        [
+            "wikiref-filter",
+            "-i",
+            str(docs),
+            "-o",
+            str(out),
+            "--model",
+            str(out / "wikiref-model"),
+            "-q",
+        ],
+        catch_exceptions=False,
+    )
+    assert res3.exit_code == 0, res3.output
+    kept = [
+        r for f in (out / "wikiref-filter").glob("*.parquet") for r in pq.read_table(f).to_pylist()
+    ]
+    rejected = [
+        r
+        for f in (out / "wikiref-filter" / "rejected").glob("*.parquet")
+        for r in pq.read_table(f).to_pylist()
+    ]
+    assert sorted(r["id"] for r in kept) == ["d0", "d2", "d4", "d6", "d8"]
+    assert all(r["wikiref_score"] >= 0.25 for r in kept)
+    assert {json.loads(r["meta"])["url"] for r in kept} == {
+        f"http://x/{i}" for i in (0, 2, 4, 6, 8)
+    }
+    assert {r["reason"] for r in rejected} == {"not_wikiref"} and len(rejected) == 5
+
+
+@pytest.mark.slow
+def test_train_wikiref_rejects_inputs_without_citations(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from llama_data.cli import main
+
+    wiki, wet = write_fixture(tmp_path, n_cited=0, n_random=5)
+    res = CliRunner().invoke(
+        main,
+        [
+            "train-wikiref",
+            "--wikipedia",
+            str(wiki),
+            "--cc",
+            str(wet),
+            "-o",
+            str(tmp_path / "o"),
+            "-q",
+        ],
+    )
+    assert res.exit_code == 2 and "no training examples" in res.output
+
+
+def test_filter_schema_keeps_the_input_columns_and_adds_the_score(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from llama_data.beam_jobs.wikiref import filter_schema
+    from llama_data.pipeline.schema import DocumentSchema
+
+    ccnet_like = DocumentSchema(
+        extra=(pa.field("url", pa.string()), pa.field("perplexity", pa.float64()))
+    )
+    pq.write_table(
+        ccnet_like.to_table([Document("a", "cc", "t", {"url": "u", "perplexity": 1.5})]),
+        tmp_path / "p.parquet",
+    )
+    schema = filter_schema([str(tmp_path / "*.parquet")])
+    assert [f.name for f in schema.extra] == ["url", "perplexity", "wikiref_score"]

@@ -233,5 +233,7 @@ def load_build_config(path: str | None) -> BuildConfig:
 
 
 # Source planners register themselves on import (kept last: they import this module).
+from llama_data.beam_jobs import c4 as _c4  # noqa: E402, F401
 from llama_data.beam_jobs import stackexchange as _stackexchange  # noqa: E402, F401
 from llama_data.beam_jobs import wikipedia as _wikipedia  # noqa: E402, F401
+from llama_data.beam_jobs import wikiref as _wikiref  # noqa: E402, F401

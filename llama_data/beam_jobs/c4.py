@@ -17,6 +17,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
+from llama_data.beam_jobs.build import BuildContext, BuildStep, register_source_planner
 from llama_data.beam_jobs.harness import (
     ApplySteps,
     ReadDocuments,
@@ -25,6 +26,7 @@ from llama_data.beam_jobs.harness import (
     StageSpec,
 )
 from llama_data.pipeline import c4
+from llama_data.pipeline.config import SourceConfig
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.schema import DocumentSchema
 from llama_data.pipeline.warc import CommonCrawlReader
@@ -178,3 +180,24 @@ def make_c4_stage(
         config={"mode": "from_cc", **rules.config()},
         schema=FROM_CC_SCHEMA,
     )
+
+
+@register_source_planner("c4")
+def plan_c4(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    inputs = list(src.inputs)
+    from_cc = bool(getattr(src, "from_cc", False))
+    rules = C4Rules(
+        badwords=getattr(src, "badwords", None),
+        lang_threshold=float(getattr(src, "lang_threshold", c4.LANG_THRESHOLD)),
+        min_words_per_line=int(getattr(src, "min_words_per_line", c4.MIN_WORDS_PER_LINE)),
+        min_sentences=int(getattr(src, "min_sentences", c4.MIN_SENTENCES)),
+        dedup_spans=bool(getattr(src, "dedup_spans", True)),
+    )
+    return [
+        BuildStep(
+            name,
+            lambda _ctx: make_c4_stage(inputs, from_cc, rules, name),
+            describe="WET/WARC -> C4 rules -> span dedup" if from_cc else "C4 release json.gz",
+            inputs=inputs,
+        )
+    ]

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from llama_data.beam_jobs import fs
+from llama_data.beam_jobs.build import POST_PLANNERS, BuildContext, BuildStep
 from llama_data.beam_jobs.harness import (
     ApplySteps,
     ReadDocuments,
@@ -351,3 +352,83 @@ def train_wikiref(
         force=force or not examples.skipped,
     )
     return [examples, model]
+
+
+def plan_wikiref(ctx: BuildContext) -> list[BuildStep]:
+    """[wikiref]: train the classifier (unless `model` is given), then filter `source`'s output."""
+    if "wikiref" not in ctx.config.sections:
+        return []
+    cfg = ctx.config.sections["wikiref"]
+    has_source = cfg.source in ctx.config.sources
+    steps: list[BuildStep] = []
+    model_deps: tuple[str, ...] = ()
+    if cfg.model:
+        fixed_model: str = cfg.model
+
+        def model_of(_c: BuildContext) -> str:
+            return fixed_model
+
+    else:
+        wikipedia = list(cfg.wikipedia)
+        if not wikipedia and "wikipedia" in ctx.config.sources:
+            wikipedia = list(ctx.config.sources["wikipedia"].inputs)
+        if not wikipedia:
+            raise UserError(
+                "wikiref: set model = <trained model>, or wikipedia = [dumps] (or a [sources.wikipedia])"
+            )
+        cc_static = list(cfg.cc)
+        if not cc_static and not has_source:
+            raise UserError(f"wikiref: set cc = [documents] or configure [sources.{cfg.source}]")
+        refs = list(cfg.refs_warc)
+        params = wikiref.FastTextParams(
+            lr=cfg.lr,
+            epoch=cfg.epoch,
+            dim=cfg.dim,
+            wordNgrams=cfg.word_ngrams,
+            minCount=cfg.min_count,
+            bucket=cfg.bucket,
+            thread=cfg.threads,
+            seed=cfg.seed,
+        )
+        steps.append(
+            BuildStep(
+                EXAMPLES_STAGE,
+                lambda c: make_examples_stage(
+                    wikipedia, cc_static or c.documents_of(cfg.source), refs, cfg.seed
+                ),
+                deps=() if cc_static else (cfg.source,),
+                describe="cited URLs x CommonCrawl -> labelled examples",
+                inputs=[*wikipedia, *cc_static, *refs],
+            )
+        )
+        steps.append(
+            BuildStep(
+                MODEL_STAGE,
+                lambda c: make_model_task(
+                    c.stage_dir(EXAMPLES_STAGE), params, cfg.threshold, cfg.holdout
+                ),
+                deps=(EXAMPLES_STAGE,),
+                describe="fastText wikiref classifier + card",
+            )
+        )
+        model_deps = (MODEL_STAGE,)
+
+        def model_of(c: BuildContext) -> str:
+            return c.stage_dir(MODEL_STAGE)
+
+    if has_source:
+        name = f"{cfg.source}-wikiref"
+        steps.append(
+            BuildStep(
+                name,
+                lambda c: make_filter_stage(
+                    c.documents_of(cfg.source), model_of(c), cfg.threshold, name, cfg.source
+                ),
+                deps=(cfg.source, *model_deps),
+                describe=f"wikiref score, reject not_wikiref < {cfg.threshold}",
+            )
+        )
+    return steps
+
+
+POST_PLANNERS.append(plan_wikiref)

@@ -340,3 +340,79 @@ class StackExchangeSourceConfig(SourceConfig):
         super().validate(where)
         if self.top_sites < 0:
             raise ConfigError(f"{where}.top_sites: must be >= 0, got {self.top_sites}")
+
+
+# ---------------------------------------------------------------------------------------------
+# C4 and the Wikipedia-reference classifier (issue 5)
+
+
+@register_source("c4")
+@dataclass(frozen=True)
+class C4SourceConfig(SourceConfig):
+    """[sources.c4]: the public C4 release (`c4-*.json.gz`), or `from_cc = true` to re-derive C4
+    from CommonCrawl WET/WARC files with the C4 paper's rules (defaults are the paper's).
+
+    `badwords` is a word-list file (default: the shipped LDNOOBW English list, CC BY 4.0);
+    `lang_threshold` the minimum lid.176 English probability.
+    """
+
+    from_cc: bool = False
+    badwords: str | None = path_field(None)
+    lang_threshold: float = 0.99
+    min_words_per_line: int = 5
+    min_sentences: int = 3
+    dedup_spans: bool = True
+    dedup: bool = False
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if not 0.0 <= self.lang_threshold <= 1.0:
+            raise ConfigError(
+                f"{where}.lang_threshold: must be in [0, 1], got {self.lang_threshold}"
+            )
+        if self.min_words_per_line < 1 or self.min_sentences < 1:
+            raise ConfigError(f"{where}: min_words_per_line and min_sentences must be >= 1")
+        if (
+            self.badwords is not None
+            and not _URL.match(self.badwords)
+            and not Path(self.badwords).is_file()
+        ):
+            raise ConfigError(f"{where}.badwords: no such file {self.badwords!r}")
+
+
+@register_section("wikiref")
+@dataclass(frozen=True)
+class WikirefSection:
+    """[wikiref]: the Wikipedia-reference classifier, trained and applied after `source`.
+
+    With `model` set, that model (a train-wikiref `wikiref-model/` folder or a fastText .bin) is
+    used. Otherwise one is trained: cited URLs from `wikipedia` (default: the build's
+    `[sources.wikipedia]` dumps) against documents from `cc` (default: the `source` stage's
+    output), plus fetched reference pages from `refs_warc`. Documents of `source` scoring under
+    `threshold` are rejected as `not_wikiref` by the `<source>-wikiref` stage.
+    """
+
+    source: str = "commoncrawl"
+    model: str | None = path_field(None)
+    wikipedia: list[str] = path_field(default_factory=list)
+    cc: list[str] = path_field(default_factory=list)
+    refs_warc: list[str] = path_field(default_factory=list)
+    threshold: float = 0.25
+    seed: int = 0
+    holdout: float = 0.1
+    lr: float = 0.5
+    epoch: int = 10
+    dim: int = 32
+    word_ngrams: int = 2
+    min_count: int = 1
+    bucket: int = 1_000_000
+    threads: int = 1
+
+    def validate(self, where: str) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"{where}.threshold: must be in [0, 1], got {self.threshold}")
+        if not 0.0 < self.holdout < 1.0:
+            raise ConfigError(f"{where}.holdout: must be in (0, 1), got {self.holdout}")
+        for key in ("epoch", "dim", "word_ngrams", "min_count", "bucket", "threads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: must be >= 1, got {getattr(self, key)}")
