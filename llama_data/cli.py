@@ -392,6 +392,13 @@ def c4_command(
     help="Output root: writes wikiref-examples/ and wikiref-model/.",
 )
 @click.option(
+    "--extractor",
+    type=click.Choice(["scan", "parse"]),
+    default="scan",
+    show_default=True,
+    help="Citation extractor: a fast regex scan, or a full mwparserfromhell parse (~15x slower).",
+)
+@click.option(
     "--seed",
     type=int,
     default=0,
@@ -450,6 +457,7 @@ def train_wikiref(
     cc: tuple[str, ...],
     refs_warc: tuple[str, ...],
     output: str,
+    extractor: str,
     seed: int,
     threshold: float,
     holdout: float,
@@ -487,7 +495,16 @@ def train_wikiref(
         seed=seed,
     )
     results = run_train(
-        list(wikipedia), list(cc), list(refs_warc), output, run, params, threshold, holdout, force
+        list(wikipedia),
+        list(cc),
+        list(refs_warc),
+        output,
+        run,
+        params,
+        threshold,
+        holdout,
+        force,
+        extractor=extractor,
     )
     if not quiet:
         for r in results:

@@ -161,13 +161,19 @@ def wikiref() -> None:
         # Citations name the page as editors do: other scheme, no www., tracking parameters.
         style = i % 3
         if style == 0:
-            cited.append(f"<ref>{{{{cite web |url=http://history-{i}.example.org/reports/{i} |title=Report {i}}}}}</ref>")
+            cited.append(
+                f"<ref>{{{{cite web |url=http://history-{i}.example.org/reports/{i} |title=Report {i}}}}}</ref>"
+            )
         elif style == 1:
-            cited.append(f"<ref>[https://history-{i}.example.org/reports/{i}?utm_source=wikipedia Report {i}]</ref>")
+            cited.append(
+                f"<ref>[https://history-{i}.example.org/reports/{i}?utm_source=wikipedia Report {i}]</ref>"
+            )
         else:
             cited.append(f"<ref>https://www.history-{i}.example.org/reports/{i}/#summary</ref>")
     for j in range(80):
-        pages.append((f"http://shop-{j}.example.com/p/{j}?ref=home", doc(rng, RANDOM, rng.randint(3, 6))))
+        pages.append(
+            (f"http://shop-{j}.example.com/p/{j}?ref=home", doc(rng, RANDOM, rng.randint(3, 6)))
+        )
     articles = []
     for a in range(4):
         body = [f"'''Demo topic {a}''' is an article written for the llama-data demo."]

@@ -63,26 +63,42 @@ A bare http://bare.example.net/path/. in prose, and {{Citation|chapter-url=//pro
 """
 
 
-def test_extract_cited_urls_from_refs_templates_and_links() -> None:
-    assert wikiref.cited_normalized_urls(WIKITEXT) == [
+@pytest.mark.parametrize("method", ["scan", "parse"])
+def test_extract_cited_urls_from_refs_templates_and_links(method: str) -> None:
+    assert set(wikiref.cited_normalized_urls(WIKITEXT, method=method)) == {
         "example.com/a/b",  # {{cite web|url=}} in a <ref>
         "proto.example.com/ch",  # {{Citation|chapter-url=}}
         "news.example.org/story.html?a=1&b=2",  # [http://... label] in a <ref>
         "bare.example.net/path",  # bare URL, trailing period not part of it
         "infobox.example.com",  # a bare URL anywhere is an external link too
         "official.example.com",  # external links section
-    ]
+    }
 
 
-def test_archive_urls_and_wikimedia_links_are_not_citations() -> None:
-    urls = wikiref.cited_normalized_urls(WIKITEXT)
+@pytest.mark.parametrize("method", ["scan", "parse"])
+def test_archive_urls_and_wikimedia_links_are_not_citations(method: str) -> None:
+    urls = wikiref.cited_normalized_urls(WIKITEXT, method=method)
     assert not any("archive.org" in u or "wikipedia.org" in u for u in urls)
+
+
+def test_scanner_ignores_unrendered_wikitext_and_markup_around_links() -> None:
+    text = (
+        "<!-- http://commented.example.com/ --> <nowiki>http://nowiki.example.com</nowiki>\n"
+        "'''http://bold.example.com/x''' and (see http://paren.example.com/a_(b) and "
+        "http://paren2.example.com/c).\n{{cite news |url= http://spaced.example.com/n |title=N}}"
+    )
+    assert set(wikiref.cited_normalized_urls(text)) == {
+        "bold.example.com/x",
+        "paren.example.com/a_(b)",
+        "paren2.example.com/c",
+        "spaced.example.com/n",
+    }
 
 
 def test_extraction_survives_unbalanced_markup() -> None:
     text = "{{cite web|url=http://a.example.com/x <ref>[http://b.example.com/y Y</ref> {{{{ [[ ]]"
-    urls = wikiref.cited_normalized_urls(text)
-    assert "b.example.com/y" in urls
+    for method in ("scan", "parse"):
+        assert "b.example.com/y" in wikiref.cited_normalized_urls(text, method=method)
 
 
 # --- training set -------------------------------------------------------------------------------
@@ -397,7 +413,7 @@ def test_train_wikiref_and_filter_end_to_end(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     card = json.loads((out / "wikiref-model" / "card.json").read_text())
     assert card["examples"]["positives"] == card["examples"]["negatives"] == 80
-    assert card["holdout"]["precision"] >= 0.9 and card["holdout"]["recall"] >= 0.9
+    assert card["holdout"]["precision"] >= 0.9 and card["holdout"]["recall"] >= 0.9, card
     counters = card["examples_stage"]["counters"]
     assert counters["wikipedia.articles"] == 2  # the talk page and the redirect are not articles
     assert counters["wikipedia.cited_urls"] == 80 and counters["positives"] == 80

@@ -55,8 +55,9 @@ class _MarkRef(beam.DoFn):
 class _CitedUrls(beam.DoFn):
     """Articles only (namespace 0, not redirects): talk and project pages cite other things."""
 
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: str, method: str = "scan") -> None:
         self.stage = stage
+        self.method = method
 
     def setup(self) -> None:
         self._pages = Metrics.counter(self.stage, "wikipedia.articles")
@@ -66,7 +67,7 @@ class _CitedUrls(beam.DoFn):
         if page.meta.get("redirect") or page.meta.get("ns", 0) not in (0, "0", None):
             return
         self._pages.inc()
-        urls = wikiref.cited_normalized_urls(page.text)
+        urls = wikiref.cited_normalized_urls(page.text, method=self.method)
         self._urls.inc(len(urls))
         for url in urls:
             yield wikiref.url_key(url), url
@@ -143,6 +144,7 @@ def make_examples_stage(
     refs_warc: Sequence[str] = (),
     seed: int = 0,
     name: str = EXAMPLES_STAGE,
+    extractor: str = "scan",
 ) -> StageSpec:
     """Positives and over-sampled negative candidates as documents (label, url, sample_key)."""
     from llama_data.pipeline.wikipedia.reader import WikipediaReader
@@ -153,7 +155,7 @@ def make_examples_stage(
         )
         cited = (
             wiki.docs
-            | "CitedUrls" >> beam.ParDo(_CitedUrls(ctx.name))
+            | "CitedUrls" >> beam.ParDo(_CitedUrls(ctx.name, extractor))
             | "DistinctUrls" >> beam.CombinePerKey(min)
         )
         crawl = p | "ReadCC" >> ReadDocuments(
@@ -192,6 +194,7 @@ def make_examples_stage(
         inputs=[*wikipedia, *cc, *refs_warc],
         config={
             "seed": seed,
+            "extractor": extractor,
             "wikipedia": list(wikipedia),
             "cc": list(cc),
             "refs_warc": list(refs_warc),
@@ -337,13 +340,17 @@ def train_wikiref(
     threshold: float = wikiref.DEFAULT_THRESHOLD,
     holdout: float = wikiref.HOLDOUT_FRACTION,
     force: bool = False,
+    extractor: str = "scan",
 ) -> list[Any]:
     """`llama-data train-wikiref`: the examples stage, then the model task (each skipped when
     complete with the same inputs and settings)."""
     from llama_data.beam_jobs.harness import run_stage, run_task
 
     examples = run_stage(
-        make_examples_stage(wikipedia, cc, refs_warc, params.seed), output, run, force=force
+        make_examples_stage(wikipedia, cc, refs_warc, params.seed, extractor=extractor),
+        output,
+        run,
+        force=force,
     )
     model = run_task(
         make_model_task(examples.stage_dir, params, threshold, holdout),
@@ -394,7 +401,11 @@ def plan_wikiref(ctx: BuildContext) -> list[BuildStep]:
             BuildStep(
                 EXAMPLES_STAGE,
                 lambda c: make_examples_stage(
-                    wikipedia, cc_static or c.documents_of(cfg.source), refs, cfg.seed
+                    wikipedia,
+                    cc_static or c.documents_of(cfg.source),
+                    refs,
+                    cfg.seed,
+                    extractor=cfg.extractor,
                 ),
                 deps=() if cc_static else (cfg.source,),
                 describe="cited URLs x CommonCrawl -> labelled examples",

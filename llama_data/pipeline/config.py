@@ -400,6 +400,7 @@ class WikirefSection:
     threshold: float = 0.25
     seed: int = 0
     holdout: float = 0.1
+    extractor: str = "scan"
     lr: float = 0.5
     epoch: int = 10
     dim: int = 32
@@ -411,6 +412,8 @@ class WikirefSection:
     def validate(self, where: str) -> None:
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"{where}.threshold: must be in [0, 1], got {self.threshold}")
+        if self.extractor not in ("scan", "parse"):
+            raise ConfigError(f"{where}.extractor: 'scan' or 'parse', got {self.extractor!r}")
         if not 0.0 < self.holdout < 1.0:
             raise ConfigError(f"{where}.holdout: must be in (0, 1), got {self.holdout}")
         for key in ("epoch", "dim", "word_ngrams", "min_count", "bucket", "threads"):
