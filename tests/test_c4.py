@@ -392,3 +392,22 @@ def test_from_cc_stage_applies_every_rule_and_dedups_spans(tmp_path: Path) -> No
     assert counters["c4_clean.line_javascript"] == 1 and counters["c4_clean.line_no_endmark"] >= 1
     assert counters["span_dedup.spans_cut"] >= 1
     assert res.stats["accounting"]["ok"]
+
+
+def test_fast_badwords_matcher_agrees_with_the_regex_rule() -> None:
+    words = c4.load_badwords(c4.default_badwords_path())
+    rx, fast = c4.badwords_regex(words), c4.BadWordsMatcher(words)
+    texts = [
+        "a plain page about gardens.",
+        "porn at the start",
+        "ends with s&m",
+        "the 2 girls 1 cup thing",
+        "pornography-free zone",
+        "a g-spot mention",
+        "scunthorpe and essex are towns",
+        "assessment of the class",
+        "sex2 and xxx3",
+        "twinkies",
+    ]
+    for t in texts:
+        assert bool(rx.search(t)) == fast.search(t), t

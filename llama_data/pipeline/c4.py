@@ -234,6 +234,36 @@ def badwords_regex(words: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![a-z])(?:{alternation})(?![a-z])")
 
 
+_LETTER_RUN_RE = re.compile(r"[a-z]+")
+
+
+class BadWordsMatcher:
+    """`badwords_regex`'s rule, fast: a page's letter runs are looked up in a set.
+
+    A list entry of letters only ("porn") matches exactly when it is one of the page's maximal
+    runs of letters, which is the whole-word rule. Entries with spaces, digits or symbols
+    ("2 girls 1 cup", "s&m") go through the regex, and only when all their letter runs occur on
+    the page. ~10x the plain alternation regex on web pages.
+    """
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.single = frozenset(w for w in words if w.isalpha() and w.isascii())
+        self.complex = [
+            (
+                frozenset(_LETTER_RUN_RE.findall(w)),
+                re.compile(rf"(?<![a-z]){re.escape(w)}(?![a-z])"),
+            )
+            for w in words
+            if not (w.isalpha() and w.isascii())
+        ]
+
+    def search(self, lowered: str) -> bool:
+        runs = set(_LETTER_RUN_RE.findall(lowered))
+        if not runs.isdisjoint(self.single):
+            return True
+        return any(need <= runs and rx.search(lowered) for need, rx in self.complex)
+
+
 # --- three-sentence spans -----------------------------------------------------------------------
 def _sentences_with_lines(text: str) -> list[tuple[int, str]]:
     return [(i, s) for i, line in enumerate(text.split("\n")) for s in split_sentences(line)]
@@ -348,18 +378,19 @@ class BadWordsStep(Step):
     """Reject a page containing any word of a list (C4: LDNOOBW English)."""
 
     name = "c4_badwords"
-    _regex: re.Pattern[str] | None = None
+    _matcher: BadWordsMatcher | None = None
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path or default_badwords_path()
 
     def setup(self) -> None:
-        self._regex = badwords_regex(load_badwords(self.path))
+        self._matcher = BadWordsMatcher(load_badwords(self.path))
 
     def process(self, doc: Document) -> Outcome:
-        if self._regex is None:
+        if self._matcher is None:
             self.setup()
-        if self._regex is not None and self._regex.search(doc.text.lower()):
+        assert self._matcher is not None
+        if self._matcher.search(doc.text.lower()):
             return Rejected(doc, "badwords")
         return doc
 
