@@ -411,3 +411,27 @@ def test_fast_badwords_matcher_agrees_with_the_regex_rule() -> None:
     ]
     for t in texts:
         assert bool(rx.search(t)) == fast.search(t), t
+
+
+# --- integration on the shared corpus (skipped when absent) -------------------------------------
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+@pytest.mark.corpus
+@pytest.mark.skipif(not (CORPUS / "commoncrawl").exists(), reason="../shared/corpus absent")
+def test_c4_rules_on_the_wet_sample_keep_only_english() -> None:
+    from llama_data.pipeline.warc import WetReader
+
+    docs = [
+        d
+        for d in WetReader("c4").read_path(str(CORPUS / "commoncrawl" / "pages.warc.wet.gz"))
+        if isinstance(d, Document)
+    ]
+    assert len(docs) >= 100
+    steps = [c4.C4CleanStep(), c4.language_step(threshold=0.9), c4.BadWordsStep()]
+    kept = [o for o in run_steps(steps, docs) if isinstance(o, Document)]
+    assert kept and all(d.meta["language"] == "en" for d in kept)
+    for d in kept:
+        for line in d.text.split("\n"):
+            assert line.endswith(c4.END_MARKS) and len(line.split()) >= 5
+            assert "javascript" not in line.lower() and "{" not in line

@@ -38,6 +38,12 @@ from llama_data.pipeline.steps import run_steps
         ("//example.com/a", "example.com/a"),  # protocol-relative
         ("www.example.com/a/", "example.com/a"),
         ("  https://example.com/a  ", "example.com/a"),
+        (
+            "https://web.archive.org/web/20100307140008/http://www.example.com:80/a/",
+            "example.com/a",
+        ),
+        ("http://web.archive.org/20091005014319/http://example.com/a?x=1", "example.com/a?x=1"),
+        ("https://web.archive.org/web/2019*/example.com", "web.archive.org/web/2019*/example.com"),
         ("ftp://example.com/a", None),
         ("mailto:someone@example.com", None),
         ("not a url", None),
@@ -502,3 +508,23 @@ def test_filter_schema_keeps_the_input_columns_and_adds_the_score(tmp_path: Path
     )
     schema = filter_schema([str(tmp_path / "*.parquet")])
     assert [f.name for f in schema.extra] == ["url", "perplexity", "wikiref_score"]
+
+
+# --- integration on the shared corpus (skipped when absent) -------------------------------------
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+@pytest.mark.corpus
+@pytest.mark.skipif(not (CORPUS / "wikipedia").exists(), reason="../shared/corpus absent")
+def test_citations_of_the_enwiki_sample() -> None:
+    from llama_data.pipeline.wikipedia.reader import WikipediaReader
+
+    pages = [
+        p
+        for p in WikipediaReader().read_path(str(CORPUS / "wikipedia" / "enwiki-sample.xml.bz2"))
+        if isinstance(p, Document) and not p.meta.get("redirect") and p.meta.get("ns") == 0
+    ]
+    urls = [u for p in pages for u in wikiref.cited_normalized_urls(p.text)]
+    assert len(pages) > 50 and len(urls) > 1000
+    assert all(wikiref.normalize_url(u) == u for u in urls[:500])  # idempotent
+    assert not any(u.startswith("web.archive.org") for u in urls)

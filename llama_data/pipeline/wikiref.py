@@ -77,6 +77,9 @@ TRACKING_PARAMS = frozenset(
 TRACKING_PREFIXES = ("utm_", "pk_", "hsa_")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _WWW_RE = re.compile(r"^www\d*\.")
+_WAYBACK_RE = re.compile(
+    r"^(?:https?:)?//(?:www\.)?web\.archive\.org/(?:web/)?\d{4,14}[a-z_]*/(.+)$", re.I
+)
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _QUERY_SAFE = ":@!$'()*+,;/?-._~"
 # Links a Wikipedia page makes to its own projects are navigation, not references to the web.
@@ -100,11 +103,15 @@ def normalize_url(url: str) -> str | None:
     Scheme dropped (http and https name the same page in practice), host lowercased without
     `www.`/`wwwN.`, default port, user info and trailing dot; path percent-encoding made canonical
     and its trailing slash removed; fragment dropped; tracking parameters (utm_*, fbclid, gclid,
-    ...) removed and the rest sorted, so parameter order does not matter.
+    ...) removed and the rest sorted, so parameter order does not matter. A Wayback Machine URL
+    (`web.archive.org/web/<time>/<url>`) stands for the page it archived.
     """
     url = url.strip()
     if not url:
         return None
+    wayback = _WAYBACK_RE.match(url)
+    if wayback:  # editors often cite the archived copy; the crawl has the original page
+        return normalize_url(wayback.group(1))
     if url.startswith("//"):
         url = "http:" + url
     elif "://" not in url:
