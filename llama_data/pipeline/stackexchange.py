@@ -251,7 +251,8 @@ class _Stop(Exception):
 
 
 def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
-    """Stream one member of a .7z archive as chunks, without holding it in memory.
+    """Stream one member of a .7z archive as chunks, without holding it in memory. The archive
+    is opened at once (a bad archive or a missing member raises here); chunks come lazily.
 
     py7zr pushes decompressed data into a writer; a thread runs the extraction into a bounded
     queue so that the caller pulls chunks at its own pace.
@@ -299,10 +300,11 @@ def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
             return NullIO()
 
     archive = py7zr.SevenZipFile(raw, mode="r")
-    names = [n for n in archive.getnames() if posixpath.basename(n).lower() == want]
+    members = archive.getnames()
+    names = [n for n in members if posixpath.basename(n).lower() == want]
     if not names:
         archive.close()
-        raise FileNotFoundError(f"no {want} in the archive (members: {archive.getnames()[:10]})")
+        raise FileNotFoundError(f"no Posts.xml in the archive (members: {members[:10]})")
 
     def work() -> None:
         try:
@@ -315,19 +317,22 @@ def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
         finally:
             archive.close()
 
-    thread = threading.Thread(target=work, name="py7zr-extract", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = chunks.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise OSError(f"7z extraction failed: {type(item).__name__}: {item}") from item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    def pull() -> Iterator[bytes]:
+        thread = threading.Thread(target=work, name="py7zr-extract", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = chunks.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise OSError(f"7z extraction failed: {type(item).__name__}: {item}") from item
+                yield item
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+    return pull()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,13 +371,18 @@ class _HtmlText(HTMLParser):
         self.pre = 0
         self.skip = 0
         self.lists: list[list[int | str]] = []  # [kind, counter]
+        self.indent = ""  # of the current list item's line
 
     # line building
     def _flush(self) -> None:
         if self.cur:
             line = "".join(self.cur)
-            self.lines.append(line.rstrip() if self.pre else " ".join(line.split()))
+            if self.pre:
+                self.lines.append(line.rstrip())
+            else:
+                self.lines.append(self.indent + " ".join(line.split()))
             self.cur = []
+        self.indent = ""
 
     def _break(self, blank: bool) -> None:
         self._flush()
@@ -392,7 +402,8 @@ class _HtmlText(HTMLParser):
                 if top[0] == "ol":
                     top[1] = int(top[1]) + 1
                     marker = f"{top[1]}."
-            self.cur.append("  " * max(0, len(self.lists) - 1) + marker + " ")
+            self.indent = "  " * max(0, len(self.lists) - 1)
+            self.cur.append(marker + " ")
         elif tag in ("ul", "ol"):
             self._break(blank=not self.lists)
             self.lists.append([tag, 0])
