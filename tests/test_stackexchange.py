@@ -126,6 +126,7 @@ def test_answers_sorted_by_numeric_score_then_id(tmp_path: Path) -> None:
         "Answer minus three."
     )
     assert q.meta["site"] == "beer.stackexchange.com" and q.meta["question_id"] == 1
+    assert q.source == "stackexchange"
     assert q.meta["score"] == 7 and q.meta["answer_count"] == 5
     assert q.meta["license"] == "CC BY-SA 2.5"  # created before 2011-04-08
     assert q.meta["licenses"] == ["CC BY-SA 2.5", "CC BY-SA 3.0", "CC BY-SA 4.0"]

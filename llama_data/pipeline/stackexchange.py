@@ -600,6 +600,9 @@ class StackExchangeReader(Reader):
 
     name = "stackexchange"
 
+    def __init__(self, source: str = "stackexchange") -> None:
+        super().__init__(source)
+
     def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
         path = split.path
         site = site_of(path)
