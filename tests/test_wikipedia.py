@@ -257,6 +257,23 @@ def test_multistream_splits_by_index_and_by_scanning_agree(tmp_path: Path) -> No
         assert sorted(d.id for d in items) == sorted(whole)  # each page exactly once
 
 
+def test_streams_cut_mid_page_like_pbzip2(tmp_path: Path) -> None:
+    """pbzip2/lbzip2 cut streams at arbitrary bytes: a page may span two splits."""
+    pages = [page_xml(i, f"P{i}", f"Text {i} " * 60) for i in range(1, 41)]
+    xml = (header() + "".join(pages) + FOOTER).encode()
+    cuts = range(0, len(xml), 777)  # not aligned with anything
+    path = tmp_path / "enwiki-pbzip2.xml.bz2"
+    path.write_bytes(b"".join(bz2.compress(xml[c : c + 777]) for c in cuts))
+    reader = WikipediaReader(split_bytes=2000)
+    splits = reader.splits(str(path), path.stat().st_size, local_open)
+    assert len(splits) > 4
+    items = all_items(reader, path)
+    assert all(isinstance(i, Document) for i in items), [
+        i for i in items if isinstance(i, DeadLetter)
+    ]
+    assert sorted(int(d.id.split("/")[1]) for d in items) == list(range(1, 41))
+
+
 def test_stream_scan_finds_every_stream(tmp_path: Path) -> None:
     pages = [page_xml(i, f"P{i}", "x " * 50) for i in range(1, 9)]
     path = write_multistream(tmp_path / "x-multistream.xml.bz2", pages, 2)
