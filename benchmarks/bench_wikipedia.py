@@ -1,6 +1,7 @@
 """Wikitext cleaning alone vs the whole Wikipedia stage on Beam's local runner.
 
-    python benchmarks/bench_wikipedia.py [--dump PATH ...] [--repeat N] [--workers 1]
+    python -m benchmarks wikipedia      # or, with options:
+    python -m benchmarks.bench_wikipedia [--dump PATH ...] [--repeat N] [--workers 1]
 
 Input: the real dumps in ../shared/corpus/wikipedia (enwiki + ukwiki) unless --dump is given,
 with their pages repeated `--repeat` times under new page ids (so Beam's fixed start-up cost is
@@ -25,11 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from llama_data.pipeline.document import Document  # noqa: E402
-from llama_data.pipeline.steps import run_steps  # noqa: E402
-from llama_data.pipeline.wikipedia import (  # noqa: E402
+from llama_data.pipeline.document import Document
+from llama_data.pipeline.steps import run_steps
+from llama_data.pipeline.wikipedia import (
     CleanWikitext,
     WikipediaPageFilter,
     WikipediaReader,
@@ -91,11 +90,12 @@ def timed(fn):
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """`python -m benchmarks wikipedia` calls this with no arguments (the defaults)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dump", action="append", type=Path, help="MediaWiki dump(s) (.xml.bz2)")
     ap.add_argument("--repeat", type=int, default=4)
     ap.add_argument("--workers", type=int, default=1)
-    args = ap.parse_args(argv)
+    args = ap.parse_args([] if argv is None else argv)
     sources = args.dump or [
         CORPUS / "wikipedia" / "enwiki-sample.xml.bz2",
         CORPUS / "wikipedia" / "ukwiki-20230501.xml.bz2",
@@ -160,4 +160,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
