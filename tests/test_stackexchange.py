@@ -301,6 +301,20 @@ def test_entity_expansion_attack_is_refused(tmp_path: Path) -> None:
     assert items[0].reason == "xml_dtd_forbidden"
 
 
+def test_a_site_given_twice_does_not_repeat_answers(tmp_path: Path) -> None:
+    path = tmp_path / "beer.stackexchange.com" / "Posts.xml"
+    path.parent.mkdir()
+    path.write_bytes(posts_xml(OLD_ROWS))
+    items = read_all(path)
+    out = documents(items + items)
+    docs = [o for o in out if isinstance(o, Document)]
+    assert sorted(d.id for d in docs) == ["beer.stackexchange.com/1", "beer.stackexchange.com/7"]
+    q = next(d for d in docs if d.id.endswith("/1"))
+    assert q.meta["answer_ids"] == [3, 2, 4, 6, 5]
+    reasons = sorted(o.reason.split(":")[0] for o in out if isinstance(o, Rejected))
+    assert reasons.count("duplicate_of") == 7  # 2 questions + 5 answers
+
+
 def test_orphan_answers_are_rejected(tmp_path: Path) -> None:
     path = tmp_path / "s" / "Posts.xml"
     path.parent.mkdir()

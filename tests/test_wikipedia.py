@@ -411,7 +411,7 @@ def test_cleaner_on_a_full_article() -> None:
     text = clean(ARTICLE, title="Mead")
     lines = text.split("\n")
     assert lines[0] == "Mead" and lines[1] == ""
-    assert lines[2].startswith("Mead is an alcoholic drink made by fermenting honey")
+    assert lines[2].startswith("Mead is an alcoholic drink made by fermenting honey with water. It")
     assert "It is one of the oldest drinks." in text
     for gone in (
         "Infobox", "IPA", "cite", "Smith", "editors", "NOTOC", "Mead.jpg", "A glass of",
@@ -438,6 +438,9 @@ def test_cleaner_on_a_full_article() -> None:
         ("In French {{lang|fr|le miel}}.", "In French le miel."),
         ("Text<ref>note</ref> more<ref name=x/>.", "Text more."),
         ("One<br/>two", "One\ntwo"),
+        ("soft\nbreak\n\nnew paragraph", "soft break\n\nnew paragraph"),
+        ("Intro:\n* a\n* b\nAfter the list", "Intro:\na\nb\nAfter the list"),
+        ("; Term\n: definition", "Term\ndefinition"),
         ("A &amp; B &ndash; C", "A & B – C"),
         ("Before <!-- hidden --> after", "Before after"),
         ("<gallery>\nA.jpg|cap\n</gallery>\nAfter", "After"),

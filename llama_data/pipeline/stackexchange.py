@@ -536,10 +536,18 @@ def assemble_question(key: str, posts: Iterable[Document]) -> Iterator[Document 
     """A question's document: title, body, then its answers by numeric score. A group without
     its question (answers to a question missing from the input) is rejected as `orphan_answers`."""
     questions: list[Document] = []
-    answers: list[Document] = []
+    by_id: dict[int, Document] = {}
+    repeated: list[Document] = []
     for d in posts:
-        (questions if d.meta.get("post_type") == QUESTION else answers).append(d)
-    answers.sort(key=answer_order)
+        if d.meta.get("post_type") == QUESTION:
+            questions.append(d)
+        elif d.meta["post_id"] in by_id:  # the same site given twice (archive and Posts.xml)
+            repeated.append(d)
+        else:
+            by_id[d.meta["post_id"]] = d
+    answers = sorted(by_id.values(), key=answer_order)
+    for dup in repeated:
+        yield Rejected(dup.with_text(""), f"duplicate_of:{dup.id}")
     if not questions:
         site, _, qid = key.rpartition("/")
         meta = {"site": site, "question_id": int(qid) if qid.isdigit() else None,

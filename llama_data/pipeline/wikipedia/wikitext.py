@@ -228,6 +228,8 @@ LITERAL_TEMPLATES: dict[str, str] = {
 
 _HEADING = "\x00H"  # marks heading lines until empty sections are dropped
 _PRE = "\x01"  # brackets the number of a code block kept verbatim
+_ITEM = "\x02"  # starts a list item's line (never joined to the line before)
+_BREAK = "\x03"  # a hard line break (<br>, block tags)
 _PRE_SLOT = re.compile(r"\x01(\d+)\x01")
 _QUOTES = re.compile(r"'{5}|'{3}|'{2}")
 _MAGIC = re.compile(r"__[^\W_a-z](?:[^\W_a-z]|_(?!_))*__")
@@ -344,10 +346,11 @@ class WikitextCleaner:
         if tag in DROP_TAGS:
             return
         if tag in ("br", "hr"):
-            out.append("\n")
+            out.append(f"\n{_BREAK}")
             return
         markup = node.wiki_markup
         if markup and tag in LINE_TAGS:  # "*", "#", ";", ":" list markers: the line stays a line
+            out.append(_ITEM)
             return
         if node.self_closing or node.contents is None:
             return
@@ -356,7 +359,7 @@ class WikitextCleaner:
             return
         block = tag in BLOCK_TAGS or tag in LINE_TAGS
         if block:
-            out.append("\n")
+            out.append(f"\n{_BREAK}")
         if tag in ("pre", "syntaxhighlight", "source"):
             # Code keeps its exact lines: a placeholder rides through the tidying regexes.
             code = str(node.contents).strip("\n")
@@ -365,7 +368,7 @@ class WikitextCleaner:
         else:
             self._render(node.contents, out)
         if block:
-            out.append("\n")
+            out.append(f"\n{_BREAK}")
 
 
 def _tidy(text: str) -> str:
@@ -380,14 +383,15 @@ def _tidy(text: str) -> str:
         text = new
     text = _LEFTOVER_TAG.sub("", text)
     text = _BRACKETS.sub("", text)
-    lines = []
+    lines: list[str] = []
+    joinable = False  # the last line is paragraph text a soft line break may continue
     for line in text.split("\n"):
-        if line.startswith(_HEADING):
+        if line.startswith((_HEADING, _PRE)):
             lines.append(line)
+            joinable = False
             continue
-        if line.startswith(_PRE):
-            lines.append(line)
-            continue
+        hard = line.lstrip(" \t").startswith((_ITEM, _BREAK))
+        line = line.replace(_ITEM, "").replace(_BREAK, "")
         line = _EMPTY_PARENS.sub("", line)
         line = _SPACES.sub(" ", line).strip()
         line = _SPACE_BEFORE_PUNCT.sub(r"\1", line).strip()
@@ -395,7 +399,11 @@ def _tidy(text: str) -> str:
             line = line.lstrip(",;. ")
         if line and not line.strip("*#:;-–—•·|,. "):
             line = ""  # a list marker or separator whose item was all markup
+        if line and joinable and not hard:
+            lines[-1] += " " + line  # MediaWiki renders a single newline in a paragraph as a space
+            continue
         lines.append(line)
+        joinable = bool(line) and not hard
     lines = _drop_empty_sections(lines)
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
