@@ -32,7 +32,7 @@ from llama_data.pipeline.xmlsafe import (
 )
 
 MAX_HEADER_BYTES = 16 << 20
-URL_SAFE = ":/()!,;@$*'~"  # what MediaWiki leaves unencoded in article URLs
+URL_SAFE = ";@$!*(),/~:"  # what MediaWiki's wfUrlencode leaves unencoded
 NO_SITEINFO = "no <siteinfo> before the first page: not a MediaWiki dump?"
 
 # A bz2 stream starts byte-aligned with "BZh" + block size digit + the block magic (pi in BCD);
