@@ -261,6 +261,26 @@ def test_bad_row_costs_that_row_only(tmp_path: Path) -> None:
     ]
 
 
+def test_oversized_row_is_skipped_and_reading_resyncs(monkeypatch) -> None:
+    from llama_data.pipeline import stackexchange
+
+    monkeypatch.setattr(stackexchange, "MAX_ROW_BYTES", 2000)
+    data = posts_xml([
+        row(Id=1, PostTypeId=1, Score=0, Title="A", Body="<p>a</p>"),
+        row(Id=2, PostTypeId=1, Score=0, Title="B", Body="<p>" + "b" * 9000 + "</p>"),
+        row(Id=3, PostTypeId=1, Score=0, Title="C", Body="<p>c</p>"),
+    ])  # fmt: skip
+    chunks = [data[i : i + 300] for i in range(0, len(data), 300)]
+    items = list(iter_posts(chunks, "s/Posts.xml"))
+    assert [getattr(i, "id", None) for i in items] == [1, None, 3]
+    assert isinstance(items[1], DeadLetter) and items[1].reason == "row_too_large"
+    # the same rows in chunks of every size parse alike
+    for size in (1, 7, 64, 4096):
+        small = [data[i : i + size] for i in range(0, len(data), size)]
+        got = list(iter_posts(small, "s/Posts.xml"))
+        assert [getattr(i, "id", None) for i in got] == [1, None, 3]
+
+
 def test_posts_xml_cut_mid_row(tmp_path: Path) -> None:
     data = posts_xml(
         [row(Id=i, PostTypeId=1, Score=0, Title=f"Q{i}", Body="<p>b</p>") for i in range(1, 6)]

@@ -352,6 +352,32 @@ def test_bad_page_xml_costs_that_page_only(tmp_path: Path) -> None:
     assert items[1].reason == "bad_page_xml" and items[1].record_id == "2"
 
 
+@pytest.mark.parametrize("size", [1, 5, 6, 7, 64, 1000])
+def test_pages_found_whatever_the_chunk_boundaries(size: int) -> None:
+    xml = (header() + "".join(en_pages()) + FOOTER).encode()
+    chunks = [xml[i : i + size] for i in range(0, len(xml), size)]
+    items = list(iter_pages(chunks))
+    assert [getattr(i, "page_id", None) for i in items] == [10, 12, 13, 14, 15, 16]
+
+
+def test_oversized_page_is_skipped_and_reading_resyncs(monkeypatch) -> None:
+    from llama_data.pipeline.wikipedia import dump
+
+    monkeypatch.setattr(dump, "MAX_PAGE_BYTES", 3000)
+    xml = (
+        header()
+        + page_xml(1, "A", "a")
+        + page_xml(2, "Big", "b" * 10000)
+        + page_xml(3, "C", "c")
+        + FOOTER
+    ).encode()
+    chunks = [xml[i : i + 500] for i in range(0, len(xml), 500)]
+    items = list(iter_pages(chunks, path="x.xml"))
+    assert [type(i).__name__ for i in items] == ["WikiPage", "DeadLetter", "WikiPage"]
+    assert items[1].reason == "page_too_large"
+    assert [i.page_id for i in items if not isinstance(i, DeadLetter)] == [1, 3]
+
+
 def test_entity_expansion_attack_is_refused(tmp_path: Path) -> None:
     lol = "".join(
         f'  <!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">\n' for i in range(1, 10)

@@ -150,44 +150,66 @@ def parse_row(row: bytes) -> Post:
 
 def _scan_rows(chunks: Iterable[bytes]) -> Iterator[tuple[str, int, bytes]]:
     """("prolog", 0, bytes) once, then ("row", offset, bytes) per `<row`, up to the next `<`
-    (`<` never occurs unescaped inside attribute values, so that is where the element ends)."""
-    buf = bytearray()
-    base = 0
+    (`<` never occurs unescaped inside attribute values, so that is where the element ends),
+    or ("too_large", offset, head) for a row beyond MAX_ROW_BYTES, after which it resyncs."""
     it = iter(chunks)
-    for chunk in it:
-        buf += chunk
-        if b"<row" in buf or len(buf) > MAX_ROW_BYTES:
-            break
+    buf = bytearray()
+    base = 0  # stream offset of buf[0]
+    done = False
+
+    def pull() -> bool:
+        nonlocal done
+        chunk = next(it, None) if not done else None
+        if chunk is None:
+            done = True
+            return False
+        buf.extend(chunk)
+        return True
+
+    while b"<row" not in buf and len(buf) <= MAX_ROW_BYTES and pull():
+        pass
     first = buf.find(b"<row")
     yield "prolog", 0, bytes(buf[: first if first >= 0 else len(buf)])
-    pos = first
-    exhausted = first < 0
-    while pos >= 0:
-        nxt = buf.find(b"<", pos + 1)
-        while nxt < 0 and not exhausted:
-            chunk = next(it, None)
-            if chunk is None:
-                exhausted = True
-            else:
-                search = len(buf)
-                buf += chunk
-                nxt = buf.find(b"<", search)
-            if len(buf) - pos > MAX_ROW_BYTES and nxt < 0:
+    if first < 0:
+        return
+    del buf[:first]
+    base = first
+    while True:  # here buf starts with "<row"
+        end = buf.find(b"<", 1)
+        scanned = len(buf)
+        while end < 0 and len(buf) <= MAX_ROW_BYTES and pull():
+            end = buf.find(b"<", scanned)
+            scanned = len(buf)
+        if end < 0 and len(buf) > MAX_ROW_BYTES:
+            yield "too_large", base, bytes(buf[:200])
+            base += len(buf)
+            buf.clear()
+            while pull():  # drop the rest of the row, up to the next "<"
+                k = buf.find(b"<")
+                if k >= 0:
+                    del buf[:k]
+                    base += k
+                    break
+                base += len(buf)
+                buf.clear()
+        else:
+            stop = end if end >= 0 else len(buf)
+            yield "row", base, bytes(buf[:stop]).rstrip()
+            if end < 0:
+                return
+            del buf[:stop]
+            base += stop
+        while True:  # on to the next "<row"
+            k = buf.find(b"<row")
+            if k >= 0:
+                del buf[:k]
+                base += k
                 break
-        end = nxt if nxt >= 0 else len(buf)
-        yield "row", base + pos, bytes(buf[pos:end]).rstrip()
-        if nxt < 0:
-            return
-        del buf[:nxt]
-        base += nxt
-        pos = 0 if buf.startswith(b"<row") else buf.find(b"<row")
-        while pos < 0 and not exhausted:  # e.g. "</posts>" split across chunks
-            chunk = next(it, None)
-            if chunk is None:
-                exhausted = True
-            else:
-                buf += chunk
-                pos = buf.find(b"<row")
+            keep = max(0, len(buf) - 3)
+            del buf[:keep]
+            base += keep
+            if not pull():
+                return
 
 
 def iter_posts(stream: BinaryIO | Iterable[bytes], path: str = "") -> Iterator[Post | DeadLetter]:
@@ -207,6 +229,15 @@ def iter_posts(stream: BinaryIO | Iterable[bytes], path: str = "") -> Iterator[P
                         file=path, offset=0, reason="not_posts_xml", error="no <posts> element"
                     )
                     return
+                continue
+            if kind == "too_large":
+                yield DeadLetter(
+                    file=path,
+                    offset=offset,
+                    reason="row_too_large",
+                    error=f"a row longer than {MAX_ROW_BYTES} bytes: {data[:120]!r}...",
+                    record_id=_row_id(data),
+                )
                 continue
             if not data.endswith(b"/>"):
                 reason = "truncated_row" if b"/>" not in data[-4:] else "bad_row_xml"

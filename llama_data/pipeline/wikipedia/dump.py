@@ -32,6 +32,9 @@ from llama_data.pipeline.xmlsafe import (
 )
 
 MAX_HEADER_BYTES = 16 << 20
+MAX_PAGE_BYTES = (
+    512 << 20
+)  # MediaWiki caps an article at 2 MB of wikitext; history pages grow larger
 URL_SAFE = ";@$!*(),/~:"  # what MediaWiki's wfUrlencode leaves unencoded
 NO_SITEINFO = "no <siteinfo> before the first page: not a MediaWiki dump?"
 
@@ -350,6 +353,13 @@ def _scan(
                 page_start = -1
                 continue
             search_from = max(page_start + 6, len(buf) - 6)
+            if len(buf) - page_start > MAX_PAGE_BYTES:
+                yield "too_large", base + page_start, b""
+                drop = len(buf) - 6  # the rest of this page holds no "<page>": resync on the next
+                del buf[:drop]
+                base += drop
+                page_start = -1
+                search_from = 0
         if exhausted:
             if page_start >= 0:
                 yield "truncated", base + page_start, b""
@@ -420,6 +430,13 @@ def iter_pages(
                         error=f"{type(exc).__name__}: {exc}",
                         record_id=m.group(1).decode() if m else None,
                     )
+            elif kind == "too_large":
+                yield DeadLetter(
+                    file=path,
+                    offset=offset,
+                    reason="page_too_large",
+                    error=f"a <page> longer than {MAX_PAGE_BYTES} bytes (a history dump?): skipped",
+                )
             else:
                 yield DeadLetter(
                     file=path,
