@@ -150,44 +150,66 @@ def parse_row(row: bytes) -> Post:
 
 def _scan_rows(chunks: Iterable[bytes]) -> Iterator[tuple[str, int, bytes]]:
     """("prolog", 0, bytes) once, then ("row", offset, bytes) per `<row`, up to the next `<`
-    (`<` never occurs unescaped inside attribute values, so that is where the element ends)."""
-    buf = bytearray()
-    base = 0
+    (`<` never occurs unescaped inside attribute values, so that is where the element ends),
+    or ("too_large", offset, head) for a row beyond MAX_ROW_BYTES, after which it resyncs."""
     it = iter(chunks)
-    for chunk in it:
-        buf += chunk
-        if b"<row" in buf or len(buf) > MAX_ROW_BYTES:
-            break
+    buf = bytearray()
+    base = 0  # stream offset of buf[0]
+    done = False
+
+    def pull() -> bool:
+        nonlocal done
+        chunk = next(it, None) if not done else None
+        if chunk is None:
+            done = True
+            return False
+        buf.extend(chunk)
+        return True
+
+    while b"<row" not in buf and len(buf) <= MAX_ROW_BYTES and pull():
+        pass
     first = buf.find(b"<row")
     yield "prolog", 0, bytes(buf[: first if first >= 0 else len(buf)])
-    pos = first
-    exhausted = first < 0
-    while pos >= 0:
-        nxt = buf.find(b"<", pos + 1)
-        while nxt < 0 and not exhausted:
-            chunk = next(it, None)
-            if chunk is None:
-                exhausted = True
-            else:
-                search = len(buf)
-                buf += chunk
-                nxt = buf.find(b"<", search)
-            if len(buf) - pos > MAX_ROW_BYTES and nxt < 0:
+    if first < 0:
+        return
+    del buf[:first]
+    base = first
+    while True:  # here buf starts with "<row"
+        end = buf.find(b"<", 1)
+        scanned = len(buf)
+        while end < 0 and len(buf) <= MAX_ROW_BYTES and pull():
+            end = buf.find(b"<", scanned)
+            scanned = len(buf)
+        if end < 0 and len(buf) > MAX_ROW_BYTES:
+            yield "too_large", base, bytes(buf[:200])
+            base += len(buf)
+            buf.clear()
+            while pull():  # drop the rest of the row, up to the next "<"
+                k = buf.find(b"<")
+                if k >= 0:
+                    del buf[:k]
+                    base += k
+                    break
+                base += len(buf)
+                buf.clear()
+        else:
+            stop = end if end >= 0 else len(buf)
+            yield "row", base, bytes(buf[:stop]).rstrip()
+            if end < 0:
+                return
+            del buf[:stop]
+            base += stop
+        while True:  # on to the next "<row"
+            k = buf.find(b"<row")
+            if k >= 0:
+                del buf[:k]
+                base += k
                 break
-        end = nxt if nxt >= 0 else len(buf)
-        yield "row", base + pos, bytes(buf[pos:end]).rstrip()
-        if nxt < 0:
-            return
-        del buf[:nxt]
-        base += nxt
-        pos = 0 if buf.startswith(b"<row") else buf.find(b"<row")
-        while pos < 0 and not exhausted:  # e.g. "</posts>" split across chunks
-            chunk = next(it, None)
-            if chunk is None:
-                exhausted = True
-            else:
-                buf += chunk
-                pos = buf.find(b"<row")
+            keep = max(0, len(buf) - 3)
+            del buf[:keep]
+            base += keep
+            if not pull():
+                return
 
 
 def iter_posts(stream: BinaryIO | Iterable[bytes], path: str = "") -> Iterator[Post | DeadLetter]:
@@ -207,6 +229,15 @@ def iter_posts(stream: BinaryIO | Iterable[bytes], path: str = "") -> Iterator[P
                         file=path, offset=0, reason="not_posts_xml", error="no <posts> element"
                     )
                     return
+                continue
+            if kind == "too_large":
+                yield DeadLetter(
+                    file=path,
+                    offset=offset,
+                    reason="row_too_large",
+                    error=f"a row longer than {MAX_ROW_BYTES} bytes: {data[:120]!r}...",
+                    record_id=_row_id(data),
+                )
                 continue
             if not data.endswith(b"/>"):
                 reason = "truncated_row" if b"/>" not in data[-4:] else "bad_row_xml"
@@ -251,7 +282,8 @@ class _Stop(Exception):
 
 
 def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
-    """Stream one member of a .7z archive as chunks, without holding it in memory.
+    """Stream one member of a .7z archive as chunks, without holding it in memory. The archive
+    is opened at once (a bad archive or a missing member raises here); chunks come lazily.
 
     py7zr pushes decompressed data into a writer; a thread runs the extraction into a bounded
     queue so that the caller pulls chunks at its own pace.
@@ -299,10 +331,11 @@ def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
             return NullIO()
 
     archive = py7zr.SevenZipFile(raw, mode="r")
-    names = [n for n in archive.getnames() if posixpath.basename(n).lower() == want]
+    members = archive.getnames()
+    names = [n for n in members if posixpath.basename(n).lower() == want]
     if not names:
         archive.close()
-        raise FileNotFoundError(f"no {want} in the archive (members: {archive.getnames()[:10]})")
+        raise FileNotFoundError(f"no Posts.xml in the archive (members: {members[:10]})")
 
     def work() -> None:
         try:
@@ -315,19 +348,22 @@ def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
         finally:
             archive.close()
 
-    thread = threading.Thread(target=work, name="py7zr-extract", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = chunks.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise OSError(f"7z extraction failed: {type(item).__name__}: {item}") from item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    def pull() -> Iterator[bytes]:
+        thread = threading.Thread(target=work, name="py7zr-extract", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = chunks.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise OSError(f"7z extraction failed: {type(item).__name__}: {item}") from item
+                yield item
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+    return pull()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,13 +402,18 @@ class _HtmlText(HTMLParser):
         self.pre = 0
         self.skip = 0
         self.lists: list[list[int | str]] = []  # [kind, counter]
+        self.indent = ""  # of the current list item's line
 
     # line building
     def _flush(self) -> None:
         if self.cur:
             line = "".join(self.cur)
-            self.lines.append(line.rstrip() if self.pre else " ".join(line.split()))
+            if self.pre:
+                self.lines.append(line.rstrip())
+            else:
+                self.lines.append(self.indent + " ".join(line.split()))
             self.cur = []
+        self.indent = ""
 
     def _break(self, blank: bool) -> None:
         self._flush()
@@ -392,7 +433,8 @@ class _HtmlText(HTMLParser):
                 if top[0] == "ol":
                     top[1] = int(top[1]) + 1
                     marker = f"{top[1]}."
-            self.cur.append("  " * max(0, len(self.lists) - 1) + marker + " ")
+            self.indent = "  " * max(0, len(self.lists) - 1)
+            self.cur.append(marker + " ")
         elif tag in ("ul", "ol"):
             self._break(blank=not self.lists)
             self.lists.append([tag, 0])
@@ -525,10 +567,18 @@ def assemble_question(key: str, posts: Iterable[Document]) -> Iterator[Document 
     """A question's document: title, body, then its answers by numeric score. A group without
     its question (answers to a question missing from the input) is rejected as `orphan_answers`."""
     questions: list[Document] = []
-    answers: list[Document] = []
+    by_id: dict[int, Document] = {}
+    repeated: list[Document] = []
     for d in posts:
-        (questions if d.meta.get("post_type") == QUESTION else answers).append(d)
-    answers.sort(key=answer_order)
+        if d.meta.get("post_type") == QUESTION:
+            questions.append(d)
+        elif d.meta["post_id"] in by_id:  # the same site given twice (archive and Posts.xml)
+            repeated.append(d)
+        else:
+            by_id[d.meta["post_id"]] = d
+    answers = sorted(by_id.values(), key=answer_order)
+    for dup in repeated:
+        yield Rejected(dup.with_text(""), f"duplicate_of:{dup.id}")
     if not questions:
         site, _, qid = key.rpartition("/")
         meta = {"site": site, "question_id": int(qid) if qid.isdigit() else None,
@@ -588,6 +638,9 @@ class StackExchangeReader(Reader):
     """A site's `.7z` archive (Posts.xml streamed out of it) or an extracted Posts.xml."""
 
     name = "stackexchange"
+
+    def __init__(self, source: str = "stackexchange") -> None:
+        super().__init__(source)
 
     def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
         path = split.path

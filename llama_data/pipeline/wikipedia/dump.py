@@ -32,7 +32,10 @@ from llama_data.pipeline.xmlsafe import (
 )
 
 MAX_HEADER_BYTES = 16 << 20
-URL_SAFE = ":/()!,;@$*'~"  # what MediaWiki leaves unencoded in article URLs
+MAX_PAGE_BYTES = (
+    512 << 20
+)  # MediaWiki caps an article at 2 MB of wikitext; history pages grow larger
+URL_SAFE = ";@$!*(),/~:"  # what MediaWiki's wfUrlencode leaves unencoded
 NO_SITEINFO = "no <siteinfo> before the first page: not a MediaWiki dump?"
 
 # A bz2 stream starts byte-aligned with "BZh" + block size digit + the block magic (pi in BCD);
@@ -230,18 +233,44 @@ class TruncatedStream(Exception):
     """The compressed data ended before its end-of-stream marker."""
 
 
-def bz2_chunks(raw_chunks: Iterable[bytes]) -> Iterator[bytes]:
+@dataclass(slots=True)
+class StreamBoundary:
+    """Where a split's own compressed bytes end, and (once reached) the decompressed offset.
+
+    A split owns the pages whose `<page>` starts in its streams, but it reads on past its end
+    until the last of them closes: dumps recompressed with pbzip2/lbzip2 cut streams at any
+    byte, so a page may continue in the next split's first stream.
+    """
+
+    compressed: int
+    decompressed: int | None = None
+
+
+def bz2_chunks(
+    raw_chunks: Iterable[bytes], boundary: StreamBoundary | None = None
+) -> Iterator[bytes]:
     """Decompress concatenated bz2 streams (a multistream dump or a byte range of one)."""
     dec = bz2.BZ2Decompressor()
     seen_data = False
+    fed = 0
+    produced = 0
     for raw in raw_chunks:
+        fed += len(raw)
         while raw:
             out = dec.decompress(raw)
             seen_data = True
             if out:
+                produced += len(out)
                 yield out
             if dec.eof:
                 raw = dec.unused_data
+                consumed = fed - len(raw)
+                if (
+                    boundary is not None
+                    and boundary.decompressed is None
+                    and consumed >= boundary.compressed
+                ):
+                    boundary.decompressed = produced
                 dec = bz2.BZ2Decompressor()
                 seen_data = False
             else:
@@ -254,6 +283,14 @@ def bz2_chunks(raw_chunks: Iterable[bytes]) -> Iterator[bytes]:
 # Page scanning
 
 
+def _past(end: int | StreamBoundary | None, offset: int) -> bool:
+    if end is None:
+        return False
+    if isinstance(end, StreamBoundary):
+        return end.decompressed is not None and offset >= end.decompressed
+    return offset >= end
+
+
 @dataclass(slots=True)
 class _Header:
     root_tag: bytes = b""
@@ -262,7 +299,7 @@ class _Header:
 
 
 def _scan(
-    chunks: Iterable[bytes], want_header: bool, start: int, end: int | None
+    chunks: Iterable[bytes], want_header: bool, start: int, end: int | StreamBoundary | None
 ) -> Iterator[tuple[str, int, bytes | _Header]]:
     """Yield ("header", 0, _Header) once (if wanted), then ("page", offset, bytes) per page whose
     `<page>` starts in [start, end) of the decompressed stream, then ("truncated", offset, b"")
@@ -301,7 +338,7 @@ def _scan(
                 del buf[:drop]
                 base += drop
                 search_from = 0
-            elif end is not None and base + page_start >= end:
+            elif _past(end, base + page_start):
                 return
             else:
                 search_from = page_start + 6
@@ -316,6 +353,13 @@ def _scan(
                 page_start = -1
                 continue
             search_from = max(page_start + 6, len(buf) - 6)
+            if len(buf) - page_start > MAX_PAGE_BYTES:
+                yield "too_large", base + page_start, b""
+                drop = len(buf) - 6  # the rest of this page holds no "<page>": resync on the next
+                del buf[:drop]
+                base += drop
+                page_start = -1
+                search_from = 0
         if exhausted:
             if page_start >= 0:
                 yield "truncated", base + page_start, b""
@@ -333,7 +377,7 @@ def iter_pages(
     path: str = "",
     siteinfo: SiteInfo | None = None,
     start: int = 0,
-    end: int | None = None,
+    end: int | StreamBoundary | None = None,
 ) -> Iterator[WikiPage | DeadLetter]:
     """Pages of a decompressed dump stream (UTF-8 or UTF-16 with BOM), as WikiPage or DeadLetter.
 
@@ -341,7 +385,7 @@ def iter_pages(
     must begin with the dump header (`<mediawiki>` + `<siteinfo>`); with it, the stream may be any
     run of whole pages (a multistream split). `start`/`end` restrict output to pages whose
     `<page>` tag begins in that decompressed byte range, where `stream` begins at byte `start`
-    (a plain-XML split). Decompression errors raised by the stream become a dead letter after
+    (a plain-XML split); `end` may be a `StreamBoundary` that `bz2_chunks` fills in (a bz2 split). Decompression errors raised by the stream become a dead letter after
     every complete page read before them.
     """
     chunks: Iterable[bytes] = read_chunks(stream) if hasattr(stream, "read") else stream  # type: ignore[arg-type]
@@ -386,6 +430,13 @@ def iter_pages(
                         error=f"{type(exc).__name__}: {exc}",
                         record_id=m.group(1).decode() if m else None,
                     )
+            elif kind == "too_large":
+                yield DeadLetter(
+                    file=path,
+                    offset=offset,
+                    reason="page_too_large",
+                    error=f"a <page> longer than {MAX_PAGE_BYTES} bytes (a history dump?): skipped",
+                )
             else:
                 yield DeadLetter(
                     file=path,

@@ -26,6 +26,7 @@ from llama_data.pipeline.io import (
 from llama_data.pipeline.wikipedia.dump import (
     BZ2_STREAM_START,
     SiteInfo,
+    StreamBoundary,
     WikiPage,
     bz2_chunks,
     iter_pages,
@@ -218,9 +219,11 @@ class WikipediaReader(Reader):
                 if kind == "bz2":
                     if split.start:
                         raw.seek(split.start)
-                    limit = None if split.end is None else split.end - split.start
-                    chunks = bz2_chunks(read_chunks(raw, limit))
-                    for item in iter_pages(chunks, path=path, siteinfo=site):
+                    boundary = None
+                    if split.end is not None:
+                        boundary = StreamBoundary(split.end - split.start)
+                    chunks = bz2_chunks(read_chunks(raw), boundary)
+                    for item in iter_pages(chunks, path=path, siteinfo=site, end=boundary):
                         if isinstance(item, DeadLetter) and not whole:
                             item.error += f" (in the bz2 split at bytes {split.start}-{split.end})"
                         yield item

@@ -227,6 +227,10 @@ LITERAL_TEMPLATES: dict[str, str] = {
 }
 
 _HEADING = "\x00H"  # marks heading lines until empty sections are dropped
+_PRE = "\x01"  # brackets the number of a code block kept verbatim
+_ITEM = "\x02"  # starts a list item's line (never joined to the line before)
+_BREAK = "\x03"  # a hard line break (<br>, block tags)
+_PRE_SLOT = re.compile(r"\x01(\d+)\x01")
 _QUOTES = re.compile(r"'{5}|'{3}|'{2}")
 _MAGIC = re.compile(r"__[^\W_a-z](?:[^\W_a-z]|_(?!_))*__")
 _LEFTOVER_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>\n]*)?/?>")
@@ -247,6 +251,7 @@ class WikitextCleaner:
 
     def __init__(self, lang: str = "en") -> None:
         self.lang = lang
+        self._pre: list[str] = []
         self.file_ns = frozenset((*FILE_NAMESPACES[""], *FILE_NAMESPACES.get(lang, ())))
         self.category_ns = frozenset((*CATEGORY_NAMESPACES[""], *CATEGORY_NAMESPACES.get(lang, ())))
 
@@ -254,8 +259,11 @@ class WikitextCleaner:
         """Title as the first line, then the article's prose, headings and list items as lines."""
         code = mwparserfromhell.parse(wikitext, skip_style_tags=True)
         out: list[str] = []
+        self._pre = []
         self._render(code, out)
         body = _tidy("".join(out))
+        if self._pre:
+            body = _PRE_SLOT.sub(lambda m: self._pre[int(m.group(1))], body)
         if title:
             return f"{title}\n\n{body}" if body else title
         return body
@@ -338,10 +346,11 @@ class WikitextCleaner:
         if tag in DROP_TAGS:
             return
         if tag in ("br", "hr"):
-            out.append("\n")
+            out.append(f"\n{_BREAK}")
             return
         markup = node.wiki_markup
         if markup and tag in LINE_TAGS:  # "*", "#", ";", ":" list markers: the line stays a line
+            out.append(_ITEM)
             return
         if node.self_closing or node.contents is None:
             return
@@ -350,13 +359,16 @@ class WikitextCleaner:
             return
         block = tag in BLOCK_TAGS or tag in LINE_TAGS
         if block:
-            out.append("\n")
+            out.append(f"\n{_BREAK}")
         if tag in ("pre", "syntaxhighlight", "source"):
-            out.append(str(node.contents))
+            # Code keeps its exact lines: a placeholder rides through the tidying regexes.
+            code = str(node.contents).strip("\n")
+            self._pre.append(code)
+            out.append(f"\n{_PRE}{len(self._pre) - 1}{_PRE}\n")
         else:
             self._render(node.contents, out)
         if block:
-            out.append("\n")
+            out.append(f"\n{_BREAK}")
 
 
 def _tidy(text: str) -> str:
@@ -371,19 +383,27 @@ def _tidy(text: str) -> str:
         text = new
     text = _LEFTOVER_TAG.sub("", text)
     text = _BRACKETS.sub("", text)
-    lines = []
+    lines: list[str] = []
+    joinable = False  # the last line is paragraph text a soft line break may continue
     for line in text.split("\n"):
-        if line.startswith(_HEADING):
+        if line.startswith((_HEADING, _PRE)):
             lines.append(line)
+            joinable = False
             continue
-        line = _SPACES.sub(" ", line).strip()
+        hard = line.lstrip(" \t").startswith((_ITEM, _BREAK))
+        line = line.replace(_ITEM, "").replace(_BREAK, "")
         line = _EMPTY_PARENS.sub("", line)
+        line = _SPACES.sub(" ", line).strip()
         line = _SPACE_BEFORE_PUNCT.sub(r"\1", line).strip()
         if line[:1] in (",", ";", "."):  # the citation template before it was dropped
             line = line.lstrip(",;. ")
         if line and not line.strip("*#:;-–—•·|,. "):
             line = ""  # a list marker or separator whose item was all markup
+        if line and joinable and not hard:
+            lines[-1] += " " + line  # MediaWiki renders a single newline in a paragraph as a space
+            continue
         lines.append(line)
+        joinable = bool(line) and not hard
     lines = _drop_empty_sections(lines)
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
@@ -426,14 +446,18 @@ def _drop_empty_sections(lines: list[str]) -> list[str]:
                 break
         keep[i] = has_text
     out = []
+    after_heading = False
     for line, level, k in zip(lines, levels, keep, strict=True):
         if not k:
             continue
         if level:
             title = line[line.index("\x00", 2) + 1 :].strip()
-            out.extend(["", title] if title else [])
-        else:
+            if title:
+                out.extend(["", title])
+                after_heading = True
+        elif line or not after_heading:  # a heading sits right above its first line
             out.append(line)
+            after_heading = False
     return out
 
 
