@@ -198,4 +198,4 @@ def test_corpus_samples_parse(corpus: Path) -> None:
     ):
         docs, dead = read_all(reader, cc / name)
         assert not dead and len(docs) >= n, name
-        assert all(d.meta["url"].startswith("http") for d in docs)
+        assert all(d.meta["url"] and d.meta["date"] for d in docs)
