@@ -225,3 +225,21 @@ def test_doc_dedup_and_length() -> None:
     step = MinLength(10)
     assert isinstance(step.process(doc(1, "short")), Rejected)
     assert step.process(doc(1, "long enough text")).text == "long enough text"
+
+
+def test_hash_counter_caps_and_compacts() -> None:
+    import os
+    import random
+    from collections import Counter
+
+    from llama_data.pipeline.ccnet.lines import HashCounter
+
+    rng = random.Random(0)
+    keys = [os.urandom(8) for _ in range(500)]
+    counter, ref = HashCounter(cap=2, buffer_limit=64), Counter()
+    for _ in range(3000):
+        k, n = rng.choice(keys), rng.randint(1, 3)
+        counter.add(k, n)
+        ref[k] += n
+    assert dict(counter.items()) == {k: min(v, 2) for k, v in ref.items()}
+    assert counter.nbytes() == 9 * len(ref)  # uint64 hash + uint8 count, nothing pending

@@ -3,16 +3,19 @@ document dedup -> length filter. Only composition lives here; the rules are in p
 
 Line dedup is global and never holds a set in one process. Per document we ship compact keys:
 
-1. `Count`: (line hash, occurrences in the document) -> CombinePerKey(capped sum). Combiner
-   lifting adds up the counts on each worker before the shuffle, so a boilerplate line seen in a
-   million pages crosses the network once per worker, as 8 bytes of key and a 1-byte varint.
+1. `Count`: each worker counts the line hashes of its bundle in a `HashCounter` (9 bytes per
+   distinct hash: uint64 + uint8 count capped at 2) and emits (hash, capped count); then
+   CombinePerKey(capped sum), whose combiner lifting merges again before the shuffle. A
+   boilerplate line seen in a million pages thus crosses the shuffle about once per bundle, as
+   an 8-byte key and a 1-byte varint.
 2. `Join`: (line hash, doc key) pairs meet the hashes counted >= 2 in a CoGroupByKey; for each
-   duplicated hash the documents holding it get (doc key, line hash).
+   duplicated hash the documents holding it get (doc key, line hash) (16 bytes per pair).
 3. `Apply`: the documents, keyed by an 8-byte doc key, meet their duplicated hashes and lose
    those lines.
 
 With `group_files=N` the scope is groups of N input files (in sorted path order): the group
-number is prefixed to the key, so lines are counted per group, as cc_net's per-shard dedup.
+number is mixed into the 8-byte key (`scoped_hash`), so lines are counted per group, as cc_net's
+per-shard dedup; a shuffle key stays 8 bytes either way.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.stats import ApproximateQuantiles
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from llama_data.beam_jobs import fs
 from llama_data.beam_jobs.harness import (
@@ -45,7 +51,14 @@ from llama_data.pipeline.ccnet.buckets import (
 )
 from llama_data.pipeline.ccnet.filters import MinLength, doc_dedup_key
 from llama_data.pipeline.ccnet.langid import LanguageId
-from llama_data.pipeline.ccnet.lines import doc_hashes, finish, hash_counts, remove_lines
+from llama_data.pipeline.ccnet.lines import (
+    HashCounter,
+    doc_hashes,
+    finish,
+    hash_counts,
+    remove_lines,
+    scoped_hash,
+)
 from llama_data.pipeline.ccnet.perplexity import (
     Perplexity,
     available_languages,
@@ -70,31 +83,51 @@ def doc_key(doc: Document) -> bytes:
 
 
 def _scope_prefix(doc: Document, groups: dict[str, int] | None) -> bytes:
+    """b"" for the whole input, else the 4-byte number of the document's file group."""
     if groups is None:
         return b""
     return groups.get(str(doc.meta.get("file", "")), 0).to_bytes(4, "big")
 
 
 class _LineKeysFn(beam.DoFn):
-    """Per document: (scope+hash, count in doc) to main, (scope+hash, doc key) to `pairs`."""
+    """Per document: (scoped hash, doc key) to `pairs`; the counts are pre-aggregated per bundle
+    in a `HashCounter` (9 bytes per distinct hash) and emitted as (scoped hash, capped count)."""
 
-    def __init__(self, stage: str, groups: dict[str, int] | None) -> None:
+    def __init__(self, stage: str, groups: dict[str, int] | None, flush_bytes: int) -> None:
         self.stage = stage
         self.groups = groups
+        self.flush_bytes = flush_bytes
 
     def setup(self) -> None:
         self._lines = Metrics.counter(self.stage, "line_dedup.lines_in")
         self._distinct = Metrics.counter(self.stage, "line_dedup.doc_distinct_hashes")
+        self._state = Metrics.distribution(self.stage, "line_dedup.bundle_state_bytes")
+
+    def start_bundle(self) -> None:
+        self._counter = HashCounter(cap=DUP_THRESHOLD)
 
     def process(self, doc: Document):
-        prefix = _scope_prefix(doc, self.groups)
+        scope = _scope_prefix(doc, self.groups)
         counts = hash_counts(doc_hashes(doc.text))
         self._lines.inc(doc.text.count("\n") + 1)
         self._distinct.inc(len(counts))
         key = doc_key(doc)
         for h, n in counts.items():
-            yield prefix + h, min(n, DUP_THRESHOLD)
-            yield beam.pvalue.TaggedOutput("pairs", (prefix + h, key))
+            sh = scoped_hash(scope, h)
+            self._counter.add(sh, n)
+            yield beam.pvalue.TaggedOutput("pairs", (sh, key))
+        if self._counter.nbytes() >= self.flush_bytes:
+            yield from self._drain()
+
+    def _drain(self):
+        self._counter.compact()
+        self._state.update(self._counter.nbytes())
+        yield from self._counter.items()
+        self._counter.clear()
+
+    def finish_bundle(self):
+        for kv in self._drain():
+            yield WindowedValue(kv, MIN_TIMESTAMP, [GlobalWindow()])
 
 
 class CappedSum(beam.CombineFn):
@@ -117,14 +150,14 @@ class CappedSum(beam.CombineFn):
 def _docs_with_duplicate(item: tuple[bytes, dict[str, list]]):
     key, grouped = item
     if grouped["dup"]:
-        h = key[-8:]
         for dk in grouped["docs"]:
-            yield dk, h
+            yield dk, key
 
 
 class _ApplyLineDedupFn(beam.DoFn):
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: str, groups: dict[str, int] | None) -> None:
         self.stage = stage
+        self.groups = groups
 
     def setup(self) -> None:
         self._removed = Metrics.counter(self.stage, "line_dedup.lines_removed")
@@ -135,7 +168,7 @@ class _ApplyLineDedupFn(beam.DoFn):
         _, grouped = item
         dup = set(grouped["dup"])
         for doc in grouped["doc"]:  # one document per key, unless two ids collide in 8 bytes
-            out = finish(remove_lines(doc, dup))
+            out = finish(remove_lines(doc, dup, _scope_prefix(doc, self.groups)))
             d = out.doc if isinstance(out, Rejected) else out
             self._removed.inc(d.meta["original_nlines"] - d.meta["nlines"])
             self._chars_in.inc(d.meta["original_length"])
@@ -149,14 +182,20 @@ class _ApplyLineDedupFn(beam.DoFn):
 class LineDedup(beam.PTransform):
     """Documents -> `.kept` (duplicated lines removed) and `.rejected` (nothing left)."""
 
-    def __init__(self, stage: str = STAGE, file_groups: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        stage: str = STAGE,
+        file_groups: dict[str, int] | None = None,
+        flush_bytes: int = 64 << 20,
+    ) -> None:
         super().__init__()
         self.stage = stage
         self.file_groups = file_groups
+        self.flush_bytes = flush_bytes
 
     def expand(self, docs):
         keys = docs | "LineKeys" >> beam.ParDo(
-            _LineKeysFn(self.stage, self.file_groups)
+            _LineKeysFn(self.stage, self.file_groups, self.flush_bytes)
         ).with_outputs("pairs", main="counts")
         duplicated = (
             keys.counts
@@ -174,7 +213,9 @@ class LineDedup(beam.PTransform):
             {"doc": keyed, "dup": to_remove}
             | "Regroup" >> beam.CoGroupByKey()
             | "Apply"
-            >> beam.ParDo(_ApplyLineDedupFn(self.stage)).with_outputs("rejected", main="kept")
+            >> beam.ParDo(_ApplyLineDedupFn(self.stage, self.file_groups)).with_outputs(
+                "rejected", main="kept"
+            )
         )
         return out
 
