@@ -293,7 +293,12 @@ def _train_lm_task(name: str, inputs: list[str], src) -> TaskSpec:  # noqa: ANN0
             lang: train_lm(inputs, workdir, TrainLmSettings(lang=lang, vocab_size=src.lm_vocab_size))
             for lang in src.languages
         }
-        return {"models": {lang: card["training"] for lang, card in cards.items()}}
+        docs = sum(card["training"]["docs"] for card in cards.values())
+        return {
+            "in": docs,
+            "kept": docs,
+            "models": {lang: card["training"] for lang, card in cards.items()},
+        }
 
     return TaskSpec(
         name=name,
