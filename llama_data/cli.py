@@ -673,6 +673,146 @@ def books(
     run_cli_stage(make_books_stage(list(inputs), params, dedup=not no_dedup), output, run, force)
 
 
+@main.command("train-lm")
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    required=True,
+    help="Document files or globs (Parquet or JSON lines, e.g. the wikipedia stage output); repeatable.",
+)
+@click.option(
+    "--lang",
+    required=True,
+    help="Language code of the model (documents that name another language are skipped).",
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    help="Model folder: writes <lang>.sp.model, <lang>.arpa.bin, <lang>.card.json.",
+)
+@click.option(
+    "--vocab-size",
+    type=click.IntRange(min=100),
+    default=65536,
+    show_default=True,
+    help="SentencePiece vocabulary (an upper bound on small corpora).",
+)
+@click.option(
+    "--order",
+    type=click.IntRange(min=2, max=9),
+    default=5,
+    show_default=True,
+    help="KenLM n-gram order.",
+)
+@click.option(
+    "--max-docs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on at most this many documents.",
+)
+@click.option(
+    "--lmplz-memory", default="20%", show_default=True, help="lmplz -S (memory for sorting)."
+)
+@user_errors
+def train_lm_command(
+    inputs: tuple[str, ...],
+    lang: str,
+    output: str,
+    vocab_size: int,
+    order: int,
+    max_docs: int | None,
+    lmplz_memory: str,
+) -> None:
+    """Train the CCNet perplexity model: SentencePiece + KenLM 5-gram on normalized text."""
+    from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
+
+    _setup_logging(quiet=False)
+    settings = TrainLmSettings(
+        lang=lang, order=order, vocab_size=vocab_size, max_docs=max_docs, lmplz_memory=lmplz_memory
+    )
+    card = train_lm(list(inputs), output, settings)
+    t = card["training"]
+    click.echo(
+        f"[train-lm] {lang}: {t['docs']:,} docs, {t['lines']:,} lines, {t['tokens']:,} tokens, "
+        f"vocab {t['vocab_size']:,} in {card['seconds']}s -> {output}"
+    )
+
+
+@main.command("ccnet")
+@click.option("--lm", "lm_dir", required=True, help="Folder of perplexity models (from train-lm).")
+@click.option(
+    "--languages",
+    default=None,
+    help="Comma-separated languages to keep (default: every language with a model in --lm).",
+)
+@click.option(
+    "--keep", default="head,middle", show_default=True, help="Perplexity buckets to keep."
+)
+@click.option(
+    "--min-length",
+    type=click.IntRange(min=0),
+    default=300,
+    show_default=True,
+    help="Minimum characters after dedup.",
+)
+@click.option(
+    "--min-lang-score",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Minimum fastText language score.",
+)
+@click.option(
+    "--cutoffs",
+    "cutoffs_file",
+    default=None,
+    help="Perplexity cutoff file (JSON {lang: [p30, p60]} or cc_net cutoff.csv); default: computed from the input.",
+)
+@click.option(
+    "--dedup-group-files",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Line dedup within groups of N input files (default: the whole input).",
+)
+@stage_options
+@user_errors
+def ccnet_command(
+    inputs: tuple[str, ...],
+    output: str,
+    lm_dir: str,
+    languages: str | None,
+    keep: str,
+    min_length: int,
+    min_lang_score: float,
+    cutoffs_file: str | None,
+    dedup_group_files: int | None,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """CommonCrawl WET/WARC through the CCNet method: line dedup, language id, perplexity
+    buckets, document dedup, length filter."""
+    from llama_data.beam_jobs.ccnet import ccnet_stage_from_options
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    spec = ccnet_stage_from_options(
+        list(inputs),
+        lm_dir,
+        languages=[x.strip() for x in languages.split(",") if x.strip()] if languages else None,
+        keep=[x.strip() for x in keep.split(",") if x.strip()],
+        min_length=min_length,
+        min_lang_score=min_lang_score,
+        cutoffs_file=cutoffs_file,
+        group_files=dedup_group_files,
+    )
+    run_cli_stage(spec, output, run, force)
+
+
 @main.group()
 def download() -> None:
     """Fetch published dumps (resumable, verified by checksums where the publisher gives them)."""
@@ -772,6 +912,37 @@ def download_gutenberg(
         output, base_url=base_url, ids=ids, language=language, limit=limit, echo=click.echo
     )
     click.echo(result)
+
+
+@download.command("cc")
+@click.option("--snapshot", required=True, help="Crawl id, e.g. CC-MAIN-2023-06.")
+@click.option(
+    "--segments",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many WET files (first N of wet.paths.gz).",
+)
+@click.option(
+    "--output", "-o", required=True, help="Folder for the WET files and download-manifest.json."
+)
+@click.option(
+    "--base-url",
+    default="https://data.commoncrawl.org",
+    show_default=True,
+    help="Common Crawl HTTP endpoint (or a mirror).",
+)
+@user_errors
+def download_cc_command(snapshot: str, segments: int, output: str, base_url: str) -> None:
+    """Fetch a snapshot's wet.paths.gz and its first N WET files (resumable, verified)."""
+    from llama_data.pipeline.ccnet.download_cc import download_cc
+
+    def report(d) -> None:
+        what = "already complete" if d.skipped else f"{d.bytes:,} bytes"
+        click.echo(f"  {d.path.name}: {what}")
+
+    manifest = download_cc(snapshot, segments, output, base_url, on_file=report)
+    click.echo(f"[download cc] {snapshot}: {segments} WET file(s) -> {output} ({manifest.name})")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

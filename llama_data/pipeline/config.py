@@ -456,3 +456,40 @@ class WikirefSection:
         for key in ("epoch", "dim", "word_ngrams", "min_count", "bucket", "threads"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: must be >= 1, got {getattr(self, key)}")
+
+
+@register_source("commoncrawl")
+@dataclass(frozen=True)
+class CommonCrawlConfig(SourceConfig):
+    """[sources.commoncrawl]: WET/WARC files through the CCNet method.
+
+    The perplexity model comes from `lm` (a folder written by `llama-data train-lm`) or, when
+    unset, is trained in the build from the output of the source named by `lm_from` (Wikipedia,
+    as in CCNet), one model per language in `languages`.
+    """
+
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    lm: str | None = path_field(None)
+    lm_from: str = "wikipedia"
+    lm_vocab_size: int = 65536
+    keep: list[str] = field(default_factory=lambda: ["head", "middle"])
+    min_length: int = 300
+    min_lang_score: float = 0.5
+    cutoffs: str | None = path_field(None)
+    dedup_group_files: int | None = None
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if not self.languages:
+            raise ConfigError(f"{where}.languages: name at least one language, e.g. [\"en\"]")
+        bad = [b for b in self.keep if b not in ("head", "middle", "tail")]
+        if bad or not self.keep:
+            raise ConfigError(f"{where}.keep: buckets are head, middle, tail; got {self.keep}")
+        if not 0.0 <= self.min_lang_score <= 1.0:
+            raise ConfigError(f"{where}.min_lang_score: must be within [0, 1]")
+        if self.min_length < 0:
+            raise ConfigError(f"{where}.min_length: must be >= 0")
+        if self.dedup_group_files is not None and self.dedup_group_files < 1:
+            raise ConfigError(f"{where}.dedup_group_files: must be >= 1 (or left out)")
+        if self.lm_vocab_size < 100:
+            raise ConfigError(f"{where}.lm_vocab_size: must be >= 100")

@@ -170,7 +170,7 @@ def text_digest(text: str) -> bytes:
     """
     h = hashlib.sha1()
     for line in text.split("\n"):
-        norm = normalize_line(line)
+        norm = " ".join(normalize_line(line).split())  # removed punctuation leaves double spaces
         if norm:
             h.update(norm.encode("utf-8", "surrogatepass"))
             h.update(b"\n")

@@ -10,6 +10,7 @@ the rewrite of a document once its duplicated hashes are known. Lines that norma
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -44,13 +45,21 @@ def unpack_hashes(packed: bytes) -> np.ndarray:
     return np.frombuffer(packed, dtype=HASH_DTYPE)
 
 
-def remove_lines(doc: Document, duplicated: set[bytes]) -> Document:
-    """Drop the lines whose hash is in `duplicated` (and empty lines); record before/after sizes."""
+def scoped_hash(scope: bytes, h: bytes) -> bytes:
+    """The 8-byte key of a line hash within a dedup scope (a group of files); the global scope
+    (b"") keeps the hash itself. Mixing instead of prefixing keeps every key 8 bytes."""
+    if not scope:
+        return h
+    return hashlib.blake2b(scope + h, digest_size=8).digest()
+
+
+def remove_lines(doc: Document, duplicated: set[bytes], scope: bytes = b"") -> Document:
+    """Drop the lines whose (scoped) hash is in `duplicated`, and empty lines; record sizes."""
     lines = doc.text.split("\n")
     kept = [
         line
         for line, h in zip(lines, doc_hashes(doc.text), strict=True)
-        if h is not None and h not in duplicated
+        if h is not None and scoped_hash(scope, h) not in duplicated
     ]
     text = "\n".join(kept)
     return doc.with_text(
@@ -81,3 +90,60 @@ def dedup_lines_local(docs: Sequence[Document]) -> list[Document | Rejected]:
 
 def finish(doc: Document) -> Document | Rejected:
     return doc if doc.meta.get("nlines") else Rejected(doc, "too_short")
+
+
+class HashCounter:
+    """Occurrences of 8-byte hashes, capped at `cap`, in 9 bytes per distinct hash.
+
+    New hashes go to an append buffer (8 bytes each, bounded by `buffer_limit`); when it fills
+    up it is sorted and merged into the compact state: a sorted uint64 array of distinct hashes
+    and a uint8 array of their capped counts. This is the per-worker pre-aggregation of the line
+    dedup count, so a worker's memory grows with distinct lines at 9 bytes each, not with Python
+    objects (~100 bytes each) per line.
+    """
+
+    def __init__(self, cap: int = 2, buffer_limit: int = 1 << 20) -> None:
+        self.cap = cap
+        self.buffer_limit = buffer_limit
+        self._buf = bytearray()
+        self.keys = np.empty(0, dtype=HASH_DTYPE)
+        self.counts = np.empty(0, dtype=np.uint8)
+
+    def add(self, h: bytes, n: int = 1) -> None:
+        for _ in range(min(n, self.cap)):
+            self._buf += h
+        if len(self._buf) >= self.buffer_limit * 8:
+            self.compact()
+
+    def compact(self) -> None:
+        if not self._buf:
+            return
+        new = np.frombuffer(bytes(self._buf), dtype=HASH_DTYPE)
+        self._buf = bytearray()
+        keys = np.concatenate([self.keys, new])
+        counts = np.concatenate([self.counts, np.ones(len(new), dtype=np.uint8)])
+        order = np.argsort(keys, kind="stable")
+        keys, counts = keys[order], counts[order]
+        uniq, start = np.unique(keys, return_index=True)
+        summed = np.add.reduceat(counts.astype(np.uint32), start) if len(keys) else counts
+        self.keys = uniq
+        self.counts = np.minimum(summed, self.cap).astype(np.uint8)
+
+    def __len__(self) -> int:
+        self.compact()
+        return len(self.keys)
+
+    def nbytes(self) -> int:
+        """Bytes held: the compact state plus the pending buffer."""
+        return self.keys.nbytes + self.counts.nbytes + len(self._buf)
+
+    def items(self) -> Iterable[tuple[bytes, int]]:
+        self.compact()
+        raw = self.keys.tobytes()
+        for i, c in enumerate(self.counts.tolist()):
+            yield raw[8 * i : 8 * i + 8], c
+
+    def clear(self) -> None:
+        self._buf = bytearray()
+        self.keys = np.empty(0, dtype=HASH_DTYPE)
+        self.counts = np.empty(0, dtype=np.uint8)

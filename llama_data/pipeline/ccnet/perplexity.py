@@ -97,5 +97,7 @@ class Perplexity(Step):
         if model is None:
             self.count("no_model")
             return Rejected(doc, "lang:no_lm")
-        ppl = model.doc_perplexity(doc.text)
-        return doc.with_text(doc.text, perplexity=round(ppl, 1))
+        log10_prob, tokens = model.score_lines(doc.text.split("\n"))
+        if tokens == 0:  # nothing left once normalized (symbols only): no text to judge
+            return Rejected(doc, "too_short")
+        return doc.with_text(doc.text, perplexity=round(perplexity(log10_prob, tokens), 1))

@@ -23,11 +23,12 @@ from pathlib import Path
 
 from llama_data.pipeline.ccnet.perplexity import card_path, kenlm_path, sp_path
 from llama_data.pipeline.document import Document
+from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.io import DocumentReader
 from llama_data.pipeline.normalize import normalize_for_lm
 
 
-class TrainLmError(Exception):
+class TrainLmError(UserError):
     """A problem the user can fix (no input, no lmplz, too little text)."""
 
 
