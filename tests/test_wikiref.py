@@ -412,17 +412,25 @@ def test_train_wikiref_and_filter_end_to_end(tmp_path: Path) -> None:
     from llama_data.cli import main
 
     wiki, wet = write_fixture(tmp_path)
+    # fetched reference pages (--refs-warc) are positives even when the crawl lacks them
+    rng = random.Random(11)
+    refs = tmp_path / "fetched-refs.warc.wet.gz"
+    refs.write_bytes(
+        wet_bytes(
+            [(f"https://fetched{k}.example.net/doc", make_text(rng, CITED_WORDS)) for k in range(5)]
+        )
+    )
     out = tmp_path / "out"
-    args = ["train-wikiref", "--wikipedia", str(wiki), "--cc", str(wet), "--output", str(out)]
-    args += ["--epoch", "25", "--dim", "16", "--bucket", "100000", "--quiet"]
+    args = ["train-wikiref", "--wikipedia", str(wiki), "--cc", str(wet), "--refs-warc", str(refs)]
+    args += ["--output", str(out), "--epoch", "25", "--dim", "16", "--bucket", "100000", "--quiet"]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     card = json.loads((out / "wikiref-model" / "card.json").read_text())
-    assert card["examples"]["positives"] == card["examples"]["negatives"] == 80
+    assert card["examples"]["positives"] == card["examples"]["negatives"] == 85
     assert card["holdout"]["precision"] >= 0.9 and card["holdout"]["recall"] >= 0.9, card
     counters = card["examples_stage"]["counters"]
     assert counters["wikipedia.articles"] == 2  # the talk page and the redirect are not articles
-    assert counters["wikipedia.cited_urls"] == 80 and counters["positives"] == 80
+    assert counters["wikipedia.cited_urls"] == 80 and counters["positives"] == 85
     assert (out / "wikiref-model" / "_SUCCESS").exists()
 
     # rerun: both steps complete, skipped
