@@ -414,17 +414,13 @@ def test_fast_badwords_matcher_agrees_with_the_regex_rule() -> None:
 
 
 # --- integration on the shared corpus (skipped when absent) -------------------------------------
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
-
-
 @pytest.mark.corpus
-@pytest.mark.skipif(not (CORPUS / "commoncrawl").exists(), reason="../shared/corpus absent")
-def test_c4_rules_on_the_wet_sample_keep_only_english() -> None:
+def test_c4_rules_on_the_wet_sample_keep_only_english(corpus: Path) -> None:
     from llama_data.pipeline.warc import WetReader
 
     docs = [
         d
-        for d in WetReader("c4").read_path(str(CORPUS / "commoncrawl" / "pages.warc.wet.gz"))
+        for d in WetReader("c4").read_path(str(corpus / "commoncrawl" / "pages.warc.wet.gz"))
         if isinstance(d, Document)
     ]
     assert len(docs) >= 100

@@ -519,17 +519,13 @@ def test_filter_schema_keeps_the_input_columns_and_adds_the_score(tmp_path: Path
 
 
 # --- integration on the shared corpus (skipped when absent) -------------------------------------
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
-
-
 @pytest.mark.corpus
-@pytest.mark.skipif(not (CORPUS / "wikipedia").exists(), reason="../shared/corpus absent")
-def test_citations_of_the_enwiki_sample() -> None:
+def test_citations_of_the_enwiki_sample(corpus: Path) -> None:
     from llama_data.pipeline.wikipedia.reader import WikipediaReader
 
     pages = [
         p
-        for p in WikipediaReader().read_path(str(CORPUS / "wikipedia" / "enwiki-sample.xml.bz2"))
+        for p in WikipediaReader().read_path(str(corpus / "wikipedia" / "enwiki-sample.xml.bz2"))
         if isinstance(p, Document) and not p.meta.get("redirect") and p.meta.get("ns") == 0
     ]
     urls = [u for p in pages for u in wikiref.cited_normalized_urls(p.text)]
