@@ -299,3 +299,88 @@ def demo_config_path() -> Path:
 
 def load_build_config(path: str | None) -> BuildConfig:
     return load_config(path or demo_config_path())
+
+
+@register_source_planner("commoncrawl")
+def plan_commoncrawl(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """CCNet: a perplexity model trained from `lm_from`'s output (unless `lm` is given), then
+    the ccnet stage over the WET/WARC inputs."""
+    from llama_data.beam_jobs.ccnet import ccnet_stage_from_options
+    from llama_data.pipeline.config import CommonCrawlConfig
+
+    assert isinstance(src, CommonCrawlConfig)
+    inputs = list(src.inputs)
+    steps: list[BuildStep] = []
+    deps: tuple[str, ...] = ()
+    lm_step = f"{name}-lm"
+    if src.lm is None:
+        if src.lm_from not in ctx.config.sources:
+            raise UserError(
+                f"sources.{name}.lm_from: the config builds no source {src.lm_from!r} to train the "
+                f"perplexity model from; add it, or set sources.{name}.lm to a train-lm folder"
+            )
+        steps.append(
+            BuildStep(
+                lm_step,
+                lambda c: _train_lm_task(lm_step, c.documents_of(src.lm_from), src),
+                deps=(src.lm_from,),
+                describe=f"train-lm {','.join(src.languages)} from {src.lm_from}",
+            )
+        )
+        deps = (lm_step,)
+
+    def make(c: BuildContext) -> StageSpec:
+        return ccnet_stage_from_options(
+            inputs,
+            src.lm or c.stage_dir(lm_step),
+            languages=src.languages,
+            keep=src.keep,
+            min_length=src.min_length,
+            min_lang_score=src.min_lang_score,
+            cutoffs_file=src.cutoffs,
+            group_files=src.dedup_group_files,
+            name=name,
+        )
+
+    steps.append(
+        BuildStep(
+            name,
+            make,
+            deps=deps,
+            describe="WET/WARC -> line dedup -> lid -> perplexity buckets -> doc dedup -> length",
+            inputs=inputs,
+        )
+    )
+    return steps
+
+
+def _train_lm_task(name: str, inputs: list[str], src) -> TaskSpec:  # noqa: ANN001
+    from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
+
+    def run(workdir: str, _ctx) -> dict:  # noqa: ANN001
+        cards = {
+            lang: train_lm(
+                inputs, workdir, TrainLmSettings(lang=lang, vocab_size=src.lm_vocab_size)
+            )
+            for lang in src.languages
+        }
+        docs = sum(card["training"]["docs"] for card in cards.values())
+        return {
+            "in": docs,
+            "kept": docs,
+            "models": {lang: card["training"] for lang, card in cards.items()},
+        }
+
+    return TaskSpec(
+        name=name,
+        run=run,
+        inputs=list(inputs),
+        config={"languages": list(src.languages), "vocab_size": src.lm_vocab_size, "order": 5},
+    )
+
+
+# Source planners register themselves on import (kept last: they import this module).
+from llama_data.beam_jobs import c4 as _c4  # noqa: E402, F401
+from llama_data.beam_jobs import stackexchange as _stackexchange  # noqa: E402, F401
+from llama_data.beam_jobs import wikipedia as _wikipedia  # noqa: E402, F401
+from llama_data.beam_jobs import wikiref as _wikiref  # noqa: E402, F401
