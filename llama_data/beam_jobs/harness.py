@@ -36,6 +36,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from llama_data import __version__
 from llama_data.beam_jobs import fs
@@ -237,14 +238,20 @@ class ApplySteps(beam.PTransform):
 
 
 def _pick_first(item: tuple[bytes, Iterable[Document]]):
-    """Keep the document with the smallest (id, source); reject the others as its duplicates."""
+    """Keep the document with the smallest (id, source); reject the others as its duplicates.
+
+    Two passes over the grouped values instead of a list: runners page large groups lazily, so a
+    hot key (one boilerplate page seen a million times) needs no memory per duplicate.
+    """
     _, docs = item
-    docs = list(docs)
-    winner = min(docs, key=lambda d: order_key(d.id, d.source))
-    yield winner
+    winner = min(order_key(d.id, d.source) for d in docs)
+    kept = False
     for d in docs:
-        if d is not winner:
-            yield beam.pvalue.TaggedOutput("rejected", Rejected(d, f"duplicate_of:{winner.id}"))
+        if not kept and order_key(d.id, d.source) == winner:
+            kept = True
+            yield d
+        else:
+            yield beam.pvalue.TaggedOutput("rejected", Rejected(d, f"duplicate_of:{winner[0]}"))
 
 
 class ExactDedup(beam.PTransform):
@@ -506,6 +513,9 @@ def run_stage(
 ) -> StageResult:
     """Run one Beam stage to completion (or skip it when complete with the same fingerprint)."""
     stage_dir = fs.join(output_root, spec.name)
+    # The driver matches inputs before the pipeline exists: give the filesystems (s3://
+    # endpoint, region, keys) the user's options now, or S3 matching fails without a client.
+    FileSystems.set_options(PipelineOptions(list(run.pipeline_args)))
     files = fs.match_inputs(spec.inputs) if spec.inputs else []
     fp = fingerprint(spec.name, spec.config, files)
     if not force and is_complete(stage_dir, fp):
@@ -547,7 +557,8 @@ def run_stage(
         elapsed_s=round(time.time() - started, 3),
         inputs={"files": len(files), "bytes": sum(f.size for f in files)},
         config=spec.config,
-        extra=ctx.stats,
+        # callables are entries only known after the run (e.g. cutoffs the pipeline computed)
+        extra={k: (v() if callable(v) else v) for k, v in ctx.stats.items()},
     )
     if spec.check_accounting and not stats["accounting"]["ok"]:
         raise RuntimeError(
