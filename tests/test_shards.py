@@ -9,7 +9,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from _token_fixtures import write_all
 
+from llama_data.pipeline.doc_batches import doc_units, expand_inputs
+from llama_data.pipeline.mix import prepare_mix, run_mix_local
+from llama_data.pipeline.mixture import MixtureError, epoch_order, load_mixture_spec
 from llama_data.pipeline.shards import (
     FORMAT_NAME,
     ShardDataset,
@@ -18,6 +22,8 @@ from llama_data.pipeline.shards import (
     dtype_for_vocab,
     shard_name,
 )
+from llama_data.pipeline.token_streams import TokenizedSource, summarize, tokenize_unit
+from llama_data.pipeline.tokenizer import Tokenizer, train_tokenizer_from_files
 
 CTX = 16
 
@@ -186,3 +192,118 @@ def test_writer_is_deterministic(tmp_path: Path) -> None:
     _write(tmp_path / "two")
     for name in ["manifest.json", shard_name(0), shard_name(1), shard_name(2)]:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_add_many_with_source_indices(tmp_path: Path) -> None:
+    rows = _rows(5, 9)
+    with ShardWriter(tmp_path / "s", CTX, "uint16", rows_per_shard=2, sources=["x", "y"]) as w:
+        w.add_many(rows, np.array([1, 0, 1, 1, 0]))
+        manifest = w.close()
+    assert manifest["sources"] == {"x": {"rows": 2}, "y": {"rows": 3}}
+    ds = ShardDataset(tmp_path / "s")
+    assert [ds.source(i) for i in range(5)] == ["y", "x", "y", "y", "x"]
+    np.testing.assert_array_equal(ds.take(range(5)), rows)
+
+
+# --- shards written by tokenize + mix ------------------------------------------------------------
+
+
+def _tokenized(root: Path, tmp_path: Path) -> tuple[Path, Tokenizer]:
+    """Stage outputs -> tokenizer -> token streams, engine-free (the Beam job runs the same)."""
+    docs = write_all(root)
+    card_dir = tmp_path / "tok"
+    train_tokenizer_from_files(str(docs / "*" / "*.parquet"), card_dir, vocab_size=600)
+    tok = Tokenizer(card_dir)
+    units = doc_units(expand_inputs(str(docs / "*" / "*.parquet")))
+    out = tmp_path / "tokenized"
+    out.mkdir()
+    for i, unit in enumerate(units):
+        tokenize_unit(unit, i, tok, out)
+    summarize(out, {"path": str(tok.path), **tok.describe()})
+    return out, tok
+
+
+def test_mix_rows_are_the_seeded_streams_in_schedule_order(tmp_path: Path) -> None:
+    tokenized, tok = _tokenized(tmp_path / "docs", tmp_path)
+    ctx = 32
+    job = prepare_mix(
+        tokenized,
+        load_mixture_spec(),
+        context_length=ctx,
+        rows_per_shard=40,
+        seed=5,
+        output_dir=tmp_path / "shards",
+    )
+    manifest = run_mix_local(job, tmp_path / "shards")
+    ds = ShardDataset(tmp_path / "shards", verify="sha256")
+    assert len(ds) == job.plan.total_rows == manifest["total_rows"]
+    assert ds.bos_id == 1 and ds.eos_id == 2 and ds.vocab_size == 600
+    assert ds.manifest["tokenizer"]["path"] == "../tok/tokenizer.model"
+    names = ds.sources
+    # Every prefix of the shard sequence holds each source within one row of its weight.
+    weights = np.asarray([manifest["weights"][n] for n in names])
+    seen = np.zeros(len(names))
+    for i in range(len(ds)):
+        seen[ds.source_index(i)] += 1
+        assert np.all(np.abs(seen - weights * (i + 1)) < 1), i
+    # Per-source accounting matches the files.
+    counts = ds.source_counts()
+    for name, entry in manifest["sources"].items():
+        assert counts[name] == entry["rows"]
+        assert entry["tokens_used"] == entry["rows"] * ctx
+        assert entry["epochs"] == pytest.approx(
+            entry["tokens_used"] / entry["tokens_available"], abs=1e-6
+        )
+        assert entry["proportion"] == pytest.approx(entry["rows"] / len(ds), abs=1e-6)
+        assert entry["disk_bytes"] > 0 and entry["documents"] > 0
+    # Each source's rows, in order, are its seeded stream: documents in epoch order, BOS..EOS.
+    for s, name in enumerate(names):
+        rows = [ds.tokens(i) for i in range(len(ds)) if ds.source_index(i) == s]
+        for a, b in zip(rows, rows[1:], strict=False):
+            assert a[-1] == b[0]  # consecutive rows overlap by one token
+        stream = np.concatenate([r[:-1] for r in rows] + [rows[-1][-1:]])
+        source = TokenizedSource(tokenized, name)
+        epochs = [epoch_order(source.keys, 5, name, e) for e in range(3)]
+        expected = np.concatenate([source.doc_tokens(int(j)) for order in epochs for j in order])
+        np.testing.assert_array_equal(stream, expected[: stream.shape[0]])
+    # CommonCrawl is the scarce source here: used up to (not beyond) its one epoch.
+    cc = manifest["sources"]["commoncrawl"]
+    assert 1 - ctx / cc["tokens_available"] < cc["epochs"] <= 1.0
+    text = tok.decode(ds.tokens(0))
+    assert text and "\ufffd" not in text
+
+
+def test_mix_missing_source_needs_renormalize(tmp_path: Path) -> None:
+    tokenized, _ = _tokenized(tmp_path / "docs", tmp_path)
+    import shutil
+
+    shutil.rmtree(tokenized / "arxiv")
+    summarize(tokenized, json.loads((tokenized / "sources.json").read_text())["tokenizer"])
+    with pytest.raises(MixtureError, match="arxiv"):
+        prepare_mix(tokenized, load_mixture_spec(), context_length=32)
+    job = prepare_mix(tokenized, load_mixture_spec(), context_length=32, renormalize=True)
+    manifest = run_mix_local(job, tmp_path / "shards")
+    assert manifest["renormalized"] is True and manifest["dropped_sources"] == ["arxiv"]
+    assert "arxiv" not in manifest["sources"]
+    assert sum(manifest["weights"].values()) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_byte_identical_across_workers(tmp_path: Path) -> None:
+    """tokenize + mix on Beam's DirectRunner with 1 and 2 workers give the same bytes."""
+    from llama_data.beam_jobs.runners import RunOptions
+    from llama_data.beam_jobs.tokenize import mix_cli, tokenize_cli, train_tokenizer_cli
+
+    docs = write_all(tmp_path / "docs")
+    pattern = str(docs / "*" / "*.parquet")
+    train_tokenizer_cli([pattern], str(tmp_path / "tok"), 600, "table1", 10**8, 0, 2)
+    outputs = {}
+    for workers in (1, 2):
+        run = RunOptions(workers=workers, quiet=True)
+        tokenized = tmp_path / f"tokenized-{workers}"
+        tokenize_cli([pattern], str(tmp_path / "tok"), str(tokenized), run)
+        out = tmp_path / f"w{workers}" / "shards"
+        mix_cli(str(tokenized), str(out), "table1", run, context_length=32, rows_per_shard=30)
+        outputs[workers] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert len(outputs[1]) > 2
+    assert outputs[1] == outputs[2]
