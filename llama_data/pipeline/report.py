@@ -121,7 +121,11 @@ def format_table1(manifest: dict[str, Any], paper: bool = True) -> str:
     )
     if manifest.get("renormalized"):
         dropped = ", ".join(manifest.get("dropped_sources", [])) or "none"
-        lines.append(f"Weights renormalized (--renormalize); sources without data: {dropped}.")
+        lines.append(f"Weights renormalized over the sources with data; missing: {dropped}.")
+    if manifest.get("unused_sources"):
+        lines.append(
+            "Built but not in the mixture (no weight): " + ", ".join(manifest["unused_sources"])
+        )
     for warning in manifest.get("warnings", []):
         lines.append(f"Warning: {warning}")
     return "\n".join(lines)
