@@ -237,14 +237,20 @@ class ApplySteps(beam.PTransform):
 
 
 def _pick_first(item: tuple[bytes, Iterable[Document]]):
-    """Keep the document with the smallest (id, source); reject the others as its duplicates."""
+    """Keep the document with the smallest (id, source); reject the others as its duplicates.
+
+    Two passes over the grouped values instead of a list: runners page large groups lazily, so a
+    hot key (one boilerplate page seen a million times) needs no memory per duplicate.
+    """
     _, docs = item
-    docs = list(docs)
-    winner = min(docs, key=lambda d: order_key(d.id, d.source))
-    yield winner
+    winner = min(order_key(d.id, d.source) for d in docs)
+    kept = False
     for d in docs:
-        if d is not winner:
-            yield beam.pvalue.TaggedOutput("rejected", Rejected(d, f"duplicate_of:{winner.id}"))
+        if not kept and order_key(d.id, d.source) == winner:
+            kept = True
+            yield d
+        else:
+            yield beam.pvalue.TaggedOutput("rejected", Rejected(d, f"duplicate_of:{winner[0]}"))
 
 
 class ExactDedup(beam.PTransform):

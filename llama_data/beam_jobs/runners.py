@@ -90,9 +90,16 @@ def pipeline_options(opts: RunOptions, stage: str) -> PipelineOptions:
     return PipelineOptions([*args, *opts.pipeline_args])
 
 
+def has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def check_dataflow_ready(pipeline_args: tuple[str, ...]) -> None:
     """Dataflow needs the gcp extra and three options; say which are missing before any work."""
-    if importlib.util.find_spec("google.cloud.storage") is None:
+    if not has_module("google.cloud.storage"):
         raise UserError("DataflowRunner needs apache-beam[gcp]: pip install 'llama-data[gcp]'")
     missing = [
         n for n in ("project", "region", "temp_location") if not _arg_value(pipeline_args, n)

@@ -87,7 +87,7 @@ class Reader:
         """Read a whole file (all of its splits) in this process: for tests and small inputs."""
         import os
 
-        size = os.path.getsize(path) if open_raw is local_open else 0
+        size = os.path.getsize(path) if open_raw is local_open and os.path.exists(path) else 0
         for split in self.splits(path, size, open_raw):
             yield from self.read(split, open_raw)
 
