@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from _token_fixtures import tokenized_fixture as _tokenized
 from _token_fixtures import write_all
 
-from llama_data.pipeline.doc_batches import doc_units, expand_inputs
 from llama_data.pipeline.mix import prepare_mix, run_mix_local
 from llama_data.pipeline.mixture import MixtureError, epoch_order, load_mixture_spec
 from llama_data.pipeline.shards import (
@@ -22,8 +22,7 @@ from llama_data.pipeline.shards import (
     dtype_for_vocab,
     shard_name,
 )
-from llama_data.pipeline.token_streams import TokenizedSource, summarize, tokenize_unit
-from llama_data.pipeline.tokenizer import Tokenizer, train_tokenizer_from_files
+from llama_data.pipeline.token_streams import TokenizedSource, summarize
 
 CTX = 16
 
@@ -206,21 +205,6 @@ def test_add_many_with_source_indices(tmp_path: Path) -> None:
 
 
 # --- shards written by tokenize + mix ------------------------------------------------------------
-
-
-def _tokenized(root: Path, tmp_path: Path) -> tuple[Path, Tokenizer]:
-    """Stage outputs -> tokenizer -> token streams, engine-free (the Beam job runs the same)."""
-    docs = write_all(root)
-    card_dir = tmp_path / "tok"
-    train_tokenizer_from_files(str(docs / "*" / "*.parquet"), card_dir, vocab_size=600)
-    tok = Tokenizer(card_dir)
-    units = doc_units(expand_inputs(str(docs / "*" / "*.parquet")))
-    out = tmp_path / "tokenized"
-    out.mkdir()
-    for i, unit in enumerate(units):
-        tokenize_unit(unit, i, tok, out)
-    summarize(out, {"path": str(tok.path), **tok.describe()})
-    return out, tok
 
 
 def test_mix_rows_are_the_seeded_streams_in_schedule_order(tmp_path: Path) -> None:
