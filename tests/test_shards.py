@@ -291,3 +291,54 @@ def test_byte_identical_across_workers(tmp_path: Path) -> None:
         outputs[workers] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
     assert len(outputs[1]) > 2
     assert outputs[1] == outputs[2]
+
+
+@pytest.mark.slow
+def test_build_runs_token_stages_after_sources(tmp_path: Path) -> None:
+    """`build`: sources -> tokenizer -> tokenized -> tokens, Table 1 printed, reruns skipped."""
+    import pyarrow.parquet as pq
+
+    from conftest import write_jsonl
+    from llama_data.beam_jobs.build import run_build
+    from llama_data.beam_jobs.runners import RunOptions
+    from llama_data.pipeline.config import load_config
+
+    write_all(tmp_path / "stage", {"commoncrawl": 40, "wikipedia": 20})
+    rows = {}
+    for source in ("commoncrawl", "wikipedia"):
+        table = pq.read_table(tmp_path / "stage" / source)
+        rows[source] = [{"id": r["id"], "text": r["text"]} for r in table.to_pylist()]
+        write_jsonl(tmp_path / "in" / f"{source}.jsonl", rows[source])
+    config = tmp_path / "build.toml"
+    config.write_text(
+        "\n".join(
+            [
+                "[build]",
+                "workers = 1",
+                *(f'[sources.{s}]\nformat = "documents"\ninputs = ["in/{s}.jsonl"]' for s in rows),
+                "[tokenizer]\nvocab_size = 400",
+                "[mixture]\nrenormalize = true\ncontext_length = 32",
+            ]
+        )
+    )
+    printed: list[str] = []
+    out = tmp_path / "out"
+    results = run_build(load_config(config), str(out), RunOptions(quiet=False), echo=printed.append)
+    assert [r.name for r in results] == [
+        "commoncrawl",
+        "wikipedia",
+        "tokenizer",
+        "tokenized",
+        "tokens",
+    ]
+    table1 = printed[-1]
+    assert "Table 1 of this build" in table1 and "CommonCrawl" in table1
+    assert "missing: c4, github, books, arxiv, stackexchange" in table1
+    ds = ShardDataset(out / "tokens", verify="sha256")
+    assert set(ds.sources) == {"commoncrawl", "wikipedia"} and len(ds) > 0
+    assert ds.manifest["tokenizer"]["path"] == "../tokenizer/tokenizer.model"
+    assert (out / "tokens" / ds.manifest["tokenizer"]["path"]).resolve().is_file()
+    before = (out / "tokens" / "manifest.json").read_bytes()
+    again = run_build(load_config(config), str(out), RunOptions(quiet=True), echo=printed.append)
+    assert all(r.skipped for r in again)
+    assert (out / "tokens" / "manifest.json").read_bytes() == before
