@@ -44,7 +44,9 @@ def main() -> dict:
         with ShardWriter(out, CONTEXT, "uint16", target_bytes=16 * 1024 * 1024) as w:
             for start in range(0, ROWS, 1024):
                 w.add_many(
-                    rng.integers(0, 32000, size=(min(1024, ROWS - start), CONTEXT + 1), dtype=np.uint16),
+                    rng.integers(
+                        0, 32000, size=(min(1024, ROWS - start), CONTEXT + 1), dtype=np.uint16
+                    ),
                     "commoncrawl" if start % 3 else "c4",
                 )
             manifest = w.close({"tokenizer": {"vocab_size": 32000, "bos_id": 1, "eos_id": 2}})
@@ -103,7 +105,9 @@ def main() -> dict:
             "batch8_take_tokens_per_s": round(batches.size * row_tokens / t_batch),
             "target_tokens_per_s_per_core": 50_000_000,
         }
-        result["meets_target"] = min(result["random_tokens_per_s"], result["sequential_tokens_per_s"]) >= 50_000_000
+        result["meets_target"] = (
+            min(result["random_tokens_per_s"], result["sequential_tokens_per_s"]) >= 50_000_000
+        )
     print(json.dumps(result))
     return result
 
