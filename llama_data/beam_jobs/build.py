@@ -108,7 +108,8 @@ def plan_tokens(ctx: BuildContext) -> list[BuildStep]:
     """tokenizer -> tokenized -> tokens, after every configured source (whatever they are).
 
     Each source stage writes OUT/<source>/*.parquet documents whose `source` column is its
-    mixture name; the token stages take all of them.
+    mixture name; the token stages take all of them. They are planned when at least one
+    configured source has a mixture weight.
     """
     from llama_data.beam_jobs.tokenize import (
         make_mix_task,
@@ -127,6 +128,10 @@ def plan_tokens(ctx: BuildContext) -> list[BuildStep]:
         base = load_mixture_spec("table1")
     spec = MixtureSpec(dict(base.weights), {**base.max_epochs, **mixture.max_epochs}, base.name)
     sources = tuple(ctx.config.sources)
+    if not any(spec.weights.get(name, 0) > 0 for name in sources):
+        # Nothing configured is in the mixture (e.g. only a corpus of your own to clean): no
+        # tokens to make. Name your source in [mixture] weights to get shards from it.
+        return []
 
     def documents(c: BuildContext) -> list[str]:
         return [g for name in sources for g in c.documents_of(name)]
