@@ -210,6 +210,123 @@ def dedup_exact(
     run_cli_stage(make_dedup_exact_stage(list(inputs), source=source), output, run, force)
 
 
+@main.command()
+@click.option(
+    "--max-input-depth",
+    type=click.IntRange(1, 64),
+    default=16,
+    show_default=True,
+    help="Nesting limit of \\input/\\include/\\subfile.",
+)
+@click.option(
+    "--max-macro-depth",
+    type=click.IntRange(1, 256),
+    default=32,
+    show_default=True,
+    help="Nesting limit of user macro expansion (a recursive \\def stops here).",
+)
+@click.option(
+    "--max-paper-mb",
+    type=click.IntRange(1, 4096),
+    default=256,
+    show_default=True,
+    help="Decompressed size limit of one paper (gzip bombs are cut here).",
+)
+@click.option(
+    "--requester-pays",
+    is_flag=True,
+    help="Send RequestPayer=requester on S3 reads (needed for s3://arxiv/src/; you pay the transfer).",
+)
+@stage_options
+@user_errors
+def arxiv(
+    inputs: tuple[str, ...],
+    output: str,
+    max_input_depth: int,
+    max_macro_depth: int,
+    max_paper_mb: int,
+    requester_pays: bool,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """arXiv LaTeX sources -> cleaned papers (LLaMA: no preamble, comments, bibliography; macros expanded).
+
+    Inputs: bulk tars (arXiv_src_YYMM_NNN.tar, also straight from s3://arxiv/src/ with
+    `pip install llama-data[aws]`, --requester-pays and AWS credentials; Beam S3 options such as
+    `-- --s3_region_name=us-east-1` go after `--`), per-paper .gz/.tar.gz, or extracted folders.
+    """
+    from llama_data.beam_jobs.arxiv import make_arxiv_stage
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    spec = make_arxiv_stage(
+        list(inputs),
+        max_input_depth=max_input_depth,
+        max_macro_depth=max_macro_depth,
+        max_paper_mb=max_paper_mb,
+        requester_pays=requester_pays,
+    )
+    run_cli_stage(spec, output, run, force)
+
+
+@main.command()
+@click.option(
+    "--ngram", type=click.IntRange(1, 50), default=5, show_default=True, help="Words per shingle."
+)
+@click.option(
+    "--num-perm",
+    type=click.IntRange(16, 1024),
+    default=128,
+    show_default=True,
+    help="MinHash permutations.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=0.9,
+    show_default=True,
+    help="Verified shingle overlap |A∩B|/min(|A|,|B|) above which a book is a duplicate.",
+)
+@click.option(
+    "--lsh-threshold",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=0.7,
+    show_default=True,
+    help="Jaccard level the LSH bands are tuned for (candidates only; every pair is verified).",
+)
+@click.option("--no-dedup", is_flag=True, help="Strip licences and drop empty books only.")
+@stage_options
+@user_errors
+def books(
+    inputs: tuple[str, ...],
+    output: str,
+    ngram: int,
+    num_perm: int,
+    threshold: float,
+    lsh_threshold: float,
+    no_dedup: bool,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Gutenberg .txt and Books3 .jsonl[.zst] -> books without licence text, near-duplicates removed."""
+    from llama_data.beam_jobs.books import make_books_stage
+    from llama_data.pipeline.books import MinHashParams
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    try:
+        params = MinHashParams(
+            num_perm=num_perm, ngram=ngram, threshold=threshold, lsh_threshold=lsh_threshold
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    run_cli_stage(make_books_stage(list(inputs), params, dedup=not no_dedup), output, run, force)
+
+
 @main.command("train-tokenizer")
 @click.option(
     "--input",
@@ -385,6 +502,38 @@ def report(out: str, no_paper: bool) -> None:
 @main.group()
 def download() -> None:
     """Fetch published dumps (resumable, verified by checksums where the publisher gives them)."""
+
+
+@download.command("gutenberg")
+@click.option("--output", "-o", required=True, help="Folder for the .txt files (and a manifest).")
+@click.option(
+    "--base-url",
+    default="https://www.gutenberg.org",
+    show_default=True,
+    help="Gutenberg site or mirror (any host serving the same paths).",
+)
+@click.option(
+    "--ids",
+    default=None,
+    help="Ebook numbers: `11,84,2701` or ranges `1-100`. Default: every text in the catalog.",
+)
+@click.option(
+    "--language",
+    default=None,
+    help="With the catalog: only books in this language code (e.g. en).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many books.")
+@user_errors
+def download_gutenberg(
+    output: str, base_url: str, ids: str | None, language: str | None, limit: int | None
+) -> None:
+    """Project Gutenberg plain-text books (resumable; reruns skip what arrived)."""
+    from llama_data.pipeline.books_download import download_gutenberg as fetch
+
+    result = fetch(
+        output, base_url=base_url, ids=ids, language=language, limit=limit, echo=click.echo
+    )
+    click.echo(result)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

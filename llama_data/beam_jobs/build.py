@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
 from llama_data.beam_jobs import fs
 from llama_data.beam_jobs.documents import make_dedup_exact_stage
 from llama_data.beam_jobs.harness import (
@@ -70,6 +73,53 @@ def register_source_planner(name: str):
         return fn
 
     return deco
+
+
+@register_source_planner("arxiv")
+def plan_arxiv(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    from llama_data.beam_jobs.arxiv import make_arxiv_stage
+    from llama_data.pipeline.arxiv.archive import expand_inputs
+
+    inputs = expand_inputs(src.inputs)
+    return [
+        BuildStep(
+            name,
+            lambda _ctx: make_arxiv_stage(
+                inputs,
+                name=name,
+                max_input_depth=src.max_input_depth,  # type: ignore[attr-defined]
+                max_macro_depth=src.max_macro_depth,  # type: ignore[attr-defined]
+                max_paper_mb=src.max_paper_mb,  # type: ignore[attr-defined]
+                requester_pays=src.requester_pays,  # type: ignore[attr-defined]
+            ),
+            describe="arXiv sources -> cleaned LaTeX",
+            inputs=inputs,
+        )
+    ]
+
+
+@register_source_planner("books")
+def plan_books(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    from llama_data.beam_jobs.books import make_books_stage
+    from llama_data.pipeline.books import MinHashParams
+
+    params = MinHashParams(
+        num_perm=src.num_perm,  # type: ignore[attr-defined]
+        ngram=src.ngram,  # type: ignore[attr-defined]
+        threshold=src.threshold,  # type: ignore[attr-defined]
+        lsh_threshold=src.lsh_threshold,  # type: ignore[attr-defined]
+    )
+    inputs = list(src.inputs)
+    return [
+        BuildStep(
+            name,
+            lambda _ctx: make_books_stage(inputs, params, name=name, dedup=src.dedup),
+            describe="books -> licence stripped -> near-dedup"
+            if src.dedup
+            else "books -> licence stripped",
+            inputs=inputs,
+        )
+    ]
 
 
 def _read_only_stage(inputs: list[str], source: str, name: str) -> StageSpec:
@@ -263,6 +313,9 @@ def run_build(
     echo: Callable[[str], None] = print,
 ) -> list[StageResult]:
     ctx = BuildContext(config=config, output=output, run=run, force=force)
+    # Inputs are matched before any pipeline exists: the filesystems (s3:// endpoint, region,
+    # keys) need the user's Beam options now.
+    FileSystems.set_options(PipelineOptions(list(run.pipeline_args)))
     steps = plan_build(ctx)
     matched = check_inputs(steps)
     if dry_run:

@@ -94,6 +94,43 @@ def register_source(name: str):
     return deco
 
 
+@register_source("arxiv")
+@dataclass(frozen=True)
+class ArxivSourceConfig(SourceConfig):
+    """[sources.arxiv]: bulk tars / per-paper archives / folders; limits of the LaTeX cleaning."""
+
+    max_input_depth: int = 16
+    max_macro_depth: int = 32
+    max_paper_mb: int = 256
+    requester_pays: bool = False  # s3://arxiv/src/ is a requester-pays bucket
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        for key in ("max_input_depth", "max_macro_depth", "max_paper_mb"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: must be >= 1")
+
+
+@register_source("books")
+@dataclass(frozen=True)
+class BooksSourceConfig(SourceConfig):
+    """[sources.books]: Gutenberg .txt / Books3 .jsonl.zst; `dedup` switches book near-dedup."""
+
+    ngram: int = 5
+    num_perm: int = 128
+    threshold: float = 0.9
+    lsh_threshold: float = 0.7
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"{where}.threshold: must be in (0, 1], got {self.threshold}")
+        if not 0 < self.lsh_threshold <= 1:
+            raise ConfigError(f"{where}.lsh_threshold: must be in (0, 1], got {self.lsh_threshold}")
+        if self.ngram < 1 or self.num_perm < 16:
+            raise ConfigError(f"{where}: ngram must be >= 1 and num_perm >= 16")
+
+
 def register_section(name: str):
     def deco(cls: type) -> type:
         SECTION_CONFIGS[name] = cls
