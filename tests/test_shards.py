@@ -12,6 +12,7 @@ import pytest
 from _token_fixtures import tokenized_fixture as _tokenized
 from _token_fixtures import write_all
 
+from llama_data.pipeline.doc_batches import doc_units
 from llama_data.pipeline.mix import prepare_mix, run_mix_local
 from llama_data.pipeline.mixture import MixtureError, epoch_order, load_mixture_spec
 from llama_data.pipeline.shards import (
@@ -22,7 +23,7 @@ from llama_data.pipeline.shards import (
     dtype_for_vocab,
     shard_name,
 )
-from llama_data.pipeline.token_streams import TokenizedSource, summarize
+from llama_data.pipeline.token_streams import TokenizedSource, summarize, tokenize_unit
 
 CTX = 16
 
@@ -342,3 +343,37 @@ def test_build_runs_token_stages_after_sources(tmp_path: Path) -> None:
     again = run_build(load_config(config), str(out), RunOptions(quiet=True), echo=printed.append)
     assert all(r.skipped for r in again)
     assert (out / "tokens" / "manifest.json").read_bytes() == before
+
+
+def test_tokenize_bad_input_becomes_dead_letters(tmp_path: Path) -> None:
+    from conftest import write_jsonl
+
+    tokenized, tok = _tokenized(tmp_path / "docs", tmp_path)
+    good = write_jsonl(
+        tmp_path / "in" / "a.jsonl",
+        [
+            {"id": "x1", "source": "books", "text": "Alice was beginning to get very tired."},
+            {"id": "x2", "source": "../escape", "text": "a source name that is a path"},
+            {"id": "x3", "source": "books", "text": ""},
+        ],
+    )
+    bad = tmp_path / "in" / "b.jsonl"
+    bad.write_text('{"id": "y1", "source": "books", "text": "fine"}\n{broken\n')
+    out = tmp_path / "tok-out"
+    out.mkdir()
+    units = doc_units([str(good), str(bad)])
+    stats = [tokenize_unit(u, i, tok, out) for i, u in enumerate(units)]
+    assert stats[0]["sources"]["books"]["documents"] == 1 and stats[0]["empty"] == 1
+    assert stats[0]["errors"] == 1 and stats[1]["errors"] == 1
+    letters = [
+        json.loads(line)
+        for f in sorted((out / "errors").glob("*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
+    assert [(e["reason"], e["record_id"]) for e in letters] == [
+        ("bad_source_name", "x2"),
+        ("unreadable_unit", None),
+    ]
+    summary = summarize(out, {"path": str(tok.path), **tok.describe()})
+    assert summary["errors"] == 2 and list(summary["sources"]) == ["books"]
+    assert not (out / ".." / "escape").exists()

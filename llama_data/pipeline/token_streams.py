@@ -65,18 +65,20 @@ def tokenize_unit(
     """
     out = Path(out_dir)
     stats: dict[str, Any] = {"unit": index, "sources": {}, "errors": 0, "empty": 0}
+    letters: list[DeadLetter] = []
     try:
         table = read_unit(unit)
     except Exception as exc:  # noqa: BLE001 - an unreadable input must not stop the build
-        letter = DeadLetter(
-            file=unit.path,
-            offset=unit.row_group if unit.row_group >= 0 else None,
-            reason="unreadable_unit",
-            error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
-            stage="tokenize",
+        letters.append(
+            DeadLetter(
+                file=unit.path,
+                offset=unit.row_group if unit.row_group >= 0 else None,
+                reason="unreadable_unit",
+                error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
+                stage="tokenize",
+            )
         )
-        (out / "errors").mkdir(parents=True, exist_ok=True)
-        (out / "errors" / f"part-{index:05d}.jsonl").write_text(letter.to_json() + "\n")
+        _write_letters(out, index, letters)
         stats["errors"] = 1
         return stats
     ids = table.column("id").to_pylist()
@@ -89,9 +91,20 @@ def tokenize_unit(
             continue
         by_source.setdefault(source, []).append(i)
     schema = token_file_schema(tokenizer.dtype)
-    for source in sorted(by_source):
-        if not _SAFE_SOURCE.match(source):
-            raise TokenStreamError(f"{unit.name}: source name {source!r} is not a safe folder name")
+    for source in sorted(by_source, key=str):
+        if not isinstance(source, str) or not _SAFE_SOURCE.match(source):
+            letters += [
+                DeadLetter(
+                    file=unit.path,
+                    offset=unit.row_group if unit.row_group >= 0 else None,
+                    record_id=str(ids[i]),
+                    reason="bad_source_name",
+                    error=f"source {source!r} cannot name a token stream folder",
+                    stage="tokenize",
+                )
+                for i in by_source[source]
+            ]
+            continue
         rows = sorted(by_source[source], key=lambda i: ids[i])
         doc_ids = [ids[i] for i in rows]
         doc_texts = [texts[i] for i in rows]
@@ -138,7 +151,16 @@ def tokenize_unit(
         ):
             writer.write_batch(batch)
         stats["sources"][source] = counts
+    if letters:
+        _write_letters(out, index, letters)
+        stats["errors"] = len(letters)
     return stats
+
+
+def _write_letters(out: Path, index: int, letters: list[DeadLetter]) -> None:
+    (out / "errors").mkdir(parents=True, exist_ok=True)
+    text = "".join(letter.to_json() + "\n" for letter in letters)
+    (out / "errors" / f"part-{index:05d}.jsonl").write_text(text, encoding="utf-8")
 
 
 def summarize(out_dir: str | os.PathLike[str], tokenizer_info: dict[str, Any]) -> dict[str, Any]:
@@ -157,7 +179,8 @@ def summarize(out_dir: str | os.PathLike[str], tokenizer_info: dict[str, Any]) -
             total["files"] += 1
         if total["files"]:
             sources[folder.name] = total
-    errors = sorted((out / "errors").glob("*.jsonl")) if (out / "errors").is_dir() else []
+    error_files = sorted((out / "errors").glob("*.jsonl")) if (out / "errors").is_dir() else []
+    errors = [line for f in error_files for line in f.read_text(encoding="utf-8").splitlines()]
     summary = {
         "format": SUMMARY_FORMAT,
         "version": 1,
