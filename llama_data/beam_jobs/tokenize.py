@@ -83,7 +83,7 @@ def run_tokenize(
     if not paths:
         raise UserError(f"tokenize: no input files match {list(inputs)}")
     units = doc_units(paths)
-    out = Path(output)
+    out = Path(output).absolute()
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -128,7 +128,7 @@ class _WriteShardFn(beam.DoFn):
 
 def run_mix(job: MixJob, output: str, run: RunOptions) -> dict[str, Any]:
     """Write all shards of `job` in parallel, then the manifest; returns the manifest."""
-    out = Path(output)
+    out = Path(output).absolute()
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -152,7 +152,8 @@ def prepare_mix(
     }
     if plan.warnings:
         extra["warnings"] = list(plan.warnings)
-    return MixJob(str(tokenized_dir), plan, seed, dtype, int(rows_per_shard), extra)
+    # Absolute: workers may run elsewhere in the file tree than the driver.
+    return MixJob(os.path.abspath(tokenized_dir), plan, seed, dtype, int(rows_per_shard), extra)
 
 
 class ShardBuilder:
