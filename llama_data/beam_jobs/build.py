@@ -154,12 +154,40 @@ def plan_documents_source(name: str, src: SourceConfig, ctx: BuildContext) -> li
     ]
 
 
+@register_source_planner("github")
+def plan_github(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """GitHub rows/checkouts -> licence join -> quality filters -> exact dedup (one stage)."""
+    from llama_data.beam_jobs.github import make_github_stage, options_from_config
+
+    inputs = [*src.inputs, *getattr(src, "licenses", [])]
+    return [
+        BuildStep(
+            name,
+            lambda _ctx: make_github_stage(options_from_config(src), name=name),
+            describe="github files -> licence join -> filters -> exact dedup",
+            inputs=inputs,
+        )
+    ]
+
+
+def final_document_stage(ctx: BuildContext, source: str) -> str:
+    """The stage whose kept documents are `source`'s contribution to the mixture.
+
+    A source's own stage, unless a build-wide filter refines it afterwards: the Wikipedia-reference
+    classifier writes `<source>-wikiref` for its `[wikiref] source`.
+    """
+    wikiref = ctx.config.sections.get("wikiref")
+    if wikiref is not None and getattr(wikiref, "source", None) == source:
+        return f"{source}-wikiref"
+    return source
+
+
 def plan_tokens(ctx: BuildContext) -> list[BuildStep]:
     """tokenizer -> tokenized -> tokens, after every configured source (whatever they are).
 
-    Each source stage writes OUT/<source>/*.parquet documents whose `source` column is its
-    mixture name; the token stages take all of them. They are planned when at least one
-    configured source has a mixture weight.
+    Each source's final stage (`final_document_stage`) writes OUT/<stage>/*.parquet documents
+    whose `source` column is its mixture name; the token stages take all of them. They are
+    planned when at least one configured source has a mixture weight.
     """
     from llama_data.beam_jobs.tokenize import (
         make_mix_task,
@@ -177,11 +205,11 @@ def plan_tokens(ctx: BuildContext) -> list[BuildStep]:
     else:
         base = load_mixture_spec("table1")
     spec = MixtureSpec(dict(base.weights), {**base.max_epochs, **mixture.max_epochs}, base.name)
-    sources = tuple(ctx.config.sources)
-    if not any(spec.weights.get(name, 0) > 0 for name in sources):
+    if not any(spec.weights.get(name, 0) > 0 for name in ctx.config.sources):
         # Nothing configured is in the mixture (e.g. only a corpus of your own to clean): no
         # tokens to make. Name your source in [mixture] weights to get shards from it.
         return []
+    sources = tuple(final_document_stage(ctx, name) for name in ctx.config.sources)
 
     def documents(c: BuildContext) -> list[str]:
         return [g for name in sources for g in c.documents_of(name)]
@@ -359,3 +387,88 @@ def demo_config_path() -> Path:
 
 def load_build_config(path: str | None) -> BuildConfig:
     return load_config(path or demo_config_path())
+
+
+@register_source_planner("commoncrawl")
+def plan_commoncrawl(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """CCNet: a perplexity model trained from `lm_from`'s output (unless `lm` is given), then
+    the ccnet stage over the WET/WARC inputs."""
+    from llama_data.beam_jobs.ccnet import ccnet_stage_from_options
+    from llama_data.pipeline.config import CommonCrawlConfig
+
+    assert isinstance(src, CommonCrawlConfig)
+    inputs = list(src.inputs)
+    steps: list[BuildStep] = []
+    deps: tuple[str, ...] = ()
+    lm_step = f"{name}-lm"
+    if src.lm is None:
+        if src.lm_from not in ctx.config.sources:
+            raise UserError(
+                f"sources.{name}.lm_from: the config builds no source {src.lm_from!r} to train the "
+                f"perplexity model from; add it, or set sources.{name}.lm to a train-lm folder"
+            )
+        steps.append(
+            BuildStep(
+                lm_step,
+                lambda c: _train_lm_task(lm_step, c.documents_of(src.lm_from), src),
+                deps=(src.lm_from,),
+                describe=f"train-lm {','.join(src.languages)} from {src.lm_from}",
+            )
+        )
+        deps = (lm_step,)
+
+    def make(c: BuildContext) -> StageSpec:
+        return ccnet_stage_from_options(
+            inputs,
+            src.lm or c.stage_dir(lm_step),
+            languages=src.languages,
+            keep=src.keep,
+            min_length=src.min_length,
+            min_lang_score=src.min_lang_score,
+            cutoffs_file=src.cutoffs,
+            group_files=src.dedup_group_files,
+            name=name,
+        )
+
+    steps.append(
+        BuildStep(
+            name,
+            make,
+            deps=deps,
+            describe="WET/WARC -> line dedup -> lid -> perplexity buckets -> doc dedup -> length",
+            inputs=inputs,
+        )
+    )
+    return steps
+
+
+def _train_lm_task(name: str, inputs: list[str], src) -> TaskSpec:  # noqa: ANN001
+    from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
+
+    def run(workdir: str, _ctx) -> dict:  # noqa: ANN001
+        cards = {
+            lang: train_lm(
+                inputs, workdir, TrainLmSettings(lang=lang, vocab_size=src.lm_vocab_size)
+            )
+            for lang in src.languages
+        }
+        docs = sum(card["training"]["docs"] for card in cards.values())
+        return {
+            "in": docs,
+            "kept": docs,
+            "models": {lang: card["training"] for lang, card in cards.items()},
+        }
+
+    return TaskSpec(
+        name=name,
+        run=run,
+        inputs=list(inputs),
+        config={"languages": list(src.languages), "vocab_size": src.lm_vocab_size, "order": 5},
+    )
+
+
+# Source planners register themselves on import (kept last: they import this module).
+from llama_data.beam_jobs import c4 as _c4  # noqa: E402, F401
+from llama_data.beam_jobs import stackexchange as _stackexchange  # noqa: E402, F401
+from llama_data.beam_jobs import wikipedia as _wikipedia  # noqa: E402, F401
+from llama_data.beam_jobs import wikiref as _wikiref  # noqa: E402, F401

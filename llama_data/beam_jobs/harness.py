@@ -557,7 +557,8 @@ def run_stage(
         elapsed_s=round(time.time() - started, 3),
         inputs={"files": len(files), "bytes": sum(f.size for f in files)},
         config=spec.config,
-        extra=ctx.stats,
+        # callables are entries only known after the run (e.g. cutoffs the pipeline computed)
+        extra={k: (v() if callable(v) else v) for k, v in ctx.stats.items()},
     )
     if spec.check_accounting and not stats["accounting"]["ok"]:
         raise RuntimeError(
