@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from llama_data.pipeline.doc_batches import doc_units, expand_inputs
 from llama_data.pipeline.document import Document
 from llama_data.pipeline.schema import BASE_SCHEMA
+from llama_data.pipeline.token_streams import summarize, tokenize_unit
+from llama_data.pipeline.tokenizer import Tokenizer, train_tokenizer_from_files
 
 WORDS = {
     "commoncrawl": [
@@ -238,3 +241,18 @@ def write_all(root: Path, sizes: dict[str, int] | None = None) -> Path:
     for source, n in (sizes or DEFAULT_SIZES).items():
         write_source(root, source, n)
     return root
+
+
+def tokenized_fixture(root: Path, tmp_path: Path) -> tuple[Path, Tokenizer]:
+    """Stage outputs -> tokenizer -> token streams, engine-free (the Beam job runs the same)."""
+    docs = write_all(root)
+    card_dir = tmp_path / "tok"
+    train_tokenizer_from_files(str(docs / "*" / "*.parquet"), card_dir, vocab_size=600)
+    tok = Tokenizer(card_dir)
+    units = doc_units(expand_inputs(str(docs / "*" / "*.parquet")))
+    out = tmp_path / "tokenized"
+    out.mkdir()
+    for i, unit in enumerate(units):
+        tokenize_unit(unit, i, tok, out)
+    summarize(out, {"path": str(tok.path), **tok.describe()})
+    return out, tok

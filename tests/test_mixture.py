@@ -142,3 +142,26 @@ def test_epoch_order_seeded_and_new_each_epoch() -> None:
     shuffled = np.random.default_rng(3).permutation(1000)
     order = epoch_order(keys[shuffled], 0, "books", 0)
     np.testing.assert_array_equal(keys[shuffled][order], keys[e0])
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    """mix without a weighted source, report without shards: exit 2, one line, no traceback."""
+    import shutil
+
+    from _token_fixtures import tokenized_fixture
+
+    from conftest import run_cli
+
+    tokenized, _ = tokenized_fixture(tmp_path / "docs", tmp_path)
+    shutil.rmtree(tokenized / "books")
+    (tokenized / "sources.json").write_text(
+        (tokenized / "sources.json").read_text().replace('"books"', '"books-gone"')
+    )
+    done = run_cli(
+        "mix", "-i", str(tokenized), "-o", str(tmp_path / "shards"), "--context-length", "16"
+    )
+    assert done.returncode == 2, done.stderr
+    assert "books (missing)" in done.stderr and "--renormalize" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    done = run_cli("report", str(tmp_path / "nothing"))
+    assert done.returncode == 2 and "manifest.json" in done.stderr

@@ -146,3 +146,28 @@ def test_training_is_deterministic_and_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(TokenizerError, match="(?i)vocab"):
         train_tokenizer(docs, tmp_path / "y", vocab_size=100_000, weights={"books": 1.0})
     assert LLAMA_SETTINGS["byte_fallback"] is True
+
+
+@pytest.mark.corpus
+def test_round_trip_on_real_text(corpus: Path, tmp_path: Path) -> None:
+    """Trained on Latin-script languages, exact on all (Cyrillic, CJK unseen) and on real code."""
+    langid = sorted((corpus / "langid").glob("*.txt"))
+    latin = [p for p in langid if p.stem in ("de", "en", "es", "fr", "it", "nl", "pl", "pt")]
+    train_docs = [
+        ("wikipedia", f"{p.stem}-{i}", line)
+        for p in latin
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines()[:200])
+    ]
+    card = train_tokenizer(
+        train_docs, tmp_path, vocab_size=800, weights={"wikipedia": 1.0}, num_threads=2
+    )
+    tok = Tokenizer(tmp_path)
+    assert card["sample"]["wikipedia"]["documents"] == len(train_docs)
+    texts = [p.read_text(encoding="utf-8") for p in langid]  # includes unseen languages
+    rows = [
+        json.loads(line)
+        for line in (corpus / "github" / "files.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    texts += [r["content"] for r in rows if isinstance(r.get("content"), str)][:50]
+    for text in texts:
+        assert tok.decode(tok.encode(text)) == text

@@ -28,13 +28,16 @@ class InputError(ValueError):
 
 
 def expand_inputs(patterns: str | Sequence[str]) -> list[str]:
-    """Sorted, de-duplicated files matching the glob(s); a directory means its *.parquet files."""
+    """Sorted, de-duplicated files matching the glob(s).
+
+    A directory means its own *.parquet files (a stage's kept documents, not `rejected/`).
+    """
     if isinstance(patterns, str):
         patterns = [patterns]
     found: set[str] = set()
     for pattern in patterns:
         if os.path.isdir(pattern):
-            pattern = os.path.join(pattern, "**", "*.parquet")
+            pattern = os.path.join(pattern, "*.parquet")
         found.update(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
     return sorted(found)
 

@@ -561,6 +561,23 @@ class ShardDataset:
                 counts += np.bincount(shard.lut[src], minlength=len(self.sources))
         return {name: int(c) for name, c in zip(self.sources, counts, strict=True)}
 
+    def close(self) -> None:
+        """Drop the memory maps (views handed out before stay valid until garbage-collected)."""
+        self._shards = [None] * len(self._shards)
+
+    def __enter__(self) -> ShardDataset:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"ShardDataset({str(self.directory)!r}, rows={len(self)}, "
+            f"context_length={self.context_length}, dtype={self.dtype.name}, "
+            f"sources={self.sources})"
+        )
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_shards"] = [None] * len(self._shards)

@@ -183,7 +183,9 @@ def train_tokenizer(
     samples = draw_sample(documents, targets, seed)
     if not samples:
         raise TokenizerError(
-            f"no documents of the weighted sources ({', '.join(sorted(weights))}) in the input"
+            f"no documents of the weighted sources ({', '.join(sorted(weights))}) in the input "
+            f"(sources present: {', '.join(sorted(present)) or 'none'}); give weights that name "
+            "your sources (--weights FILE, or [mixture] weights in a build config)"
         )
     texts = [text for sample in samples.values() for _, text in sample.documents()]
     sentences = list(training_sentences(texts))
