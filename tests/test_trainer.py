@@ -77,6 +77,14 @@ def test_resume_is_bit_exact(shards, tmp_path):
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert a["data"] == b["data"]
 
+    # a damaged newest checkpoint: the run resumes from the previous good one
+    shutil.rmtree(part / "checkpoints" / "step-000000008")
+    fit(config(shards, part, checkpoint_every=2))
+    with open(part / "checkpoints" / "step-000000008" / "state.pt", "r+b") as f:
+        f.truncate(100)
+    fit(config(shards, part, checkpoint_every=2, steps=8))
+    assert losses(part) == losses(full)
+
 
 def test_keeps_last_k_checkpoints_and_skips_incomplete(shards, tmp_path):
     run = tmp_path / "run"

@@ -68,6 +68,20 @@ def latest_checkpoint(run: str | Path) -> Path | None:
     return None
 
 
+def load_latest(run: str | Path) -> tuple[Path, dict, dict] | None:
+    """(path, meta, state) of the newest checkpoint that loads; damaged ones are skipped.
+
+    A checkpoint folder is complete by construction (atomic rename), but a disk can still lose a
+    file later; resuming from the previous good one beats refusing to resume.
+    """
+    for p in reversed(list_checkpoints(run)):
+        try:
+            return p, read_meta(p), load_state(p)
+        except Exception as e:  # torch.load raises several types for a damaged file
+            print(f"warning: skipping unreadable checkpoint {p}: {e}", file=sys.stderr)
+    return None
+
+
 def save_checkpoint(run: str | Path, step: int, state: dict, meta: dict, keep: int) -> Path:
     """Write atomically (temp folder, then rename) and delete all but the newest `keep`."""
     root = checkpoint_dir(Path(run))

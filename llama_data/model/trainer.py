@@ -368,16 +368,16 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     say = print if d.is_main else (lambda *a, **k: None)
 
     start_step = 0
-    latest = ckpt.latest_checkpoint(out)
-    if latest is not None:
-        meta = ckpt.read_meta(latest)
+    found = ckpt.load_latest(out)
+    latest = found[0] if found else None
+    if found is not None:
+        latest, meta, state = found
         try:
             ckpt.check_compatible(
                 meta, model=mcfg.to_dict(), manifest=manifest_sha, schedule=schedule
             )
         except ckpt.CheckpointMismatch as e:
             raise TrainError(f"{latest}: {e}") from e
-        state = ckpt.load_state(latest)
         _load_full_state(model, state["model"], optimizer, state["optimizer"])
         loader.load_state_dict(state["data"])
         rngs = state["rng"]
