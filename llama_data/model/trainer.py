@@ -495,13 +495,14 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
                 raise TrainError(f"loss is {loss} at step {done}; lower --lr or check the data")
             log.write(rec)
             last = rec
-            progress.update(done, loss, tps)
             if not progress.enabled:
                 mfu_txt = f" mfu {m:.1%}" if m is not None else ""
                 say(
                     f"step {done}/{plan.total_steps} loss {loss:.4f} lr {lr_now:.3g} "
                     f"gnorm {float(grad_norm):.3f} {tps:,.0f} tok/s{mfu_txt}"
                 )
+        if progress.enabled:  # every step; loss and speed as of the last log record
+            progress.update(done, last.get("loss", math.nan), last.get("tokens_per_s", 0.0))
         if done % cfg.checkpoint_every == 0 or done == plan.total_steps:
             t0 = time.perf_counter()
             _save(out, done, model, optimizer, loader, d, cfg, mcfg, manifest_sha, schedule)
