@@ -1,7 +1,8 @@
 """Training throughput: `fit` vs a bare loop vs transformers' LlamaForCausalLM; MFU on a GPU.
 
-CPU mode (default): one model shape, three contenders, measured in interleaved rounds so that load
-from other processes on the machine hits them alike; per-step times after a warm-up, median.
+CPU mode: one model shape, three contenders, measured in interleaved rounds (bare and hf even
+alternate step by step) so that load from other processes on the machine hits them alike; CPU
+seconds per step after a warm-up, median over rounds.
 - fit: `llama_data.model.trainer.fit` on shards written for the benchmark (loader, accumulation,
   clipping, per-source loss, logging: everything a run does except checkpoints);
 - bare: the same model, data already in memory, forward / cross-entropy / backward / AdamW step;
@@ -45,20 +46,26 @@ def write_random_shards(path: Path, rows: int, context: int, vocab: int, seed: i
     return path
 
 
-def _loop_cost(model, opt, batches, warmup: int, steps: int) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) per step after `warmup` steps."""
+def _paired_cost(loops: list, batches, warmup: int, steps: int) -> list[tuple[float, float]]:
+    """(CPU seconds, wall seconds) per step of each (model, optimizer), alternating step by step
+    so that whatever else the machine does hits them alike."""
+    cpu = [0.0] * len(loops)
+    wall = [0.0] * len(loops)
     for i in range(warmup + steps):
-        if i == warmup:
-            c0, w0 = time.process_time(), time.perf_counter()
         x, y = batches[i % len(batches)]
-        logits = model(x)
-        logits = getattr(logits, "logits", logits)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        loss.item()
-    return (time.process_time() - c0) / steps, (time.perf_counter() - w0) / steps
+        for j, (model, opt) in enumerate(loops):
+            c0, w0 = time.process_time(), time.perf_counter()
+            logits = model(x)
+            logits = getattr(logits, "logits", logits)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            loss.item()
+            if i >= warmup:
+                cpu[j] += time.process_time() - c0
+                wall[j] += time.perf_counter() - w0
+    return [(c / steps, w / steps) for c, w in zip(cpu, wall, strict=True)]
 
 
 def _fit_cost(data: Path, root: Path, model: dict, args, steps: int, tag: str) -> tuple:
@@ -123,10 +130,11 @@ def cpu_bench(args) -> dict:
     wall: dict[str, list[float]] = {"fit": [], "bare": [], "hf": []}
     for r in range(args.rounds):
         short = _fit_cost(data, root, model_over, args, args.warmup, f"s{r}")
-        c, w = _loop_cost(ours, ours_opt, batches, args.warmup, args.steps)
-        cpu["bare"].append(c), wall["bare"].append(w)
-        c, w = _loop_cost(hf, hf_opt, batches, args.warmup, args.steps)
-        cpu["hf"].append(c), wall["hf"].append(w)
+        (cb, wb), (ch, wh) = _paired_cost(
+            [(ours, ours_opt), (hf, hf_opt)], batches, args.warmup, 2 * args.steps
+        )
+        cpu["bare"].append(cb), wall["bare"].append(wb)
+        cpu["hf"].append(ch), wall["hf"].append(wh)
         full = _fit_cost(data, root, model_over, args, long, f"l{r}")
         cpu["fit"].append((full[0] - short[0]) / args.steps)
         wall["fit"].append((full[1] - short[1]) / args.steps)
