@@ -85,6 +85,38 @@ def _fit_cost(data: Path, root: Path, model: dict, args, steps: int, tag: str) -
     return time.process_time() - c0, time.perf_counter() - w0
 
 
+def _fit_extra_work(data: Path, model, args, reps: int = 200) -> dict[str, float]:
+    """CPU seconds per step of what `fit` does besides forward/backward/step."""
+    from llama_data.model.data import ShardLoader, open_shards
+    from llama_data.model.optim import lr_at, set_lr
+
+    ds = open_shards(data)
+    loader = ShardLoader(ds, args.rows)
+    opt = build_optimizer(model, 3e-4)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    src_loss = torch.zeros(len(ds.sources), dtype=torch.float64)
+    src_rows = torch.zeros(len(ds.sources), dtype=torch.float64)
+    row_loss = torch.rand(args.rows)
+
+    def timed(fn, n: int = reps) -> float:
+        c0 = time.process_time()
+        for _ in range(n):
+            fn()
+        return (time.process_time() - c0) / n
+
+    def bookkeeping() -> None:
+        batch = loader.next_batch()
+        src_loss.index_add_(0, batch.source_ids, row_loss.double())
+        src_rows.index_add_(0, batch.source_ids, torch.ones(args.rows, dtype=torch.float64))
+        set_lr(opt, lr_at(100, 3e-4, 10, 1000))
+
+    return {
+        "loader_and_bookkeeping": timed(bookkeeping),
+        "grad_clip": timed(lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0), 50),
+    }
+
+
 def cpu_bench(args) -> dict:
     """Costs are CPU seconds per step of this process (threads=1 by default), so that other
     processes on a shared machine do not bend the comparison; wall-clock figures come along.
@@ -138,6 +170,7 @@ def cpu_bench(args) -> dict:
         full = _fit_cost(data, root, model_over, args, long, f"l{r}")
         cpu["fit"].append((full[0] - short[0]) / args.steps)
         wall["fit"].append((full[1] - short[1]) / args.steps)
+    extra = _fit_extra_work(data, ours, args)
     tokens = args.rows * args.context
     tps = {k: tokens / statistics.median(v) for k, v in cpu.items()}
     wall_tps = {k: tokens / statistics.median(v) for k, v in wall.items()}
@@ -156,6 +189,12 @@ def cpu_bench(args) -> dict:
         "fit_overhead_vs_bare": round(1 - tps["fit"] / tps["bare"], 4),
         "fit_speedup_vs_hf": round(tps["fit"] / tps["hf"], 3),
         "bare_speedup_vs_hf": round(tps["bare"] / tps["hf"], 3),
+        # fit's work beyond the bare loop, timed in isolation (many repetitions, so far less
+        # noisy than the difference of two whole runs): as a fraction of a bare step
+        "fit_extra_work_s_per_step": {k: round(v, 6) for k, v in extra.items()},
+        "fit_extra_work_vs_bare_step": round(
+            sum(extra.values()) / statistics.median(cpu["bare"]), 4
+        ),
         "rounds": args.rounds,
         "steps_per_round": args.steps,
         "load_average": round(__import__("os").getloadavg()[0], 1),
