@@ -241,6 +241,13 @@ def _language_list(value: str, flag: str = "--languages") -> list[str] | None:
     help="Size of the byte ranges a multistream dump or plain .xml is cut into for parallel reading.",
 )
 @click.option(
+    "--index",
+    "indexes",
+    multiple=True,
+    help="A multistream -index.txt.bz2 kept elsewhere than beside its dump (repeatable); "
+    "by default the index is looked for next to each dump.",
+)
+@click.option(
     "--no-index",
     is_flag=True,
     help="Find multistream offsets by scanning the dump even when its -index.txt.bz2 is beside it.",
@@ -252,6 +259,7 @@ def wikipedia(
     output: str,
     languages: str,
     split_mb: int,
+    indexes: tuple[str, ...],
     no_index: bool,
     runner: str | None,
     workers: int | None,
@@ -269,7 +277,11 @@ def wikipedia(
     langs = _language_list(languages)
     run = make_run_options(runner, workers, beam_args, quiet)
     spec = make_wikipedia_stage(
-        list(inputs), langs, split_bytes=split_mb << 20, use_index=not no_index
+        list(inputs),
+        langs,
+        split_bytes=split_mb << 20,
+        use_index=not no_index,
+        index_paths=list(indexes),
     )
     run_cli_stage(spec, output, run, force)
 

@@ -459,3 +459,13 @@ def test_corpus_beer_site_one_document_per_question_in_score_order() -> None:
     first = next(d for d in docs if d.meta["question_id"] == 1)
     assert first.meta["title"] == "What is a citra hop, and how does it differ from other hops?"
     assert first.meta["answer_ids"] == [4]
+
+
+def test_config_section() -> None:
+    from llama_data.pipeline.config import ConfigError, parse_config
+
+    cfg = parse_config({"sources": {"stackexchange": {"inputs": ["/se/*.7z"], "top_sites": 3}}})
+    src = cfg.sources["stackexchange"]
+    assert src.top_sites == 3 and src.include_meta is False
+    with pytest.raises(ConfigError, match="top_sites"):
+        parse_config({"sources": {"stackexchange": {"inputs": ["x"], "top_sites": -1}}})

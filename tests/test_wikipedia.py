@@ -257,6 +257,30 @@ def test_multistream_splits_by_index_and_by_scanning_agree(tmp_path: Path) -> No
         assert sorted(d.id for d in items) == sorted(whole)  # each page exactly once
 
 
+def test_index_given_explicitly(tmp_path: Path, monkeypatch) -> None:
+    from llama_data.pipeline.wikipedia import reader as reader_mod
+
+    pages = [page_xml(100 + i, f"Page {i}", f"Text {i}. " * 40) for i in range(12)]
+    path = write_multistream(
+        tmp_path / "enwiki-20230501-pages-articles-multistream.xml.bz2", pages, 2
+    )
+    index = Path(index_path_for(str(path)) or "")
+    moved = tmp_path / "indexes" / index.name
+    moved.parent.mkdir()
+    index.rename(moved)
+
+    def no_scan(stream):
+        raise AssertionError("scanned although the index was given")
+
+    monkeypatch.setattr(reader_mod, "scan_stream_offsets", no_scan)
+    reader = WikipediaReader(split_bytes=300, index_paths=[str(moved)])
+    splits = reader.splits(str(path), path.stat().st_size, local_open)
+    assert len(splits) > 2
+    assert sorted(d.id for d in all_items(reader, path)) == sorted(
+        f"enwiki/{100 + i}" for i in range(12)
+    )
+
+
 def test_streams_cut_mid_page_like_pbzip2(tmp_path: Path) -> None:
     """pbzip2/lbzip2 cut streams at arbitrary bytes: a page may span two splits."""
     pages = [page_xml(i, f"P{i}", f"Text {i} " * 60) for i in range(1, 41)]
@@ -669,3 +693,23 @@ def test_corpus_enwiki_and_ukwiki_kept_jawiki_skipped() -> None:
         assert "[[" not in d.text and "{{" not in d.text and "<ref" not in d.text
     algo = next(d for d in en_kept if d.meta["title"] == "Algorithm")
     assert "In mathematics and computer science, an algorithm" in algo.text
+
+
+def test_config_section(tmp_path: Path) -> None:
+    from llama_data.pipeline.config import ConfigError, parse_config
+
+    cfg = parse_config(
+        {
+            "sources": {
+                "wikipedia": {"inputs": ["d/*.bz2"], "languages": ["en", "uk"], "split_mb": 8}
+            }
+        },
+        tmp_path / "build.toml",
+    )
+    src = cfg.sources["wikipedia"]
+    assert src.languages == ["en", "uk"] and src.split_mb == 8 and src.dedup is False
+    assert src.inputs == [str(tmp_path / "d" / "*.bz2")]
+    with pytest.raises(ConfigError, match="languages"):
+        parse_config({"sources": {"wikipedia": {"inputs": ["x"], "languages": ["English"]}}})
+    with pytest.raises(ConfigError, match="langauges"):
+        parse_config({"sources": {"wikipedia": {"inputs": ["x"], "langauges": ["en"]}}})

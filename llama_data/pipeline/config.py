@@ -305,12 +305,14 @@ class WikipediaSourceConfig(SourceConfig):
     """[sources.wikipedia]: MediaWiki XML dumps (`*-pages-articles*.xml.bz2`, multistream, .xml).
 
     `languages` (from each dump's siteinfo) defaults to the paper's 20; `[]` keeps all.
-    `split_mb` is the byte size of the ranges a multistream dump is cut into for parallel reading.
+    `split_mb` is the byte size of the ranges a multistream dump is cut into for parallel reading;
+    `indexes` names multistream index files kept elsewhere than beside their dumps.
     """
 
     languages: list[str] = field(default_factory=lambda: list(PAPER_WIKIPEDIA_LANGUAGES))
     split_mb: int = 64
     use_index: bool = True
+    indexes: list[str] = path_field(default_factory=list)
     min_chars: int = 1
     dedup: bool = False
 
