@@ -206,6 +206,11 @@ def test_top_sites_by_post_count_ties_by_name() -> None:
         ("<p>One</p><p>Two</p>", "One\n\nTwo"),
         ("<p>a&nbsp;&lt;b&gt; &amp; &#233;</p>", "a <b> & é"),
         ("<ul><li>x</li><li>y<ul><li>z</li></ul></li></ul>", "- x\n- y\n  - z"),
+        (
+            "<p>Steps:</p><ol><li><p>one</p></li><li><p>two</p><p>more</p></li></ol><p>end</p>",
+            "Steps:\n\n1. one\n2. two\nmore\n\nend",
+        ),  # fmt: skip
+        ("<ul><li><code>a</code> and <b>b</b></li></ul>", "- a and b"),
         ("<pre><code>  if x:\n      y()\n</code></pre><p>after</p>", "  if x:\n      y()\n\nafter"),
         (
             "<p>use <code>ls -l</code> and <a href='http://x'>the docs</a></p>",

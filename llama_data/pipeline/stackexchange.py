@@ -403,6 +403,7 @@ class _HtmlText(HTMLParser):
         self.skip = 0
         self.lists: list[list[int | str]] = []  # [kind, counter]
         self.indent = ""  # of the current list item's line
+        self.pending: tuple[str, str] | None = None  # (indent, marker) of an item not yet written
 
     # line building
     def _flush(self) -> None:
@@ -417,8 +418,16 @@ class _HtmlText(HTMLParser):
 
     def _break(self, blank: bool) -> None:
         self._flush()
+        blank = blank and not self.lists  # blocks inside a list item stay tight lines
         if blank and self.lines and self.lines[-1] != "":
             self.lines.append("")
+
+    def _start_item_line(self) -> None:
+        """The list marker goes in front of the item's first text, whatever tags come before."""
+        if self.pending is not None:
+            self.indent, marker = self.pending
+            self.cur.append(marker)
+            self.pending = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self.SKIP:
@@ -433,8 +442,7 @@ class _HtmlText(HTMLParser):
                 if top[0] == "ol":
                     top[1] = int(top[1]) + 1
                     marker = f"{top[1]}."
-            self.indent = "  " * max(0, len(self.lists) - 1)
-            self.cur.append(marker + " ")
+            self.pending = ("  " * max(0, len(self.lists) - 1), marker + " ")
         elif tag in ("ul", "ol"):
             self._break(blank=not self.lists)
             self.lists.append([tag, 0])
@@ -482,8 +490,10 @@ class _HtmlText(HTMLParser):
         if not self.pre:
             if not self.cur and not data.strip():
                 return
+            self._start_item_line()
             self.cur.append(data)
             return
+        self._start_item_line()
         parts = data.split("\n")
         self.cur.append(parts[0])
         for part in parts[1:]:
