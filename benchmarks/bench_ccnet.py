@@ -1,0 +1,232 @@
+"""CCNet throughput: each step alone (engine-free, one process, one core) and the whole `ccnet`
+stage on the local runner, on the WET sample; plus the line-dedup state per distinct hash.
+
+Input: `../shared/corpus/commoncrawl/pages.warc.wet.gz` (120 real pages in ~20 languages; the
+bundled demo WET when the corpus is absent), written out `BENCH_CCNET_COPIES` times. Each copy
+prefixes every line with a copy-specific word, so copies do not dedup each other away while the
+boilerplate *within* a copy still does: the line dedup has the real sample's duplicate structure.
+The perplexity model is trained on the sample's English pages (speed does not depend on quality).
+
+Target: whole job >= 60% of the rate the steps' own costs imply (N / sum of step times), and a
+dedup state <= 16 bytes per distinct line hash.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from apache_beam.coders import BytesCoder, TupleCoder, VarIntCoder
+
+from llama_data.beam_jobs.ccnet import ccnet_stage_from_options
+from llama_data.beam_jobs.harness import run_stage
+from llama_data.beam_jobs.runners import RunOptions
+from llama_data.pipeline.ccnet.buckets import Bucket, cutoffs_from_values
+from llama_data.pipeline.ccnet.filters import MinLength, doc_dedup_key
+from llama_data.pipeline.ccnet.langid import LanguageId
+from llama_data.pipeline.ccnet.lines import (
+    HashCounter,
+    doc_hashes,
+    finish,
+    hash_counts,
+    remove_lines,
+)
+from llama_data.pipeline.ccnet.perplexity import Perplexity
+from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
+from llama_data.pipeline.document import Document
+from llama_data.pipeline.warc import WetReader
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO.parent / "shared" / "corpus" / "commoncrawl" / "pages.warc.wet.gz"
+DEMO = REPO / "llama_data" / "demo" / "commoncrawl" / "demo.warc.wet.gz"
+COPIES = int(os.environ.get("BENCH_CCNET_COPIES", "10"))
+
+
+def _marker(k: int) -> str:
+    """A letters-only word per copy (digits would normalize to 0 and collide)."""
+    s = ""
+    k += 26 * 26
+    while k:
+        k, r = divmod(k, 26)
+        s = chr(97 + r) + s
+    return "q" + s
+
+
+def _wet_member(doc: Document, body: str) -> bytes:
+    data = body.encode("utf-8")
+    head = (
+        "WARC/1.0\r\nWARC-Type: conversion\r\n"
+        f"WARC-Target-URI: {doc.meta['url']}\r\nWARC-Date: {doc.meta['date']}\r\n"
+        f"WARC-Record-ID: {doc.meta['record_id']}\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    return gzip.compress(head + data + b"\r\n\r\n", compresslevel=1)
+
+
+def make_input(folder: Path, source: Path, copies: int) -> tuple[list[str], int]:
+    base = [d for d in WetReader().read_path(str(source)) if isinstance(d, Document)]
+    paths = []
+    for k in range(copies):
+        mark = _marker(k)
+        path = folder / f"copy-{k:03d}.warc.wet.gz"
+        with path.open("wb") as f:
+            for d in base:
+                body = "\n".join(
+                    f"{mark} {line}" if line.strip() else line for line in d.text.split("\n")
+                )
+                f.write(_wet_member(d, body))
+        paths.append(str(path))
+    return paths, sum(os.path.getsize(p) for p in paths)
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def main() -> None:
+    source = SAMPLE if SAMPLE.is_file() else DEMO
+    results: dict = {"benchmark": "ccnet", "input": source.name, "copies": COPIES}
+    with tempfile.TemporaryDirectory(prefix="bench-ccnet-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "in").mkdir()
+        paths, gz_bytes = make_input(tmp / "in", source, COPIES)
+
+        # --- steps alone ------------------------------------------------------------------
+        reader = WetReader()
+        docs, t_read = timed(
+            lambda: [d for p in paths for d in reader.read_path(p) if isinstance(d, Document)]
+        )
+        n = len(docs)
+        text_mb = sum(len(d.text.encode()) for d in docs) / 1e6
+
+        def line_dedup():
+            tracemalloc.start()
+            counter = HashCounter()
+            per_doc = []
+            for d in docs:
+                c = hash_counts(doc_hashes(d.text))
+                per_doc.append(c)
+                for h, k in c.items():
+                    counter.add(h, k)
+            counter.compact()
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            dup = {h for h, c in counter.items() if c >= 2}
+            out = [
+                finish(remove_lines(d, dup & set(c))) for d, c in zip(docs, per_doc, strict=True)
+            ]
+            return out, counter, peak
+
+        (after_lines, counter, peak), t_lines = timed(line_dedup)
+        distinct = len(counter)
+        kept = [d for d in after_lines if isinstance(d, Document)]
+
+        # the LM, from the sample's English pages
+        lid_all = LanguageId(languages=())
+        english = [
+            d
+            for d in lid_all.process_batch(kept[: len(kept) // COPIES or len(kept)])
+            if isinstance(d, Document) and d.meta["language"] == "en"
+        ]
+        with (tmp / "lm.jsonl").open("w") as f:
+            for d in english:
+                f.write(json.dumps({"id": d.id, "text": d.text}) + "\n")
+        train_lm(str(tmp / "lm.jsonl"), tmp / "lm", TrainLmSettings("en", vocab_size=8000))
+
+        lid = LanguageId(languages=("en",))
+        lid.setup()
+
+        def run_lid():
+            out = []
+            for i in range(0, len(kept), 256):
+                out.extend(lid.process_batch(kept[i : i + 256]))
+            return [d for d in out if isinstance(d, Document)]
+
+        en_docs, t_lid = timed(run_lid)
+        ppl = Perplexity(str(tmp / "lm"), ["en"])
+        ppl.setup()
+        scored, t_ppl = timed(
+            lambda: [o for o in (ppl.process(d) for d in en_docs) if isinstance(o, Document)]
+        )
+
+        def rest():
+            cut = cutoffs_from_values({"en": [d.meta["perplexity"] for d in scored]})
+            bucket, length = Bucket(cut), MinLength()
+            out = []
+            seen = set()
+            for d in scored:
+                b = bucket.process(d)
+                if isinstance(b, Document):
+                    key = doc_dedup_key(b)
+                    if key not in seen:
+                        seen.add(key)
+                        out.append(length.process(b))
+            return out
+
+        _, t_rest = timed(rest)
+        steps = {
+            "read": (n, t_read),
+            "line_dedup": (n, t_lines),
+            "lid": (len(kept), t_lid),
+            "perplexity": (len(en_docs), t_ppl),
+            "bucket_docdedup_length": (len(scored), t_rest),
+        }
+        for name, (count, secs) in steps.items():
+            results[f"{name}_docs_per_s"] = round(count / secs) if secs else None
+            results[f"{name}_s"] = round(secs, 3)
+        total_steps = sum(s for _, s in steps.values())
+        implied = n / total_steps
+        results.update(
+            docs=n,
+            wet_gz_mb=round(gz_bytes / 1e6, 2),
+            text_mb=round(text_mb, 2),
+            implied_docs_per_s=round(implied, 1),
+            implied_mb_per_s=round(text_mb / total_steps, 2),
+        )
+
+        # --- dedup state and shuffle cost -------------------------------------------------
+        lines_in = sum(d.text.count("\n") + 1 for d in docs)
+        pairs = sum(len(hash_counts(doc_hashes(d.text))) for d in docs)
+        count_coder = TupleCoder([BytesCoder(), VarIntCoder()])
+        pair_coder = TupleCoder([BytesCoder(), BytesCoder()])
+        count_rec = len(count_coder.encode((b"\0" * 8, 2)))
+        pair_rec = len(pair_coder.encode((b"\0" * 8, b"\0" * 8)))
+        results.update(
+            lines=lines_in,
+            distinct_line_hashes=distinct,
+            dedup_state_bytes_per_hash=round(counter.nbytes() / distinct, 2),
+            dedup_peak_traced_bytes_per_hash=round(peak / distinct, 2),
+            shuffle_count_record_bytes=count_rec,
+            shuffle_pair_record_bytes=pair_rec,
+            # upper bound: one count record per (document, distinct line) before pre-aggregation
+            shuffle_bytes_per_line=round((pairs * (count_rec + pair_rec)) / lines_in, 2),
+        )
+
+        # --- whole job on the local runner ------------------------------------------------
+        for workers in (1, 2):
+            spec = ccnet_stage_from_options(
+                [str(tmp / "in" / "*.wet.gz")], str(tmp / "lm"), languages=["en"]
+            )
+            result, secs = timed(
+                lambda spec=spec, workers=workers: run_stage(
+                    spec, str(tmp / f"out{workers}"), RunOptions(workers=workers, quiet=True)
+                )
+            )
+            assert result.stats["accounting"]["ok"]
+            results[f"job_w{workers}_s"] = round(secs, 2)
+            results[f"job_w{workers}_docs_per_s_per_core"] = round(n / secs / workers, 1)
+            results[f"job_w{workers}_mb_per_s_per_core"] = round(text_mb / secs / workers, 2)
+            results[f"job_w{workers}_kept"] = result.stats["kept"]
+        results["job_w1_vs_implied"] = round(results["job_w1_docs_per_s_per_core"] / implied, 2)
+    print(json.dumps(results), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,432 @@
+"""The CCNet stage in Beam: read WET/WARC -> line dedup -> lid -> perplexity -> buckets ->
+document dedup -> length filter. Only composition lives here; the rules are in pipeline/ccnet/.
+
+Line dedup is global and never holds a set in one process. Per document we ship compact keys:
+
+1. `Count`: each worker counts the line hashes of its bundle in a `HashCounter` (9 bytes per
+   distinct hash: uint64 + uint8 count capped at 2) and emits (hash, capped count); then
+   CombinePerKey(capped sum), whose combiner lifting merges again before the shuffle. A
+   boilerplate line seen in a million pages thus crosses the shuffle about once per bundle, as
+   an 8-byte key and a 1-byte varint.
+2. `Join`: (line hash, doc key) pairs meet the hashes counted >= 2 in a CoGroupByKey; for each
+   duplicated hash the documents holding it get (doc key, line hash) (16 bytes per pair).
+3. `Apply`: the documents, keyed by an 8-byte doc key, meet their duplicated hashes and lose
+   those lines.
+
+With `group_files=N` the scope is groups of N input files (in sorted path order): the group
+number is mixed into the 8-byte key (`scoped_hash`), so lines are counted per group, as cc_net's
+per-shard dedup; a shuffle key stays 8 bytes either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.stats import ApproximateQuantiles
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from llama_data.beam_jobs import fs
+from llama_data.beam_jobs.harness import (
+    ApplySteps,
+    ExactDedup,
+    ReadDocuments,
+    StageContext,
+    StageOutputs,
+    StageSpec,
+)
+from llama_data.pipeline.ccnet.buckets import (
+    BUCKETS,
+    PERCENTILES,
+    Bucket,
+    dump_cutoffs,
+    load_cutoffs,
+)
+from llama_data.pipeline.ccnet.filters import MinLength, doc_dedup_key
+from llama_data.pipeline.ccnet.langid import LanguageId
+from llama_data.pipeline.ccnet.lines import (
+    HashCounter,
+    doc_hashes,
+    finish,
+    hash_counts,
+    remove_lines,
+    scoped_hash,
+)
+from llama_data.pipeline.ccnet.perplexity import (
+    Perplexity,
+    available_languages,
+    kenlm_path,
+    sp_path,
+)
+from llama_data.pipeline.ccnet.schema import CCNET_SCHEMA
+from llama_data.pipeline.document import Document, Rejected
+from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.warc import CommonCrawlReader
+
+STAGE = "ccnet"
+DUP_THRESHOLD = 2
+# ApproximateQuantiles returns num_quantiles values from min to max: 11 gives every decile, so
+# the 30th and 60th percentiles are entries 3 and 6.
+NUM_QUANTILES = 11
+
+
+def doc_key(doc: Document) -> bytes:
+    """8-byte join key of a document (its id is unique; the key only routes the shuffle)."""
+    return hashlib.sha1(f"{doc.source}\0{doc.id}".encode("utf-8", "surrogatepass")).digest()[:8]
+
+
+def _scope_prefix(doc: Document, groups: dict[str, int] | None) -> bytes:
+    """b"" for the whole input, else the 4-byte number of the document's file group."""
+    if groups is None:
+        return b""
+    return groups.get(str(doc.meta.get("file", "")), 0).to_bytes(4, "big")
+
+
+class _LineKeysFn(beam.DoFn):
+    """Per document: (scoped hash, doc key) to `pairs`; the counts are pre-aggregated per bundle
+    in a `HashCounter` (9 bytes per distinct hash) and emitted as (scoped hash, capped count)."""
+
+    def __init__(self, stage: str, groups: dict[str, int] | None, flush_bytes: int) -> None:
+        self.stage = stage
+        self.groups = groups
+        self.flush_bytes = flush_bytes
+
+    def setup(self) -> None:
+        self._lines = Metrics.counter(self.stage, "line_dedup.lines_in")
+        self._distinct = Metrics.counter(self.stage, "line_dedup.doc_distinct_hashes")
+        self._state = Metrics.distribution(self.stage, "line_dedup.bundle_state_bytes")
+
+    def start_bundle(self) -> None:
+        self._counter = HashCounter(cap=DUP_THRESHOLD)
+
+    def process(self, doc: Document):
+        scope = _scope_prefix(doc, self.groups)
+        counts = hash_counts(doc_hashes(doc.text))
+        self._lines.inc(doc.text.count("\n") + 1)
+        self._distinct.inc(len(counts))
+        key = doc_key(doc)
+        for h, n in counts.items():
+            sh = scoped_hash(scope, h)
+            self._counter.add(sh, n)
+            yield beam.pvalue.TaggedOutput("pairs", (sh, key))
+        if self._counter.nbytes() >= self.flush_bytes:
+            yield from self._drain()
+
+    def _drain(self):
+        self._counter.compact()
+        self._state.update(self._counter.nbytes())
+        yield from self._counter.items()
+        self._counter.clear()
+
+    def finish_bundle(self):
+        for kv in self._drain():
+            yield WindowedValue(kv, MIN_TIMESTAMP, [GlobalWindow()])
+
+
+class CappedSum(beam.CombineFn):
+    """Sum of occurrences, capped at the threshold: the rule only asks "at least twice?", so the
+    accumulator never grows and the shuffled value stays one byte."""
+
+    def create_accumulator(self) -> int:
+        return 0
+
+    def add_input(self, acc: int, value: int) -> int:
+        return min(acc + value, DUP_THRESHOLD)
+
+    def merge_accumulators(self, accs: Iterable[int]) -> int:
+        return min(sum(accs), DUP_THRESHOLD)
+
+    def extract_output(self, acc: int) -> int:
+        return acc
+
+
+def _docs_with_duplicate(item: tuple[bytes, dict[str, list]]):
+    key, grouped = item
+    if grouped["dup"]:
+        for dk in grouped["docs"]:
+            yield dk, key
+
+
+class _ApplyLineDedupFn(beam.DoFn):
+    def __init__(self, stage: str, groups: dict[str, int] | None) -> None:
+        self.stage = stage
+        self.groups = groups
+
+    def setup(self) -> None:
+        self._removed = Metrics.counter(self.stage, "line_dedup.lines_removed")
+        self._chars_in = Metrics.counter(self.stage, "line_dedup.chars_in")
+        self._chars_out = Metrics.counter(self.stage, "line_dedup.chars_kept")
+
+    def process(self, item: tuple[bytes, dict[str, list]]):
+        _, grouped = item
+        dup = set(grouped["dup"])
+        for doc in grouped["doc"]:  # one document per key, unless two ids collide in 8 bytes
+            out = finish(remove_lines(doc, dup, _scope_prefix(doc, self.groups)))
+            d = out.doc if isinstance(out, Rejected) else out
+            self._removed.inc(d.meta["original_nlines"] - d.meta["nlines"])
+            self._chars_in.inc(d.meta["original_length"])
+            self._chars_out.inc(d.meta["length"])
+            if isinstance(out, Rejected):
+                yield beam.pvalue.TaggedOutput("rejected", out)
+            else:
+                yield out
+
+
+class LineDedup(beam.PTransform):
+    """Documents -> `.kept` (duplicated lines removed) and `.rejected` (nothing left)."""
+
+    def __init__(
+        self,
+        stage: str = STAGE,
+        file_groups: dict[str, int] | None = None,
+        flush_bytes: int = 64 << 20,
+    ) -> None:
+        super().__init__()
+        self.stage = stage
+        self.file_groups = file_groups
+        self.flush_bytes = flush_bytes
+
+    def expand(self, docs):
+        keys = docs | "LineKeys" >> beam.ParDo(
+            _LineKeysFn(self.stage, self.file_groups, self.flush_bytes)
+        ).with_outputs("pairs", main="counts")
+        duplicated = (
+            keys.counts
+            | "Count" >> beam.CombinePerKey(CappedSum()).with_output_types(tuple[bytes, int])
+            | "AtLeastTwice" >> beam.Filter(lambda kv: kv[1] >= DUP_THRESHOLD)
+            | "Mark" >> beam.Map(lambda kv: (kv[0], True))
+        )
+        to_remove = (
+            {"dup": duplicated, "docs": keys.pairs}
+            | "Join" >> beam.CoGroupByKey()
+            | "Route" >> beam.FlatMap(_docs_with_duplicate).with_output_types(tuple[bytes, bytes])
+        )
+        keyed = docs | "DocKey" >> beam.Map(lambda d: (doc_key(d), d))
+        out = (
+            {"doc": keyed, "dup": to_remove}
+            | "Regroup" >> beam.CoGroupByKey()
+            | "Apply"
+            >> beam.ParDo(_ApplyLineDedupFn(self.stage, self.file_groups)).with_outputs(
+                "rejected", main="kept"
+            )
+        )
+        return out
+
+
+class _BucketFn(beam.DoFn):
+    """The `Bucket` step with cutoffs from a side input (computed by the same pipeline)."""
+
+    def __init__(self, stage: str, keep: Sequence[str]) -> None:
+        self.stage = stage
+        self.keep = tuple(keep)
+
+    def setup(self) -> None:
+        self._step: Bucket | None = None
+        self._counters: dict[str, Any] = {}
+
+    def _count(self, key: str, n: int) -> None:
+        c = self._counters.get(key)
+        if c is None:
+            c = self._counters[key] = Metrics.counter(self.stage, key)
+        c.inc(n)
+
+    def process(self, doc: Document, cutoffs: dict[str, tuple[float, float]]):
+        if self._step is None:
+            self._step = Bucket(cutoffs, self.keep)
+            self._step.bind_counters(self._count)
+        out = self._step.process(doc)
+        if isinstance(out, Rejected):
+            yield beam.pvalue.TaggedOutput("rejected", out)
+        else:
+            yield out
+
+
+def _cutoffs_of(item: tuple[str, list[float]]) -> tuple[str, tuple[float, float]]:
+    lang, qs = item
+    step = (NUM_QUANTILES - 1) // 10
+    return lang, (float(qs[PERCENTILES[0] // 10 * step]), float(qs[PERCENTILES[1] // 10 * step]))
+
+
+def file_groups(paths: Sequence[str], group_files: int | None) -> dict[str, int] | None:
+    """Group number of each input file (sorted order), or None for one global scope."""
+    if not group_files:
+        return None
+    return {p: i // group_files for i, p in enumerate(sorted(paths))}
+
+
+def make_ccnet_stage(
+    inputs: Sequence[str],
+    lm_dir: str,
+    languages: Sequence[str],
+    *,
+    keep: Sequence[str] = ("head", "middle"),
+    min_length: int = 300,
+    min_lang_score: float = 0.5,
+    cutoffs: dict[str, tuple[float, float]] | None = None,
+    group_files: int | None = None,
+    name: str = STAGE,
+    source: str = "commoncrawl",
+    lm_fingerprint: str = "",
+) -> StageSpec:
+    """The whole CCNet stage. `cutoffs=None` computes them from the input (per language)."""
+    langs = tuple(languages)
+
+    def build(p, ctx: StageContext) -> StageOutputs:
+        matched = fs.match_inputs(list(inputs))
+        groups = file_groups([f.path for f in matched], group_files)
+        read = p | "Read" >> ReadDocuments(
+            matched, CommonCrawlReader(source), ctx.name, ctx.progress_dir
+        )
+        lines = read.docs | "LineDedup" >> LineDedup(ctx.name, groups)
+        scored = lines.kept | "Score" >> ApplySteps(
+            [LanguageId(langs, min_lang_score), Perplexity(lm_dir, langs)], ctx.name
+        )
+        if cutoffs is None:
+            cut = (
+                scored.kept
+                | "Ppl" >> beam.Map(lambda d: (d.meta["language"], float(d.meta["perplexity"])))
+                | "Quantiles" >> ApproximateQuantiles.PerKey(NUM_QUANTILES)
+                | "Cutoffs" >> beam.Map(_cutoffs_of)
+            )
+            _write_cutoffs(cut, ctx.stage_dir)
+            ctx.stats["cutoffs"] = _LazyCutoffs(fs.join(ctx.stage_dir, "cutoffs.json"))
+            ctx.stats["cutoffs_from"] = "input (Beam ApproximateQuantiles, per language)"
+            cut_side = beam.pvalue.AsDict(cut)
+        else:
+            cut_side = beam.pvalue.AsDict(
+                p | "GivenCutoffs" >> beam.Create(sorted(cutoffs.items()))
+            )
+            ctx.stats["cutoffs"] = dump_cutoffs(cutoffs)
+            ctx.stats["cutoffs_from"] = "cutoff file"
+        bucketed = scored.kept | "Bucket" >> beam.ParDo(
+            _BucketFn(ctx.name, keep), cutoffs=cut_side
+        ).with_outputs("rejected", main="kept")
+        dedup = bucketed.kept | "DocDedup" >> ExactDedup(doc_dedup_key, ctx.name)
+        final = dedup.kept | "Length" >> ApplySteps([MinLength(min_length)], ctx.name)
+        return StageOutputs(
+            kept=final.kept,
+            rejected=[
+                lines.rejected,
+                scored.rejected,
+                bucketed.rejected,
+                dedup.rejected,
+                final.rejected,
+            ],
+            errors=[read.errors, scored.errors, final.errors],
+        )
+
+    return StageSpec(
+        name=name,
+        build=build,
+        inputs=list(inputs),
+        schema=CCNET_SCHEMA,
+        config={
+            "languages": list(langs),
+            "keep": list(keep),
+            "min_length": min_length,
+            "min_lang_score": min_lang_score,
+            "cutoffs": dump_cutoffs(cutoffs) if cutoffs else "from input",
+            "line_dedup_scope": f"groups of {group_files} files" if group_files else "whole input",
+            "lm_dir": str(lm_dir),
+            "lm": lm_fingerprint,
+        },
+    )
+
+
+def _write_cutoffs(cut, stage_dir: str) -> None:
+    """cutoffs.json next to the outputs (in `load_cutoffs`'s format, so a later run can reuse it)."""
+    (
+        cut
+        | "CutoffList" >> beam.combiners.ToList()
+        | "CutoffJson" >> beam.Map(lambda items: json.dumps(dump_cutoffs(dict(items)), indent=2))
+        | "WriteCutoffs"
+        >> beam.io.WriteToText(
+            fs.join(stage_dir, "cutoffs"),
+            file_name_suffix=".json",
+            num_shards=1,
+            shard_name_template="",
+        )
+    )
+
+
+class _LazyCutoffs:
+    """Read back, when stats.json is written after the run, the cutoffs the pipeline computed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            return json.loads(fs.read_text(self.path))
+        except (OSError, ValueError):
+            return {}
+
+
+def lm_fingerprint(lm_dir: str, languages: Sequence[str]) -> str:
+    """Digest of the model files used, so a retrained LM reruns the stage."""
+    h = hashlib.sha256()
+    for lang in sorted(languages):
+        for path in (sp_path(lm_dir, lang), kenlm_path(lm_dir, lang)):
+            st = os.stat(path)
+            h.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def ccnet_stage_from_options(
+    inputs: Sequence[str],
+    lm_dir: str,
+    *,
+    languages: Sequence[str] | None = None,
+    keep: Sequence[str] = ("head", "middle"),
+    min_length: int = 300,
+    min_lang_score: float = 0.5,
+    cutoffs_file: str | None = None,
+    group_files: int | None = None,
+    name: str = STAGE,
+) -> StageSpec:
+    """Validate what a user passed (models present, buckets known, cutoffs readable), then build."""
+    if not os.path.isdir(lm_dir):
+        raise UserError(f"--lm: {lm_dir!r} is not a folder (train one with `llama-data train-lm`)")
+    have = available_languages(lm_dir)
+    langs = list(languages) if languages else have
+    if not langs:
+        raise UserError(f"--lm: no <lang>.sp.model + <lang>.arpa.bin pair in {lm_dir!r}")
+    missing = [lang for lang in langs if lang not in have]
+    if missing:
+        raise UserError(
+            f"--languages: no perplexity model for {', '.join(missing)} in {lm_dir!r} "
+            f"(models for: {', '.join(have) or 'none'})"
+        )
+    bad = [b for b in keep if b not in BUCKETS]
+    if bad or not keep:
+        raise UserError(
+            f"--keep: buckets are {', '.join(BUCKETS)}; got {', '.join(keep) or 'none'}"
+        )
+    cutoffs = None
+    if cutoffs_file:
+        try:
+            cutoffs = load_cutoffs(cutoffs_file)
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise UserError(f"--cutoffs: cannot read {cutoffs_file!r}: {exc}") from exc
+        lacking = [lang for lang in langs if lang not in cutoffs]
+        if lacking:
+            raise UserError(f"--cutoffs: {cutoffs_file!r} has no cutoffs for {', '.join(lacking)}")
+    return make_ccnet_stage(
+        inputs,
+        lm_dir,
+        langs,
+        keep=keep,
+        min_length=min_length,
+        min_lang_score=min_lang_score,
+        cutoffs=cutoffs,
+        group_files=group_files,
+        name=name,
+        lm_fingerprint=lm_fingerprint(lm_dir, langs),
+    )

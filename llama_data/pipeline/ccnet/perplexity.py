@@ -1,0 +1,103 @@
+"""Perplexity under a language's SentencePiece + KenLM model, computed as cc_net computes it.
+
+Each line is normalized (`normalize_for_lm`), cut into SentencePiece pieces and scored by KenLM
+with sentence boundaries, so a line of n pieces contributes n + 1 predicted tokens (the pieces and
+`</s>`). The document's perplexity is 10 ** (-sum(log10 p) / sum(tokens)) over its lines: long
+documents are not averaged line by line, which would overweight short lines.
+
+A model directory holds `<lang>.sp.model` and `<lang>.arpa.bin` (cc_net's names) and a
+`<lang>.card.json` written by `train-lm`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from llama_data.pipeline.document import Document, Outcome, Rejected
+from llama_data.pipeline.normalize import normalize_for_lm
+from llama_data.pipeline.steps import Step
+
+
+def sp_path(lm_dir: str | Path, lang: str) -> Path:
+    return Path(lm_dir) / f"{lang}.sp.model"
+
+
+def kenlm_path(lm_dir: str | Path, lang: str) -> Path:
+    return Path(lm_dir) / f"{lang}.arpa.bin"
+
+
+def card_path(lm_dir: str | Path, lang: str) -> Path:
+    return Path(lm_dir) / f"{lang}.card.json"
+
+
+def available_languages(lm_dir: str | Path) -> list[str]:
+    """Languages with both model files in `lm_dir`."""
+    d = Path(lm_dir)
+    langs = [p.name.removesuffix(".arpa.bin") for p in d.glob("*.arpa.bin")]
+    return sorted(lang for lang in langs if sp_path(d, lang).is_file())
+
+
+def perplexity(log10_prob: float, tokens: int) -> float:
+    """10 ** (-sum log10 p / sum tokens); a document with no token gets +inf (the worst score)."""
+    if tokens <= 0:
+        return float("inf")
+    return 10.0 ** (-log10_prob / tokens)
+
+
+class LanguageModel:
+    """A SentencePiece model and a KenLM model for one language, loaded lazily."""
+
+    def __init__(self, lm_dir: str | Path, lang: str) -> None:
+        import kenlm
+        import sentencepiece as spm
+
+        self.lang = lang
+        self.sp = spm.SentencePieceProcessor(model_file=str(sp_path(lm_dir, lang)))
+        self.lm = kenlm.Model(str(kenlm_path(lm_dir, lang)))
+
+    def tokenize(self, lines: Sequence[str]) -> list[list[str]]:
+        normalized = [normalize_for_lm(line) for line in lines]
+        pieces = self.sp.encode([n for n in normalized if n], out_type=str)
+        it = iter(pieces)
+        return [next(it) if n else [] for n in normalized]
+
+    def score_lines(self, lines: Sequence[str]) -> tuple[float, int]:
+        """(sum of log10 p, number of predicted tokens) over the non-empty lines."""
+        total, tokens = 0.0, 0
+        for pieces in self.tokenize(lines):
+            if not pieces:
+                continue
+            total += self.lm.score(" ".join(pieces), bos=True, eos=True)
+            tokens += len(pieces) + 1
+        return total, tokens
+
+    def doc_perplexity(self, text: str) -> float:
+        return perplexity(*self.score_lines(text.split("\n")))
+
+
+class Perplexity(Step):
+    """Adds `perplexity` (rounded to 0.1, as cc_net) under the model of the document's language."""
+
+    name = "perplexity"
+    _models: dict[str, LanguageModel] | None = None
+
+    def __init__(self, lm_dir: str, languages: Iterable[str]) -> None:
+        self.lm_dir = str(lm_dir)
+        self.languages = tuple(languages)
+
+    def setup(self) -> None:
+        if self._models is None:
+            self._models = {lang: LanguageModel(self.lm_dir, lang) for lang in self.languages}
+
+    def process(self, doc: Document) -> Outcome:
+        self.setup()
+        assert self._models is not None
+        model = self._models.get(str(doc.meta.get("language")))
+        if model is None:
+            self.count("no_model")
+            return Rejected(doc, "lang:no_lm")
+        log10_prob, tokens = model.score_lines(doc.text.split("\n"))
+        if tokens == 0:  # nothing left once normalized (symbols only): no text to judge
+            return Rejected(doc, "too_short")
+        return doc.with_text(doc.text, perplexity=round(perplexity(log10_prob, tokens), 1))

@@ -1,0 +1,245 @@
+"""CCNet parts without an engine: normalization, hashing, the line dedup rule, language id,
+the perplexity formula against a hand-computed KenLM score, bucket cutoffs, filters."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from llama_data.pipeline.ccnet.buckets import (
+    Bucket,
+    bucket_of,
+    cutoffs_from_values,
+    dump_cutoffs,
+    exact_cutoffs,
+    load_cutoffs,
+)
+from llama_data.pipeline.ccnet.filters import ExactDedupLocal, MinLength, doc_dedup_key
+from llama_data.pipeline.ccnet.langid import LanguageId, lid_model_path
+from llama_data.pipeline.ccnet.lines import dedup_lines_local, doc_hashes, remove_lines
+from llama_data.pipeline.ccnet.perplexity import LanguageModel, perplexity
+from llama_data.pipeline.document import Document, Rejected
+from llama_data.pipeline.normalize import (
+    hash_bytes,
+    line_hash,
+    normalize_for_lm,
+    normalize_line,
+    strip_accents,
+    text_digest,
+)
+from llama_data.pipeline.steps import LocalCounters, run_steps
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Hello World  ", "hello world"),  # strip + lowercase
+        ("Copyright 2019-2023", "copyright 0000-0000"),  # digits -> 0, ASCII '-' kept
+        ("Café Crème", "cafe creme"),  # accents removed
+        ("Ñandú", "nandu"),
+        ("«Bonjour» – dit-il…", "bonjour  dit-il"),  # Unicode punctuation removed
+        ("你好，世界。", "你好世界"),  # CJK punctuation removed
+        (
+            "Ｐｒｉｃｅ：１２０",
+            "ｐｒｉｃｅ000",
+        ),  # full-width digits are digits; full-width colon goes
+        ("Tab\tand\x00nul\u200b", "tabandnul"),  # non-printing characters removed
+        ("٣ apples", "0 apples"),  # Arabic-Indic digit
+        ("   ", ""),
+        ("…", ""),  # punctuation only normalizes to nothing
+        ("C'est l'été!", "c'est l'ete!"),  # ASCII punctuation stays (as in cc_net)
+    ],
+)
+def test_normalize_line_table(raw: str, expected: str) -> None:
+    assert normalize_line(raw) == expected
+
+
+def test_normalize_for_lm_replaces_punctuation() -> None:
+    assert normalize_for_lm("«Él dijo»： ¿qué？ 2024…") == '"el dijo": que? 0000...'
+    assert normalize_for_lm("你好，世界。") == "你好,世界."
+    assert strip_accents("naïve façade") == "naive facade"
+
+
+def test_line_hash_is_first_8_bytes_of_sha1() -> None:
+    import hashlib
+
+    digest = hashlib.sha1(b"hello world").digest()
+    assert hash_bytes("hello world") == digest[:8]
+    assert line_hash("hello world") == int.from_bytes(digest[:8], "little")
+    assert 0 <= line_hash("x") < 2**64
+    # boilerplate variants collide on purpose, different content does not
+    assert hash_bytes(normalize_line("© 2019 ACME — All rights reserved")) == hash_bytes(
+        normalize_line("© 2023 Acme – all rights reserved")
+    )
+    assert hash_bytes(normalize_line("page one")) != hash_bytes(normalize_line("page two"))
+
+
+def doc(i: int, text: str, **meta) -> Document:
+    return Document(id=f"d{i}", source="commoncrawl", text=text, meta=dict(meta))
+
+
+def test_dedup_rule_boilerplate_in_three_pages() -> None:
+    boiler = "Subscribe to our newsletter"
+    docs = [
+        doc(1, f"Alpha unique first line\n{boiler}\nAlpha unique second line"),
+        doc(2, f"» {boiler.upper()}…\nBeta content here"),  # case + Unicode punctuation
+        doc(3, f"Gamma page text\n  {boiler}  \n\nGamma end"),
+        doc(4, "Delta only\nDelta twice\nDelta twice"),  # repeated inside one page: also removed
+    ]
+    out = dedup_lines_local(docs)
+    texts = [o.text if isinstance(o, Document) else None for o in out]
+    assert texts[0] == "Alpha unique first line\nAlpha unique second line"
+    assert texts[1] == "Beta content here"
+    assert texts[2] == "Gamma page text\nGamma end"
+    assert texts[3] == "Delta only"
+    first = out[0]
+    assert isinstance(first, Document)
+    assert first.meta["original_nlines"] == 3 and first.meta["nlines"] == 2
+    assert first.meta["original_length"] == len(docs[0].text)
+    assert first.meta["length"] == len(texts[0])
+
+
+def test_dedup_rule_empty_after_dedup_is_too_short() -> None:
+    out = dedup_lines_local([doc(1, "menu\nhome"), doc(2, "Menu\nHome")])
+    assert all(isinstance(o, Rejected) and o.reason == "too_short" for o in out)
+
+
+def test_remove_lines_keeps_unique_lines_only() -> None:
+    d = doc(1, "keep me\ndrop me\n\n• • •\nkeep me too")
+    dup = {doc_hashes("drop me")[0]}
+    assert remove_lines(d, dup).text == "keep me\nkeep me too"
+
+
+def test_language_id_real_lid176() -> None:
+    assert lid_model_path().stat().st_size == 938_013
+    step = LanguageId(languages=("en",), min_score=0.5)
+    counters = LocalCounters()
+    step.bind_counters(counters)
+    docs = [
+        doc(1, "The quick brown fox jumps over the lazy dog while the children watch."),
+        doc(
+            2, "Der schnelle braune Fuchs springt über den faulen Hund, während die Kinder zusehen."
+        ),
+        doc(3, "Le renard brun rapide saute par-dessus le chien paresseux."),
+    ]
+    out = step.process_batch(docs)
+    assert isinstance(out[0], Document) and out[0].meta["language"] == "en"
+    assert out[0].meta["language_score"] >= 0.5
+    assert isinstance(out[1], Rejected) and out[1].reason == "lang"
+    assert out[1].doc.meta["language"] == "de"
+    assert isinstance(out[2], Rejected) and out[2].doc.meta["language"] == "fr"
+    assert counters["lid.kept.en"] == 1
+    # single-document path gives the same answer
+    single = step.process(docs[0])
+    assert isinstance(single, Document) and single.meta["language"] == "en"
+
+
+def test_perplexity_formula() -> None:
+    assert perplexity(-6.0, 3) == pytest.approx(100.0)
+    assert perplexity(0.0, 5) == 1.0
+    assert math.isinf(perplexity(-1.0, 0))
+
+
+def _train_sp(tmp_path: Path, lang: str = "xx") -> Path:
+    import sentencepiece as spm
+
+    text = tmp_path / "sp.txt"
+    lines = [f"the cat sat on the mat number {i % 7}" for i in range(200)]
+    lines += [f"a dog ran in the park with {i % 5} friends" for i in range(200)]
+    text.write_text("\n".join(normalize_for_lm(x) for x in lines), encoding="utf-8")
+    spm.SentencePieceTrainer.train(
+        input=str(text),
+        model_prefix=str(tmp_path / lang),
+        vocab_size=40,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        minloglevel=2,
+    )
+    (tmp_path / f"{lang}.model").rename(tmp_path / f"{lang}.sp.model")
+    return tmp_path / f"{lang}.sp.model"
+
+
+def test_perplexity_matches_hand_computed_kenlm_score(tmp_path: Path) -> None:
+    """An ARPA over the SentencePiece pieces where every piece has log10 p = -1 and </s> -0.5, so
+    a line of n pieces scores -(n + 0.5) over n + 1 tokens, by hand."""
+    import sentencepiece as spm
+
+    sp_file = _train_sp(tmp_path)
+    sp = spm.SentencePieceProcessor(model_file=str(sp_file))
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    vocab = [p for p in pieces if p not in ("<unk>", "<s>", "</s>")]
+    # KenLM needs order >= 2: one bigram that never fires (no line is empty), zero backoffs
+    arpa = ["\\data\\", f"ngram 1={len(vocab) + 3}", "ngram 2=1", "", "\\1-grams:"]
+    arpa += ["-3.0\t<unk>\t0", "-99\t<s>\t0", "-0.5\t</s>\t0"]
+    arpa += [f"-1.0\t{p}\t0" for p in vocab]
+    arpa += ["", "\\2-grams:", "-0.1\t<s> </s>", "", "\\end\\", ""]
+    (tmp_path / "xx.arpa.bin").write_text("\n".join(arpa), encoding="utf-8")
+
+    lm = LanguageModel(tmp_path, "xx")
+    lines = ["The cat sat on the mat", "", "A dog ran in the park"]
+    n = [len(sp.encode(normalize_for_lm(x), out_type=str)) for x in lines if x]
+    log10_prob, tokens = lm.score_lines(lines)
+    assert tokens == sum(n) + len(n)
+    assert log10_prob == pytest.approx(-sum(k + 0.5 for k in n), abs=1e-4)
+    expected = 10 ** (sum(k + 0.5 for k in n) / (sum(n) + len(n)))
+    assert lm.doc_perplexity("\n".join(lines)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_cutoffs_and_buckets(tmp_path: Path) -> None:
+    values = [float(v) for v in range(1, 11)]  # 1..10
+    lo, hi = exact_cutoffs(values)
+    assert (lo, hi) == (3.0, 6.0)
+    assert bucket_of(2.9, (lo, hi)) == "head"
+    assert bucket_of(3.0, (lo, hi)) == "middle"
+    assert bucket_of(6.0, (lo, hi)) == "middle"
+    assert bucket_of(6.1, (lo, hi)) == "tail"
+    cut = cutoffs_from_values({"en": values, "de": [5.0, 1.0, 9.0]})
+    assert cut["de"] == (1.0, 5.0)
+    # round trip through our JSON, and cc_net's cutoff.csv
+    path = tmp_path / "cutoffs.json"
+    path.write_text(json.dumps(dump_cutoffs(cut)))
+    assert load_cutoffs(path) == cut
+    csv = tmp_path / "cutoff.csv"
+    rows = [",en,de"] + [f"{q},{q * 10.0},{q * 20.0}" for q in range(101)]
+    csv.write_text("\n".join(rows))
+    assert load_cutoffs(csv) == {"en": (300.0, 600.0), "de": (600.0, 1200.0)}
+    step = Bucket({"en": (lo, hi)}, keep=("head", "middle"))
+    docs = [doc(i, "t", language="en", perplexity=p) for i, p in enumerate((1.0, 5.0, 9.0))]
+    out = list(run_steps([step], docs))
+    assert [o.meta["bucket"] for o in out if isinstance(o, Document)] == ["head", "middle"]
+    assert [o.reason for o in out if isinstance(o, Rejected)] == ["perplexity_tail"]
+
+
+def test_doc_dedup_and_length() -> None:
+    a = doc(2, "Same text — 2019 edition")
+    b = doc(1, "same text 2020 edition")  # equal after normalization
+    c = doc(3, "different")
+    out = ExactDedupLocal()([a, b, c])
+    assert doc_dedup_key(a) == doc_dedup_key(b) != doc_dedup_key(c)
+    assert text_digest(a.text) == doc_dedup_key(a) and len(doc_dedup_key(a)) == 16
+    assert isinstance(out[0], Rejected) and out[0].reason == "duplicate:d1"
+    assert out[1] is b and out[2] is c
+    step = MinLength(10)
+    assert isinstance(step.process(doc(1, "short")), Rejected)
+    assert step.process(doc(1, "long enough text")).text == "long enough text"
+
+
+def test_hash_counter_caps_and_compacts() -> None:
+    import os
+    import random
+    from collections import Counter
+
+    from llama_data.pipeline.ccnet.lines import HashCounter
+
+    rng = random.Random(0)
+    keys = [os.urandom(8) for _ in range(500)]
+    counter, ref = HashCounter(cap=2, buffer_limit=64), Counter()
+    for _ in range(3000):
+        k, n = rng.choice(keys), rng.randint(1, 3)
+        counter.add(k, n)
+        ref[k] += n
+    assert dict(counter.items()) == {k: min(v, 2) for k, v in ref.items()}
+    assert counter.nbytes() == 9 * len(ref)  # uint64 hash + uint8 count, nothing pending
