@@ -8,7 +8,6 @@ import hashlib
 import http.server
 import io
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -39,7 +38,6 @@ from llama_data.pipeline.stackexchange import (
 from llama_data.pipeline.steps import run_steps
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("LLAMA_DATA_CORPUS", REPO.parent / "shared" / "corpus"))
 
 
 def row(new_format: bool = False, **attrs: object) -> str:
@@ -437,10 +435,8 @@ def test_download_stackexchange_verifies_checksums(
 
 
 @pytest.mark.corpus
-def test_corpus_beer_site_one_document_per_question_in_score_order() -> None:
-    path = CORPUS / "stackexchange" / "beer.stackexchange.com" / "Posts.xml"
-    if not path.exists():
-        pytest.skip("../shared/corpus is absent")
+def test_corpus_beer_site_one_document_per_question_in_score_order(corpus: Path) -> None:
+    path = corpus / "stackexchange" / "beer.stackexchange.com" / "Posts.xml"
     items = read_all(path)
     assert all(isinstance(i, Document) for i in items)
     questions = {i.meta["post_id"] for i in items if i.meta["post_type"] == 1}

@@ -41,7 +41,6 @@ from llama_data.pipeline.wikipedia.reader import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("LLAMA_DATA_CORPUS", REPO.parent / "shared" / "corpus"))
 
 ARTICLE = """{{Infobox beverage
 | name = Mead
@@ -671,12 +670,10 @@ def test_cli_rejects_bad_language_codes(tmp_path: Path) -> None:
 
 
 @pytest.mark.corpus
-def test_corpus_enwiki_and_ukwiki_kept_jawiki_skipped() -> None:
-    if not (CORPUS / "wikipedia").is_dir():
-        pytest.skip("../shared/corpus is absent")
+def test_corpus_enwiki_and_ukwiki_kept_jawiki_skipped(corpus: Path) -> None:
     results: dict[str, list] = {}
     for name in ("enwiki-sample", "ukwiki-20230501", "jawiki-20230501"):
-        docs = list(WikipediaReader().read_path(str(CORPUS / "wikipedia" / f"{name}.xml.bz2")))
+        docs = list(WikipediaReader().read_path(str(corpus / "wikipedia" / f"{name}.xml.bz2")))
         assert all(isinstance(d, Document) for d in docs)
         results[name] = list(run_steps([WikipediaPageFilter(), CleanWikitext()], docs))
     en, uk, ja = results.values()
