@@ -295,6 +295,13 @@ def wikipedia(
     help="Keep the N largest sites by post count, counted from the inputs (0 = all sites).",
 )
 @click.option("--include-meta", is_flag=True, help="Also read meta sites (skipped by default).")
+@click.option(
+    "--split-mb",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Size of the byte ranges an extracted Posts.xml is cut into for parallel reading.",
+)
 @stage_options
 @user_errors
 def stackexchange(
@@ -302,6 +309,7 @@ def stackexchange(
     output: str,
     top_sites: int,
     include_meta: bool,
+    split_mb: int,
     runner: str | None,
     workers: int | None,
     force: bool,
@@ -315,7 +323,9 @@ def stackexchange(
     from llama_data.beam_jobs.stackexchange import make_stackexchange_stage
 
     run = make_run_options(runner, workers, beam_args, quiet)
-    spec = make_stackexchange_stage(list(inputs), top_sites or None, include_meta)
+    spec = make_stackexchange_stage(
+        list(inputs), top_sites or None, include_meta, split_bytes=split_mb << 20
+    )
     run_cli_stage(spec, output, run, force)
 
 

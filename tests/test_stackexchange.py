@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
+from llama_data.pipeline.io import local_open
 from llama_data.pipeline.stackexchange import (
     PostFilter,
     PostHtmlToText,
@@ -167,6 +168,30 @@ def test_large_member_is_streamed_from_the_archive(tmp_path: Path) -> None:
         assert isinstance(item, Document)
         n += 1
     assert n == 20000
+
+
+def test_extracted_posts_xml_is_read_in_byte_ranges(tmp_path: Path) -> None:
+    rows = [row(Id=i, PostTypeId=1, Score=0, Title=f"Q{i}", Body="<p>" + "x" * (i % 50) + "</p>")
+            for i in range(1, 301)]  # fmt: skip
+    path = tmp_path / "big.stackexchange.com" / "Posts.xml"
+    path.parent.mkdir()
+    path.write_bytes(posts_xml(rows, bom=True))
+    reader = StackExchangeReader(split_bytes=1000)
+    splits = reader.splits(str(path), path.stat().st_size, local_open)
+    assert len(splits) > 20
+    ids = [d.id for s in splits for d in reader.read(s, local_open)]
+    assert ids == [f"big.stackexchange.com/{i}" for i in range(1, 301)]  # each row once, in order
+    # a DTD in the prolog refuses every split, not only the first
+    bad = tmp_path / "evil" / "Posts.xml"
+    bad.parent.mkdir()
+    bad.write_bytes(
+        posts_xml(rows).replace(b"<posts>", b'<!DOCTYPE posts [<!ENTITY a "b">]>\n<posts>')
+    )
+    splits = reader.splits(str(bad), bad.stat().st_size, local_open)
+    items = [i for s in splits for i in reader.read(s, local_open)]
+    assert items and all(
+        isinstance(i, DeadLetter) and i.reason == "xml_dtd_forbidden" for i in items
+    )
 
 
 def test_site_names() -> None:
@@ -357,7 +382,8 @@ def test_stackexchange_stage_groups_through_a_shuffle(tmp_path: Path) -> None:
 
     dump = tmp_path / "dump"
     dump.mkdir()
-    write_7z(dump / "beer.stackexchange.com.7z", {"Posts.xml": posts_xml(OLD_ROWS)})
+    bad = row(Id=99, PostTypeId=2, ParentId=7, Score=1, Body="<p>cut <a href='http://x")
+    write_7z(dump / "beer.stackexchange.com.7z", {"Posts.xml": posts_xml([*OLD_ROWS, bad])})
     small = dump / "tiny.stackexchange.com"
     small.mkdir()
     (small / "Posts.xml").write_bytes(posts_xml(NEW_ROWS, bom=True))
@@ -369,6 +395,7 @@ def test_stackexchange_stage_groups_through_a_shuffle(tmp_path: Path) -> None:
     assert stats["kept"] == 2
     assert stats["rejected"] == {"not_top_site": 2, "post_type:tag_wiki": 1}
     assert stats["counters"]["posts.answers_merged"] == 5
+    assert stats["errors"] == {"bad_html": 1}
     assert stats["extra"]["meta_sites_skipped"] == ["beer.meta.stackexchange.com"]
     files = sorted((tmp_path / "out" / "stackexchange").glob("*.parquet"))
     rows = {r["id"]: r for r in pq.read_table(files).to_pylist()}

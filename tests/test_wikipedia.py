@@ -8,6 +8,7 @@ Fixtures are MediaWiki export-0.10 dumps written here, in tmp_path, the way Wiki
 from __future__ import annotations
 
 import bz2
+import codecs
 import hashlib
 import http.server
 import json
@@ -315,6 +316,7 @@ def test_stream_scan_finds_every_stream(tmp_path: Path) -> None:
 def test_plain_xml_byte_ranges_take_each_page_once(tmp_path: Path) -> None:
     pages = [page_xml(i, f"P{i}", "word " * (20 + i)) for i in range(1, 25)]
     path = write_dump(tmp_path / "enwiki.xml", pages)
+    path.write_bytes(codecs.BOM_UTF8 + path.read_bytes())  # offsets must count the BOM
     reader = WikipediaReader(split_bytes=700)
     splits = reader.splits(str(path), path.stat().st_size, local_open)
     assert len(splits) > 5

@@ -410,17 +410,20 @@ class StackExchangeSourceConfig(SourceConfig):
     """[sources.stackexchange]: per-site `.7z` archives or extracted `<site>/Posts.xml`.
 
     `top_sites` keeps the N largest sites by post count (0 = all); meta sites are skipped unless
-    `include_meta`.
+    `include_meta`; an extracted Posts.xml is read in `split_mb` byte ranges.
     """
 
     top_sites: int = 28
     include_meta: bool = False
+    split_mb: int = 64
     dedup: bool = False
 
     def validate(self, where: str) -> None:
         super().validate(where)
         if self.top_sites < 0:
             raise ConfigError(f"{where}.top_sites: must be >= 0, got {self.top_sites}")
+        if self.split_mb < 1:
+            raise ConfigError(f"{where}.split_mb: must be >= 1, got {self.split_mb}")
 
 
 # ---------------------------------------------------------------------------------------------
