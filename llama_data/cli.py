@@ -966,6 +966,178 @@ def ccnet_command(
     run_cli_stage(spec, output, run, force)
 
 
+@main.command("train-tokenizer")
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    required=True,
+    help="Cleaned documents (Parquet stage outputs or JSONL), glob; repeatable.",
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    help="Folder for tokenizer.model and tokenizer.json (the card).",
+)
+@click.option("--vocab-size", type=click.IntRange(min=260), default=32000, show_default=True)
+@click.option(
+    "--weights",
+    default="table1",
+    show_default=True,
+    help="Sampling weights: table1 or a JSON/TOML file.",
+)
+@click.option(
+    "--sample-bytes",
+    type=click.IntRange(min=1),
+    default=100_000_000,
+    show_default=True,
+    help="Size of the training sample, split over sources by weight.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Trainer threads (recorded in the model, so fixed for reproducibility).",
+)
+@user_errors
+def train_tokenizer(
+    inputs: tuple[str, ...],
+    output: str,
+    vocab_size: int,
+    weights: str,
+    sample_bytes: int,
+    seed: int,
+    threads: int,
+) -> None:
+    """Train the SentencePiece BPE tokenizer (LLaMA settings) on a mixture-weighted sample."""
+    from llama_data.beam_jobs.tokenize import train_tokenizer_cli
+
+    click.echo(
+        train_tokenizer_cli(list(inputs), output, vocab_size, weights, sample_bytes, seed, threads)
+    )
+
+
+@main.command()
+@click.option(
+    "--tokenizer", "-t", required=True, help="tokenizer.model, or the folder train-tokenizer wrote."
+)
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    required=True,
+    help="Cleaned documents (Parquet stage outputs or JSONL), glob; repeatable.",
+)
+@click.option("--output", "-o", required=True, help="Folder for the per-source token streams.")
+@run_options
+@user_errors
+def tokenize(
+    tokenizer: str,
+    inputs: tuple[str, ...],
+    output: str,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Encode documents into per-source token streams (BOS ... EOS per document), in parallel."""
+    from llama_data.beam_jobs.tokenize import tokenize_cli
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    message = tokenize_cli(list(inputs), tokenizer, output, run)
+    if not quiet:
+        click.echo(message)
+
+
+@main.command()
+@click.option(
+    "--input", "-i", "input_dir", required=True, help="Token streams written by `tokenize`."
+)
+@click.option(
+    "--output", "-o", required=True, help="Shard folder: shard-NNNNN.arrow + manifest.json."
+)
+@click.option(
+    "--weights",
+    default="table1",
+    show_default=True,
+    help="table1, or a JSON/TOML file {source: weight} or {weights = {...}, max_epochs = {...}}.",
+)
+@click.option(
+    "--tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Total training tokens (default: the most for which no source exceeds its max epochs).",
+)
+@click.option("--context-length", type=click.IntRange(min=1), default=2048, show_default=True)
+@click.option(
+    "--renormalize",
+    is_flag=True,
+    help="Allow missing/empty sources: spread their weight over the others (the manifest records it).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the per-epoch document order."
+)
+@click.option(
+    "--shard-bytes", type=click.IntRange(min=1), default=256 * 1024 * 1024, show_default=True
+)
+@click.option(
+    "--rows-per-shard", type=click.IntRange(min=1), default=None, help="Overrides --shard-bytes."
+)
+@run_options
+@user_errors
+def mix(
+    input_dir: str,
+    output: str,
+    weights: str,
+    tokens: int | None,
+    context_length: int,
+    renormalize: bool,
+    seed: int,
+    shard_bytes: int,
+    rows_per_shard: int | None,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Cut training rows from the token streams at exact proportions into Arrow shards."""
+    from llama_data.beam_jobs.tokenize import mix_cli
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    text = mix_cli(
+        input_dir,
+        output,
+        weights,
+        run,
+        context_length,
+        tokens,
+        renormalize,
+        seed,
+        shard_bytes,
+        rows_per_shard,
+    )
+    if not quiet:
+        click.echo(text)
+
+
+@main.command()
+@click.argument("out")
+@click.option("--no-paper", is_flag=True, help="Leave out the paper's columns.")
+@user_errors
+def report(out: str, no_paper: bool) -> None:
+    """Print this build's Table 1 (from OUT/tokens/manifest.json or a shard folder)."""
+    from llama_data.pipeline.report import report_cli
+
+    click.echo(report_cli(out, paper=not no_paper))
+
+
 @main.group()
 def download() -> None:
     """Fetch published dumps (resumable, verified by checksums where the publisher gives them)."""
