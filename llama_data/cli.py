@@ -242,6 +242,13 @@ def _language_list(value: str, flag: str = "--languages") -> list[str] | None:
     help="Size of the byte ranges a multistream dump or plain .xml is cut into for parallel reading.",
 )
 @click.option(
+    "--index",
+    "indexes",
+    multiple=True,
+    help="A multistream -index.txt.bz2 kept elsewhere than beside its dump (repeatable); "
+    "by default the index is looked for next to each dump.",
+)
+@click.option(
     "--no-index",
     is_flag=True,
     help="Find multistream offsets by scanning the dump even when its -index.txt.bz2 is beside it.",
@@ -253,6 +260,7 @@ def wikipedia(
     output: str,
     languages: str,
     split_mb: int,
+    indexes: tuple[str, ...],
     no_index: bool,
     runner: str | None,
     workers: int | None,
@@ -270,7 +278,11 @@ def wikipedia(
     langs = _language_list(languages)
     run = make_run_options(runner, workers, beam_args, quiet)
     spec = make_wikipedia_stage(
-        list(inputs), langs, split_bytes=split_mb << 20, use_index=not no_index
+        list(inputs),
+        langs,
+        split_bytes=split_mb << 20,
+        use_index=not no_index,
+        index_paths=list(indexes),
     )
     run_cli_stage(spec, output, run, force)
 
@@ -284,6 +296,13 @@ def wikipedia(
     help="Keep the N largest sites by post count, counted from the inputs (0 = all sites).",
 )
 @click.option("--include-meta", is_flag=True, help="Also read meta sites (skipped by default).")
+@click.option(
+    "--split-mb",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Size of the byte ranges an extracted Posts.xml is cut into for parallel reading.",
+)
 @stage_options
 @user_errors
 def stackexchange(
@@ -291,6 +310,7 @@ def stackexchange(
     output: str,
     top_sites: int,
     include_meta: bool,
+    split_mb: int,
     runner: str | None,
     workers: int | None,
     force: bool,
@@ -304,7 +324,9 @@ def stackexchange(
     from llama_data.beam_jobs.stackexchange import make_stackexchange_stage
 
     run = make_run_options(runner, workers, beam_args, quiet)
-    spec = make_stackexchange_stage(list(inputs), top_sites or None, include_meta)
+    spec = make_stackexchange_stage(
+        list(inputs), top_sites or None, include_meta, split_bytes=split_mb << 20
+    )
     run_cli_stage(spec, output, run, force)
 
 

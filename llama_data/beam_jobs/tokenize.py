@@ -296,18 +296,24 @@ def make_tokenizer_task(
     )
 
 
+def _local_stage_dir(ctx: StageContext) -> str:
+    if "://" in ctx.stage_dir:
+        raise UserError(
+            f"{ctx.name}: token streams and shards are memory-mapped, so the build output must be "
+            f"a local (or mounted) folder, not {ctx.stage_dir}"
+        )
+    return ctx.stage_dir
+
+
 def make_tokenize_task(
     inputs: Sequence[str], tokenizer_dir: str, name: str = "tokenized"
 ) -> TaskSpec:
     model = os.path.join(tokenizer_dir, "tokenizer.model")
 
     def run(workdir: str, ctx: StageContext) -> dict[str, Any]:
-        streams = Path(workdir, "streams")
-        summary = run_tokenize(inputs, model, str(streams), ctx.run)
-        # The task's files are its folder: move the streams up one level.
-        for child in streams.iterdir():
-            os.replace(child, Path(workdir, child.name))
-        streams.rmdir()
+        # Straight into the (cleared) stage folder, built under `.tmp` and renamed there: token
+        # streams are as large as the corpus and should not pass through a local temp folder.
+        summary = run_tokenize(inputs, model, _local_stage_dir(ctx), ctx.run)
         docs = sum(s["documents"] for s in summary["sources"].values())
         return {
             "in": docs,
@@ -339,12 +345,9 @@ def make_mix_task(
     }
 
     def run(workdir: str, ctx: StageContext) -> dict[str, Any]:
-        job = plan_job(tokenized_dir, ctx.stage_dir, spec, **options)
-        manifest = run_mix(job, os.path.join(workdir, "shards"), ctx.run)
-        shards = Path(workdir, "shards")
-        for child in shards.iterdir():
-            os.replace(child, Path(workdir, child.name))
-        shards.rmdir()
+        out = _local_stage_dir(ctx)
+        job = plan_job(tokenized_dir, out, spec, **options)
+        manifest = run_mix(job, out, ctx.run)
         return {
             "in": manifest["total_rows"],
             "kept": manifest["total_rows"],

@@ -384,12 +384,14 @@ class WikipediaSourceConfig(SourceConfig):
     """[sources.wikipedia]: MediaWiki XML dumps (`*-pages-articles*.xml.bz2`, multistream, .xml).
 
     `languages` (from each dump's siteinfo) defaults to the paper's 20; `[]` keeps all.
-    `split_mb` is the byte size of the ranges a multistream dump is cut into for parallel reading.
+    `split_mb` is the byte size of the ranges a multistream dump is cut into for parallel reading;
+    `indexes` names multistream index files kept elsewhere than beside their dumps.
     """
 
     languages: list[str] = field(default_factory=lambda: list(PAPER_WIKIPEDIA_LANGUAGES))
     split_mb: int = 64
     use_index: bool = True
+    indexes: list[str] = path_field(default_factory=list)
     min_chars: int = 1
     dedup: bool = False
 
@@ -408,17 +410,20 @@ class StackExchangeSourceConfig(SourceConfig):
     """[sources.stackexchange]: per-site `.7z` archives or extracted `<site>/Posts.xml`.
 
     `top_sites` keeps the N largest sites by post count (0 = all); meta sites are skipped unless
-    `include_meta`.
+    `include_meta`; an extracted Posts.xml is read in `split_mb` byte ranges.
     """
 
     top_sites: int = 28
     include_meta: bool = False
+    split_mb: int = 64
     dedup: bool = False
 
     def validate(self, where: str) -> None:
         super().validate(where)
         if self.top_sites < 0:
             raise ConfigError(f"{where}.top_sites: must be >= 0, got {self.top_sites}")
+        if self.split_mb < 1:
+            raise ConfigError(f"{where}.split_mb: must be >= 1, got {self.split_mb}")
 
 
 # ---------------------------------------------------------------------------------------------
