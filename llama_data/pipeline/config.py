@@ -352,30 +352,11 @@ class GithubSourceConfig(SourceConfig):
 # ---------------------------------------------------------------------------------------------
 # Wikipedia and Stack Exchange (issue 3)
 
-PAPER_WIKIPEDIA_LANGUAGES = tuple(
-    [
-        "bg",
-        "ca",
-        "cs",
-        "da",
-        "de",
-        "en",
-        "es",
-        "fr",
-        "hr",
-        "hu",
-        "it",
-        "nl",
-        "pl",
-        "pt",
-        "ro",
-        "ru",
-        "sl",
-        "sr",
-        "sv",
-        "uk",
-    ]
-)
+# The 20 languages of LLaMA's Wikipedia (Touvron et al. 2023, §2.1).
+PAPER_WIKIPEDIA_LANGUAGES: tuple[str, ...] = (
+    "bg", "ca", "cs", "da", "de", "en", "es", "fr", "hr", "hu",
+    "it", "nl", "pl", "pt", "ro", "ru", "sl", "sr", "sv", "uk",
+)  # fmt: skip
 
 
 @register_source("wikipedia")
