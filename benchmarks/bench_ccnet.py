@@ -31,6 +31,7 @@ from llama_data.pipeline.ccnet.filters import MinLength, doc_dedup_key
 from llama_data.pipeline.ccnet.langid import LanguageId
 from llama_data.pipeline.ccnet.lines import (
     HashCounter,
+    dedup_key,
     doc_hashes,
     finish,
     hash_counts,
@@ -108,17 +109,11 @@ def main() -> None:
 
         def line_dedup():
             counter = HashCounter()
-            per_doc = []
             for d in docs:
-                c = hash_counts(doc_hashes(d.text))
-                per_doc.append(c)
-                for h, k in c.items():
-                    counter.add(h, k)
+                for h, k in hash_counts(doc_hashes(d.text)).items():
+                    counter.add(dedup_key(h), k)
             dup = {h for h, c in counter.items() if c >= 2}
-            out = [
-                finish(remove_lines(d, dup & set(c))) for d, c in zip(docs, per_doc, strict=True)
-            ]
-            return out, counter
+            return [finish(remove_lines(d, dup)) for d in docs], counter
 
         def dedup_state_peak() -> int:
             """Peak traced memory of the counting state alone (hashes computed per document)."""
@@ -127,7 +122,7 @@ def main() -> None:
             counter = HashCounter()
             for c in hashes:
                 for h, k in c:
-                    counter.add(h, k)
+                    counter.add(dedup_key(h), k)
             counter.compact()
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()

@@ -19,7 +19,12 @@ from llama_data.pipeline.ccnet.buckets import (
 )
 from llama_data.pipeline.ccnet.filters import ExactDedupLocal, MinLength, doc_dedup_key
 from llama_data.pipeline.ccnet.langid import LanguageId, lid_model_path
-from llama_data.pipeline.ccnet.lines import dedup_lines_local, doc_hashes, remove_lines
+from llama_data.pipeline.ccnet.lines import (
+    dedup_key,
+    dedup_lines_local,
+    doc_hashes,
+    remove_lines,
+)
 from llama_data.pipeline.ccnet.perplexity import LanguageModel, perplexity
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.normalize import (
@@ -109,7 +114,7 @@ def test_dedup_rule_empty_after_dedup_is_too_short() -> None:
 
 def test_remove_lines_keeps_unique_lines_only() -> None:
     d = doc(1, "keep me\ndrop me\n\n• • •\nkeep me too")
-    dup = {doc_hashes("drop me")[0]}
+    dup = {dedup_key(doc_hashes("drop me")[0])}
     assert remove_lines(d, dup).text == "keep me\nkeep me too"
 
 
@@ -232,14 +237,15 @@ def test_hash_counter_caps_and_compacts() -> None:
     import random
     from collections import Counter
 
-    from llama_data.pipeline.ccnet.lines import HashCounter
+    from llama_data.pipeline.ccnet.lines import HashCounter, dedup_key
 
     rng = random.Random(0)
-    keys = [os.urandom(8) for _ in range(500)]
-    counter, ref = HashCounter(cap=2, buffer_limit=64), Counter()
+    keys = [dedup_key(os.urandom(8)) for _ in range(500)]
+    counter, ref = HashCounter(buffer_limit=64), Counter()
     for _ in range(3000):
         k, n = rng.choice(keys), rng.randint(1, 3)
         counter.add(k, n)
         ref[k] += n
     assert dict(counter.items()) == {k: min(v, 2) for k, v in ref.items()}
-    assert counter.nbytes() == 9 * len(ref)  # uint64 hash + uint8 count, nothing pending
+    assert counter.nbytes() == 8 * len(ref)  # one uint64 per key (flag in the low bit)
+    assert all(k[7] < 0x80 for k in keys)

@@ -46,11 +46,12 @@ def unpack_hashes(packed: bytes) -> np.ndarray:
 
 
 def scoped_hash(scope: bytes, h: bytes) -> bytes:
-    """The 8-byte key of a line hash within a dedup scope (a group of files); the global scope
-    (b"") keeps the hash itself. Mixing instead of prefixing keeps every key 8 bytes."""
-    if not scope:
-        return h
-    return hashlib.blake2b(scope + h, digest_size=8).digest()
+    """The 8-byte shuffle key of a line hash within a dedup scope (a group of files); the
+    global scope (b"") keeps the hash itself. Mixing instead of prefixing keeps keys 8 bytes.
+    The top bit is always clear (`dedup_key`)."""
+    if scope:
+        h = hashlib.blake2b(scope + h, digest_size=8).digest()
+    return dedup_key(h)
 
 
 def remove_lines(doc: Document, duplicated: set[bytes], scope: bytes = b"") -> Document:
@@ -83,7 +84,7 @@ def dedup_lines_local(docs: Sequence[Document]) -> list[Document | Rejected]:
         counts.update(c)
     out: list[Document | Rejected] = []
     for doc, c in zip(docs, per_doc, strict=True):
-        dup = {h for h in c if counts[h] >= 2}
+        dup = {dedup_key(h) for h in c if counts[h] >= 2}
         out.append(finish(remove_lines(doc, dup)))
     return out
 
@@ -92,58 +93,75 @@ def finish(doc: Document) -> Document | Rejected:
     return doc if doc.meta.get("nlines") else Rejected(doc, "too_short")
 
 
-class HashCounter:
-    """Occurrences of 8-byte hashes, capped at `cap`, in 9 bytes per distinct hash.
+KEY_MASK = (1 << 63) - 1
 
-    New hashes go to an append buffer (8 bytes each, bounded by `buffer_limit`); when it fills
-    up it is sorted and merged into the compact state: a sorted uint64 array of distinct hashes
-    and a uint8 array of their capped counts. This is the per-worker pre-aggregation of the line
-    dedup count, so a worker's memory grows with distinct lines at 9 bytes each, not with Python
-    objects (~100 bytes each) per line.
+
+def dedup_key(h: bytes) -> bytes:
+    """The shuffle key of a line hash: its 63 low bits (little-endian, 8 bytes). Dropping one
+    bit frees room for the "seen twice" flag in `HashCounter`; 2^63 keys keep collisions as
+    unlikely as before (~5e-9 for 10^10 distinct lines)."""
+    return h[:7] + bytes([h[7] & 0x7F])
+
+
+class HashCounter:
+    """Which 63-bit line keys occurred once and which at least twice, in 8 bytes per key.
+
+    The state is one sorted uint64 array of `key << 1 | seen_twice` (sorting by that value is
+    sorting by key). New keys go to a small append buffer (`buffer_limit` entries); compaction
+    sorts the buffer, flags the keys it already holds in place and inserts the new ones, so the
+    peak is the old array plus the new one: ~16 bytes per distinct key. This is the per-worker
+    pre-aggregation of the line dedup count: memory grows with distinct lines at 8 bytes each,
+    not with Python objects (~100 bytes each).
     """
 
-    def __init__(self, cap: int = 2, buffer_limit: int = 1 << 20) -> None:
+    def __init__(self, cap: int = 2, buffer_limit: int = 1 << 16) -> None:
+        if cap != 2:
+            raise ValueError("HashCounter only answers 'at least twice?' (cap=2)")
         self.cap = cap
         self.buffer_limit = buffer_limit
         self._buf = bytearray()
-        self.keys = np.empty(0, dtype=HASH_DTYPE)
-        self.counts = np.empty(0, dtype=np.uint8)
+        self.state = np.empty(0, dtype=HASH_DTYPE)
 
-    def add(self, h: bytes, n: int = 1) -> None:
-        for _ in range(min(n, self.cap)):
-            self._buf += h
+    def add(self, key: bytes, n: int = 1) -> None:
+        """Count `n` occurrences of an 8-byte key (from `dedup_key`)."""
+        self._buf += key if n == 1 else key + key
         if len(self._buf) >= self.buffer_limit * 8:
             self.compact()
 
     def compact(self) -> None:
         if not self._buf:
             return
-        new = np.frombuffer(bytes(self._buf), dtype=HASH_DTYPE)
+        new = np.sort(np.frombuffer(bytes(self._buf), dtype=HASH_DTYPE) & np.uint64(KEY_MASK))
         self._buf = bytearray()
-        keys = np.concatenate([self.keys, new])
-        counts = np.concatenate([self.counts, np.ones(len(new), dtype=np.uint8)])
-        order = np.argsort(keys, kind="stable")
-        keys, counts = keys[order], counts[order]
-        uniq, start = np.unique(keys, return_index=True)
-        summed = np.add.reduceat(counts.astype(np.uint32), start) if len(keys) else counts
-        self.keys = uniq
-        self.counts = np.minimum(summed, self.cap).astype(np.uint8)
+        uniq, counts = np.unique(new, return_counts=True)
+        one = np.uint64(1)
+        packed = (uniq << one) | (counts >= 2).astype(HASH_DTYPE)
+        if not len(self.state):
+            self.state = packed
+            return
+        pos = np.searchsorted(self.state, uniq << one)
+        clipped = np.minimum(pos, len(self.state) - 1)
+        found = (pos < len(self.state)) & ((self.state[clipped] >> one) == uniq)
+        self.state[pos[found]] |= one  # seen before and now again: at least twice
+        self.state = np.insert(self.state, pos[~found], packed[~found])
 
     def __len__(self) -> int:
         self.compact()
-        return len(self.keys)
+        return len(self.state)
 
     def nbytes(self) -> int:
         """Bytes held: the compact state plus the pending buffer."""
-        return self.keys.nbytes + self.counts.nbytes + len(self._buf)
+        return self.state.nbytes + len(self._buf)
 
     def items(self) -> Iterable[tuple[bytes, int]]:
+        """(8-byte key, 1 or 2) for every key seen."""
         self.compact()
-        raw = self.keys.tobytes()
-        for i, c in enumerate(self.counts.tolist()):
-            yield raw[8 * i : 8 * i + 8], c
+        one = np.uint64(1)
+        raw = (self.state >> one).astype(HASH_DTYPE).tobytes()
+        twice = (self.state & one).tolist()
+        for i, t in enumerate(twice):
+            yield raw[8 * i : 8 * i + 8], 1 + t
 
     def clear(self) -> None:
         self._buf = bytearray()
-        self.keys = np.empty(0, dtype=HASH_DTYPE)
-        self.counts = np.empty(0, dtype=np.uint8)
+        self.state = np.empty(0, dtype=HASH_DTYPE)
