@@ -290,7 +290,9 @@ def _train_lm_task(name: str, inputs: list[str], src) -> TaskSpec:  # noqa: ANN0
 
     def run(workdir: str, _ctx) -> dict:  # noqa: ANN001
         cards = {
-            lang: train_lm(inputs, workdir, TrainLmSettings(lang=lang, vocab_size=src.lm_vocab_size))
+            lang: train_lm(
+                inputs, workdir, TrainLmSettings(lang=lang, vocab_size=src.lm_vocab_size)
+            )
             for lang in src.languages
         }
         docs = sum(card["training"]["docs"] for card in cards.values())

@@ -293,7 +293,7 @@ class CommonCrawlConfig(SourceConfig):
     def validate(self, where: str) -> None:
         super().validate(where)
         if not self.languages:
-            raise ConfigError(f"{where}.languages: name at least one language, e.g. [\"en\"]")
+            raise ConfigError(f'{where}.languages: name at least one language, e.g. ["en"]')
         bad = [b for b in self.keep if b not in ("head", "middle", "tail")]
         if bad or not self.keep:
             raise ConfigError(f"{where}.keep: buckets are head, middle, tail; got {self.keep}")
