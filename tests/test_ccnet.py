@@ -249,3 +249,46 @@ def test_hash_counter_caps_and_compacts() -> None:
     assert dict(counter.items()) == {k: min(v, 2) for k, v in ref.items()}
     assert counter.nbytes() == 8 * len(ref)  # one uint64 per key (flag in the low bit)
     assert all(k[7] < 0x80 for k in keys)
+
+
+def test_packed_shuffle_records_give_the_same_duplicates_as_the_rule() -> None:
+    """Bundles -> shards -> reducers, as the Beam job runs them, against dedup_lines_local."""
+    import random
+    from collections import defaultdict
+
+    from llama_data.pipeline.ccnet.lines import (
+        LineKeyBuffer,
+        dedup_key,
+        duplicated_keys,
+        hash_counts,
+        route_duplicates,
+        unpack_keys,
+    )
+
+    rng = random.Random(3)
+    pool = [f"line number {chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(300)]
+    docs = [doc(i, "\n".join(rng.choices(pool, k=rng.randint(1, 12)))) for i in range(120)]
+    shards = 7
+    counts, pairs = defaultdict(list), defaultdict(list)
+    for start in range(0, len(docs), 25):  # bundles of 25 documents
+        buf = LineKeyBuffer()
+        for d in docs[start : start + 25]:
+            c = hash_counts(doc_hashes(d.text))
+            buf.add_document(
+                d.id.encode().ljust(8, b"\0"), ((dedup_key(h), n) for h, n in c.items())
+            )
+        cs, ps = buf.drain(shards)
+        for s, v in cs:
+            counts[s].append(v)
+        for s, v in ps:
+            pairs[s].append(v)
+    routed: dict[bytes, set[bytes]] = defaultdict(set)
+    for s in range(shards):
+        dup = duplicated_keys(counts[s])
+        for chunk in pairs[s]:
+            for dkey, packed in route_duplicates(dup, chunk):
+                routed[dkey] |= unpack_keys(packed)
+    expected = dedup_lines_local(docs)
+    for d, exp in zip(docs, expected, strict=True):
+        got = remove_lines(d, routed.get(d.id.encode().ljust(8, b"\0"), set()))
+        assert got.text == (exp.doc.text if isinstance(exp, Rejected) else exp.text)

@@ -143,7 +143,13 @@ class HashCounter:
         clipped = np.minimum(pos, len(self.state) - 1)
         found = (pos < len(self.state)) & ((self.state[clipped] >> one) == uniq)
         self.state[pos[found]] |= one  # seen before and now again: at least twice
-        self.state = np.insert(self.state, pos[~found], packed[~found])
+        fresh = packed[~found]
+        if len(fresh):
+            # two sorted runs: concatenate (old + new array alive: ~16 bytes per key at the
+            # peak), then a stable sort, which merges the runs with a buffer of the short one
+            merged = np.concatenate([self.state, fresh])
+            self.state = merged
+            merged.sort(kind="stable")
 
     def __len__(self) -> int:
         self.compact()
@@ -165,3 +171,94 @@ class HashCounter:
     def clear(self) -> None:
         self._buf = bytearray()
         self.state = np.empty(0, dtype=HASH_DTYPE)
+
+
+# --- packed records for the Beam shuffle ---------------------------------------------------------
+# The line dedup shuffles arrays, not one element per line: per bundle and shard, the bundle's
+# `HashCounter` state (8 bytes per distinct key) and its (key, doc key) pairs (16 bytes each).
+# A shard's reducer merges the counts, finds the keys seen at least twice and routes them to
+# the documents that hold them, one element per document.
+
+
+class LineKeyBuffer:
+    """One bundle's line keys: counts in a HashCounter, (key, doc key) pairs in two buffers."""
+
+    def __init__(self) -> None:
+        self.counter = HashCounter()
+        self._keys = bytearray()
+        self._docs = bytearray()
+
+    def add_document(self, dkey: bytes, keys: Iterable[tuple[bytes, int]]) -> None:
+        for k, n in keys:
+            self.counter.add(k, n)
+            self._keys += k
+            self._docs += dkey
+
+    def pairs(self) -> int:
+        return len(self._keys) // 8
+
+    def drain(self, shards: int) -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
+        """([(shard, packed count state)], [(shard, packed pairs)]) and an empty buffer."""
+        self.counter.compact()
+        state = self.counter.state
+        one = np.uint64(1)
+        counts = _split_by_shard(state, (state >> one) % np.uint64(shards), lambda idx: state[idx])
+        keys = np.frombuffer(bytes(self._keys), dtype=HASH_DTYPE)
+        docs = np.frombuffer(bytes(self._docs), dtype=HASH_DTYPE)
+        pairs = _split_by_shard(
+            keys,
+            keys % np.uint64(shards),
+            lambda idx: np.stack([keys[idx], docs[idx]], axis=1).tobytes(),
+        )
+        self.counter.clear()
+        self._keys, self._docs = bytearray(), bytearray()
+        return [(s, v.tobytes()) for s, v in counts], pairs
+
+
+def _split_by_shard(values: np.ndarray, shard: np.ndarray, take):  # noqa: ANN001, ANN202
+    if not len(values):
+        return []
+    order = np.argsort(shard, kind="stable")
+    sorted_shards = shard[order]
+    bounds = np.flatnonzero(np.diff(sorted_shards)) + 1
+    out = []
+    for idx in np.split(order, bounds):
+        out.append((int(shard[idx[0]]), take(idx)))
+    return out
+
+
+def duplicated_keys(count_states: Iterable[bytes]) -> np.ndarray:
+    """Sorted keys seen at least twice, from several bundles' packed `key << 1 | twice` states:
+    flagged in one bundle, or present in two."""
+    arrays = [np.frombuffer(c, dtype=HASH_DTYPE) for c in count_states]
+    if not arrays:
+        return np.empty(0, dtype=HASH_DTYPE)
+    merged = np.sort(np.concatenate(arrays))
+    one = np.uint64(1)
+    keys = merged >> one
+    twice = (merged & one).astype(bool)
+    repeated = np.zeros(len(keys), dtype=bool)
+    if len(keys) > 1:
+        same = keys[1:] == keys[:-1]
+        repeated[1:] |= same
+        repeated[:-1] |= same
+    return np.unique(keys[twice | repeated])
+
+
+def route_duplicates(dup: np.ndarray, pairs: bytes) -> list[tuple[bytes, bytes]]:
+    """(doc key, packed duplicated keys of that document) for one packed chunk of pairs."""
+    if not len(dup) or not pairs:
+        return []
+    arr = np.frombuffer(pairs, dtype=HASH_DTYPE).reshape(-1, 2)
+    hit = arr[np.isin(arr[:, 0], dup, assume_unique=False)]
+    if not len(hit):
+        return []
+    hit = hit[np.argsort(hit[:, 1], kind="stable")]
+    bounds = np.flatnonzero(np.diff(hit[:, 1])) + 1
+    return [
+        (group[0, 1].tobytes(), group[:, 0].copy().tobytes()) for group in np.split(hit, bounds)
+    ]
+
+
+def unpack_keys(packed: bytes) -> set[bytes]:
+    return {packed[i : i + 8] for i in range(0, len(packed), 8)}
