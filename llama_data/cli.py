@@ -210,6 +210,600 @@ def dedup_exact(
     run_cli_stage(make_dedup_exact_stage(list(inputs), source=source), output, run, force)
 
 
+PAPER_WIKIPEDIA_LANGUAGES = "bg,ca,cs,da,de,en,es,fr,hr,hu,it,nl,pl,pt,ro,ru,sl,sr,sv,uk"
+
+
+def _language_list(value: str, flag: str = "--languages") -> list[str] | None:
+    """`bg,ca,...` -> codes; `all` -> None (no language filter)."""
+    import re
+
+    if value.strip().lower() == "all":
+        return None
+    langs = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in langs if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", v)]
+    if bad or not langs:
+        raise UserError(f"{flag}: {bad[0] if bad else value!r} is not a language code like 'en'")
+    return langs
+
+
+@main.command()
+@click.option(
+    "--languages",
+    default=PAPER_WIKIPEDIA_LANGUAGES,
+    show_default=True,
+    help="Wikipedia languages to keep (from each dump's siteinfo), comma-separated, or 'all'.",
+)
+@click.option(
+    "--split-mb",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Size of the byte ranges a multistream dump or plain .xml is cut into for parallel reading.",
+)
+@click.option(
+    "--no-index",
+    is_flag=True,
+    help="Find multistream offsets by scanning the dump even when its -index.txt.bz2 is beside it.",
+)
+@stage_options
+@user_errors
+def wikipedia(
+    inputs: tuple[str, ...],
+    output: str,
+    languages: str,
+    split_mb: int,
+    no_index: bool,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """MediaWiki XML dumps -> articles as clean text (OUTPUT/wikipedia/).
+
+    Keeps namespace-0 articles of the chosen languages; redirects, disambiguation pages and other
+    languages are rejected with their reason. Wikitext is cleaned with mwparserfromhell.
+    """
+    from llama_data.beam_jobs.wikipedia import make_wikipedia_stage
+
+    langs = _language_list(languages)
+    run = make_run_options(runner, workers, beam_args, quiet)
+    spec = make_wikipedia_stage(
+        list(inputs), langs, split_bytes=split_mb << 20, use_index=not no_index
+    )
+    run_cli_stage(spec, output, run, force)
+
+
+@main.command()
+@click.option(
+    "--top-sites",
+    type=click.IntRange(min=0),
+    default=28,
+    show_default=True,
+    help="Keep the N largest sites by post count, counted from the inputs (0 = all sites).",
+)
+@click.option("--include-meta", is_flag=True, help="Also read meta sites (skipped by default).")
+@stage_options
+@user_errors
+def stackexchange(
+    inputs: tuple[str, ...],
+    output: str,
+    top_sites: int,
+    include_meta: bool,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Stack Exchange site archives (.7z) or Posts.xml -> one document per question.
+
+    The text is the title, the question, then its answers by score (highest first, numeric).
+    """
+    from llama_data.beam_jobs.stackexchange import make_stackexchange_stage
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    spec = make_stackexchange_stage(list(inputs), top_sites or None, include_meta)
+    run_cli_stage(spec, output, run, force)
+
+
+@main.command("c4")
+@click.option(
+    "--from-cc",
+    is_flag=True,
+    help="Re-derive C4 from CommonCrawl WET/WARC with C4's rules instead of reading the release.",
+)
+@click.option(
+    "--badwords",
+    default=None,
+    help="Bad-words list (one a line) for --from-cc. Default: the shipped LDNOOBW English list (CC BY 4.0).",
+)
+@click.option(
+    "--lang-threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.99,
+    show_default=True,
+    help="Minimum lid.176 English probability for --from-cc (the C4 paper's 0.99).",
+)
+@click.option(
+    "--no-span-dedup", is_flag=True, help="Skip the three-sentence-span dedup (--from-cc)."
+)
+@click.option("--name", default="c4", show_default=True, help="Stage (output folder) name.")
+@stage_options
+@user_errors
+def c4_command(
+    inputs: tuple[str, ...],
+    output: str,
+    from_cc: bool,
+    badwords: str | None,
+    lang_threshold: float,
+    no_span_dedup: bool,
+    name: str,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """C4 documents: the public release (`c4-*.json.gz`) unchanged, or re-derived with --from-cc.
+
+    With --from-cc every rule is a named reason: line counters (line_no_endmark,
+    line_too_few_words, line_javascript, line_policy, line_too_long_word) and page rejections
+    (lorem_ipsum, curly_bracket, too_few_sentences, lang, badwords, dedup_too_few_sentences).
+    """
+    import os
+
+    from llama_data.beam_jobs.c4 import C4Rules, make_c4_stage
+
+    if badwords is not None and "://" not in badwords and not os.path.isfile(badwords):
+        raise UserError(f"--badwords: no such file {badwords!r}")
+    run = make_run_options(runner, workers, beam_args, quiet)
+    rules = C4Rules(badwords=badwords, lang_threshold=lang_threshold, dedup_spans=not no_span_dedup)
+    run_cli_stage(
+        make_c4_stage(list(inputs), from_cc=from_cc, rules=rules, name=name), output, run, force
+    )
+
+
+@main.command("train-wikiref")
+@click.option(
+    "--wikipedia",
+    "wikipedia",
+    multiple=True,
+    required=True,
+    help="Wikipedia XML dump(s) (glob, repeatable).",
+)
+@click.option(
+    "--cc",
+    "cc",
+    multiple=True,
+    required=True,
+    help="CommonCrawl documents: `llama-data ccnet` output (Parquet/JSON lines) or WET/WARC (glob, repeatable).",
+)
+@click.option(
+    "--refs-warc",
+    "refs_warc",
+    multiple=True,
+    help="WARC/WET of fetched reference pages: extra positives (repeatable).",
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    help="Output root: writes wikiref-examples/ and wikiref-model/.",
+)
+@click.option(
+    "--extractor",
+    type=click.Choice(["scan", "parse"]),
+    default="scan",
+    show_default=True,
+    help="Citation extractor: a fast regex scan, or a full mwparserfromhell parse (~15x slower).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the negative sample, holdout split and training.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.25,
+    show_default=True,
+    help="Threshold the card reports.",
+)
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0.01, 0.5),
+    default=0.1,
+    show_default=True,
+    help="Held-out fraction.",
+)
+@click.option("--lr", type=float, default=0.5, show_default=True, help="fastText learning rate.")
+@click.option("--epoch", type=int, default=10, show_default=True, help="fastText epochs.")
+@click.option("--dim", type=int, default=32, show_default=True, help="fastText vector size.")
+@click.option(
+    "--word-ngrams",
+    type=click.IntRange(1, 5),
+    default=2,
+    show_default=True,
+    help="fastText wordNgrams.",
+)
+@click.option(
+    "--min-count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="fastText minCount.",
+)
+@click.option(
+    "--bucket",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    help="fastText hash buckets (model size = bucket * dim * 4 bytes).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="fastText threads (1 is bit-reproducible; more is faster but not).",
+)
+@run_options
+@user_errors
+def train_wikiref(
+    wikipedia: tuple[str, ...],
+    cc: tuple[str, ...],
+    refs_warc: tuple[str, ...],
+    output: str,
+    extractor: str,
+    seed: int,
+    threshold: float,
+    holdout: float,
+    lr: float,
+    epoch: int,
+    dim: int,
+    word_ngrams: int,
+    min_count: int,
+    bucket: int,
+    threads: int,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Train the Wikipedia-reference classifier from Wikipedia dumps and CommonCrawl documents.
+
+    Positives are documents whose URL a Wikipedia article cites; negatives as many random uncited
+    documents (seeded). The model and a card with holdout precision, recall and AUC land in
+    OUTPUT/wikiref-model/.
+    """
+    from llama_data.beam_jobs.wikiref import train_wikiref as run_train
+    from llama_data.pipeline.wikiref import FastTextParams
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    params = FastTextParams(
+        lr=lr,
+        epoch=epoch,
+        dim=dim,
+        wordNgrams=word_ngrams,
+        minCount=min_count,
+        bucket=bucket,
+        thread=threads,
+        seed=seed,
+    )
+    results = run_train(
+        list(wikipedia),
+        list(cc),
+        list(refs_warc),
+        output,
+        run,
+        params,
+        threshold,
+        holdout,
+        force,
+        extractor=extractor,
+    )
+    if not quiet:
+        for r in results:
+            click.echo(r.summary())
+        card = results[-1].stats.get("card", {})
+        held = card.get("holdout", {})
+        if held:
+            click.echo(
+                f"holdout ({held.get('n')} examples) at threshold {held.get('threshold')}: "
+                f"precision {held.get('precision')}, recall {held.get('recall')}, AUC {held.get('auc')}"
+            )
+
+
+@main.command("wikiref-filter")
+@click.option(
+    "--model", required=True, help="train-wikiref's wikiref-model/ folder, or a fastText .bin."
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.25,
+    show_default=True,
+    help="Keep documents scoring at least this.",
+)
+@click.option(
+    "--name", default="wikiref-filter", show_default=True, help="Stage (output folder) name."
+)
+@stage_options
+@user_errors
+def wikiref_filter(
+    inputs: tuple[str, ...],
+    output: str,
+    model: str,
+    threshold: float,
+    name: str,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Score documents with the Wikipedia-reference classifier; reject `not_wikiref` below the threshold.
+
+    Every document gets a `wikiref_score` column; the input's other columns are kept.
+    """
+    from llama_data.beam_jobs.wikiref import make_filter_stage
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    run_cli_stage(make_filter_stage(list(inputs), model, threshold, name=name), output, run, force)
+
+
+@main.command()
+@click.option(
+    "--max-input-depth",
+    type=click.IntRange(1, 64),
+    default=16,
+    show_default=True,
+    help="Nesting limit of \\input/\\include/\\subfile.",
+)
+@click.option(
+    "--max-macro-depth",
+    type=click.IntRange(1, 256),
+    default=32,
+    show_default=True,
+    help="Nesting limit of user macro expansion (a recursive \\def stops here).",
+)
+@click.option(
+    "--max-paper-mb",
+    type=click.IntRange(1, 4096),
+    default=256,
+    show_default=True,
+    help="Decompressed size limit of one paper (gzip bombs are cut here).",
+)
+@click.option(
+    "--requester-pays",
+    is_flag=True,
+    help="Send RequestPayer=requester on S3 reads (needed for s3://arxiv/src/; you pay the transfer).",
+)
+@stage_options
+@user_errors
+def arxiv(
+    inputs: tuple[str, ...],
+    output: str,
+    max_input_depth: int,
+    max_macro_depth: int,
+    max_paper_mb: int,
+    requester_pays: bool,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """arXiv LaTeX sources -> cleaned papers (LLaMA: no preamble, comments, bibliography; macros expanded).
+
+    Inputs: bulk tars (arXiv_src_YYMM_NNN.tar, also straight from s3://arxiv/src/ with
+    `pip install llama-data[aws]`, --requester-pays and AWS credentials; Beam S3 options such as
+    `-- --s3_region_name=us-east-1` go after `--`), per-paper .gz/.tar.gz, or extracted folders.
+    """
+    from llama_data.beam_jobs.arxiv import make_arxiv_stage
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    spec = make_arxiv_stage(
+        list(inputs),
+        max_input_depth=max_input_depth,
+        max_macro_depth=max_macro_depth,
+        max_paper_mb=max_paper_mb,
+        requester_pays=requester_pays,
+    )
+    run_cli_stage(spec, output, run, force)
+
+
+@main.command()
+@click.option(
+    "--ngram", type=click.IntRange(1, 50), default=5, show_default=True, help="Words per shingle."
+)
+@click.option(
+    "--num-perm",
+    type=click.IntRange(16, 1024),
+    default=128,
+    show_default=True,
+    help="MinHash permutations.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=0.9,
+    show_default=True,
+    help="Verified shingle overlap |A∩B|/min(|A|,|B|) above which a book is a duplicate.",
+)
+@click.option(
+    "--lsh-threshold",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=0.7,
+    show_default=True,
+    help="Jaccard level the LSH bands are tuned for (candidates only; every pair is verified).",
+)
+@click.option("--no-dedup", is_flag=True, help="Strip licences and drop empty books only.")
+@stage_options
+@user_errors
+def books(
+    inputs: tuple[str, ...],
+    output: str,
+    ngram: int,
+    num_perm: int,
+    threshold: float,
+    lsh_threshold: float,
+    no_dedup: bool,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Gutenberg .txt and Books3 .jsonl[.zst] -> books without licence text, near-duplicates removed."""
+    from llama_data.beam_jobs.books import make_books_stage
+    from llama_data.pipeline.books import MinHashParams
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    try:
+        params = MinHashParams(
+            num_perm=num_perm, ngram=ngram, threshold=threshold, lsh_threshold=lsh_threshold
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    run_cli_stage(make_books_stage(list(inputs), params, dedup=not no_dedup), output, run, force)
+
+
+@main.command()
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    help="BigQuery github_repos files+contents export rows: JSON lines (.jsonl[.gz|.zst]) or "
+    "Parquet; file or glob, repeatable.",
+)
+@click.option(
+    "--licenses",
+    multiple=True,
+    help="Export of the github_repos.licenses table (repo_name, license); repeatable. Without "
+    "it a `license` column on the rows is used.",
+)
+@click.option(
+    "--repos",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of local git checkouts (DIR/name or DIR/owner/name); licences are classified "
+    "from each checkout's LICENSE/COPYING files.",
+)
+@click.option(
+    "--bigquery",
+    is_flag=True,
+    help="Read the BigQuery tables directly (needs llama-data[gcp], credentials, and "
+    "--project/--temp_location after `--`).",
+)
+@click.option(
+    "--bq-dataset",
+    default="bigquery-public-data.github_repos",
+    show_default=True,
+    help="project.dataset holding files/contents/licenses.",
+)
+@click.option(
+    "--bq-licensed-only",
+    is_flag=True,
+    help="Push the licence filter into the query (scans less, but other licences go uncounted).",
+)
+@click.option("--bq-skip-binary", is_flag=True, help="Leave binary blobs out of the query.")
+@click.option("--bq-limit", type=click.IntRange(min=1), default=None, help="LIMIT, for trials.")
+@click.option(
+    "--allow-license",
+    "allowed",
+    multiple=True,
+    help="Licence keys to keep (default: apache-2.0, bsd-2-clause, bsd-3-clause, mit).",
+)
+@click.option(
+    "--max-row-bytes",
+    type=click.IntRange(min=1),
+    default=8 * 1024 * 1024,
+    show_default=True,
+    help="Rows/files larger than this are not parsed (rejected too_large or dead-lettered).",
+)
+@click.option(
+    "--max-file-bytes",
+    type=click.IntRange(min=1),
+    default=1024 * 1024,
+    show_default=True,
+    help="Files larger than this (UTF-8 bytes) are rejected too_large.",
+)
+@click.option("--max-line-length", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--max-mean-line-length", type=click.FloatRange(min=0), default=100.0, show_default=True
+)
+@click.option("--min-alnum-fraction", type=click.FloatRange(0, 1), default=0.25, show_default=True)
+@click.option("--min-alpha-per-token", type=click.FloatRange(min=0), default=1.5, show_default=True)
+@click.option("--no-dedup", is_flag=True, help="Skip the exact content dedup.")
+@click.option("--output", "-o", required=True, help="Output root; the stage writes OUTPUT/github/.")
+@run_options
+@user_errors
+def github(
+    inputs: tuple[str, ...],
+    licenses: tuple[str, ...],
+    repos: str | None,
+    bigquery: bool,
+    bq_dataset: str,
+    bq_licensed_only: bool,
+    bq_skip_binary: bool,
+    bq_limit: int | None,
+    allowed: tuple[str, ...],
+    max_row_bytes: int,
+    max_file_bytes: int,
+    max_line_length: int,
+    max_mean_line_length: float,
+    min_alnum_fraction: float,
+    min_alpha_per_token: float,
+    no_dedup: bool,
+    output: str,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """GitHub: keep Apache/BSD/MIT projects, drop low-quality and generated files, strip licence
+    headers, and remove exact duplicate files (the first (repo_name, path) copy is kept)."""
+    from llama_data.beam_jobs.github import GithubOptions, make_github_stage
+    from llama_data.pipeline.github.bigquery import BigQuerySource
+    from llama_data.pipeline.github.licenses import ALLOWED_LICENSES, normalize_license_key
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    source = None
+    if bigquery:
+        try:
+            source = BigQuerySource(
+                dataset=bq_dataset,
+                licenses_only=bq_licensed_only,
+                skip_binary=bq_skip_binary,
+                limit=bq_limit,
+            )
+        except ValueError as exc:
+            raise UserError(f"--bigquery: {exc}") from exc
+    keys = sorted({normalize_license_key(k) for k in allowed}) or sorted(ALLOWED_LICENSES)
+    options = GithubOptions(
+        inputs=inputs,
+        licenses=licenses,
+        repos=repos,
+        bigquery=source,
+        allowed_licenses=tuple(keys),
+        max_row_bytes=max_row_bytes,
+        max_file_bytes=max_file_bytes,
+        max_line_length=max_line_length,
+        max_mean_line_length=max_mean_line_length,
+        min_alnum_fraction=min_alnum_fraction,
+        min_alpha_per_token=min_alpha_per_token,
+        dedup=not no_dedup,
+    )
+    run_cli_stage(make_github_stage(options), output, run, force)
+
+
 @main.command("train-lm")
 @click.option(
     "--input",
@@ -353,6 +947,102 @@ def ccnet_command(
 @main.group()
 def download() -> None:
     """Fetch published dumps (resumable, verified by checksums where the publisher gives them)."""
+
+
+@download.command("wikipedia")
+@click.option(
+    "--languages",
+    default=PAPER_WIKIPEDIA_LANGUAGES,
+    show_default=True,
+    help="Languages to fetch, comma-separated.",
+)
+@click.option("--date", required=True, help="Dump date YYYYMMDD (or 'latest').")
+@click.option("--output", "-o", required=True, help="Folder; each wiki goes to OUTPUT/<db>/.")
+@click.option(
+    "--base-url",
+    default="https://dumps.wikimedia.org",
+    show_default=True,
+    help="Dump server (a mirror, or a local server for tests).",
+)
+@click.option(
+    "--no-multistream",
+    is_flag=True,
+    help="Fetch pages-articles.xml.bz2 (one stream) instead of the multistream dump + index.",
+)
+@user_errors
+def download_wikipedia_cmd(
+    languages: str, date: str, output: str, base_url: str, no_multistream: bool
+) -> None:
+    """Wikimedia articles dumps, verified with the published sha1sums (md5sums as fallback)."""
+    import re
+    from pathlib import Path
+
+    from llama_data.pipeline.wikipedia.download import download_wikipedia
+
+    if not re.fullmatch(r"\d{8}|latest", date):
+        raise UserError(f"--date: expected YYYYMMDD or 'latest', got {date!r}")
+    langs = _language_list(languages)
+    if langs is None:
+        raise UserError("--languages: name the languages to download ('all' is not a list)")
+    download_wikipedia(langs, date, Path(output), base_url, not no_multistream, echo=click.echo)
+
+
+@download.command("stackexchange")
+@click.option(
+    "--sites",
+    required=True,
+    help="Sites, comma-separated (beer.stackexchange.com, or beer; stackoverflow.com).",
+)
+@click.option("--output", "-o", required=True, help="Folder for the site archives (.7z).")
+@click.option(
+    "--base-url",
+    default="https://archive.org/download/stackexchange",
+    show_default=True,
+    help="Where the dump's per-site .7z files are (a mirror, or a local server for tests).",
+)
+@user_errors
+def download_stackexchange_cmd(sites: str, output: str, base_url: str) -> None:
+    """The Stack Exchange dump's per-site archives, verified with the item's checksums."""
+    from pathlib import Path
+
+    from llama_data.pipeline.stackexchange import download_stackexchange
+
+    names = [s.strip() for s in sites.split(",") if s.strip()]
+    if not names:
+        raise UserError("--sites: name at least one site")
+    download_stackexchange(names, Path(output), base_url, echo=click.echo)
+
+
+@download.command("gutenberg")
+@click.option("--output", "-o", required=True, help="Folder for the .txt files (and a manifest).")
+@click.option(
+    "--base-url",
+    default="https://www.gutenberg.org",
+    show_default=True,
+    help="Gutenberg site or mirror (any host serving the same paths).",
+)
+@click.option(
+    "--ids",
+    default=None,
+    help="Ebook numbers: `11,84,2701` or ranges `1-100`. Default: every text in the catalog.",
+)
+@click.option(
+    "--language",
+    default=None,
+    help="With the catalog: only books in this language code (e.g. en).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many books.")
+@user_errors
+def download_gutenberg(
+    output: str, base_url: str, ids: str | None, language: str | None, limit: int | None
+) -> None:
+    """Project Gutenberg plain-text books (resumable; reruns skip what arrived)."""
+    from llama_data.pipeline.books_download import download_gutenberg as fetch
+
+    result = fetch(
+        output, base_url=base_url, ids=ids, language=language, limit=limit, echo=click.echo
+    )
+    click.echo(result)
 
 
 @download.command("cc")

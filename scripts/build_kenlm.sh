@@ -32,7 +32,10 @@ fi
 work="$(pwd)/.kenlm-build"
 mkdir -p "$work"
 if [ ! -d "$work/src" ]; then
-  "$PYTHON" -m pip download --quiet --no-binary :all: --no-deps "kenlm==$KENLM_VERSION" -d "$work/dl"
+  # Only kenlm itself as source (its build deps stay binary), no build isolation: we need the
+  # archive, not a wheel.
+  "$PYTHON" -m pip download --quiet --no-deps --no-binary kenlm --no-build-isolation \
+    "kenlm==$KENLM_VERSION" -d "$work/dl"
   mkdir -p "$work/src.tmp"
   tar -xzf "$work"/dl/kenlm-*.tar.gz -C "$work/src.tmp" --strip-components=1
   mv "$work/src.tmp" "$work/src"

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
 from llama_data.beam_jobs import fs
 from llama_data.beam_jobs.documents import make_dedup_exact_stage
 from llama_data.beam_jobs.harness import (
@@ -72,6 +75,53 @@ def register_source_planner(name: str):
     return deco
 
 
+@register_source_planner("arxiv")
+def plan_arxiv(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    from llama_data.beam_jobs.arxiv import make_arxiv_stage
+    from llama_data.pipeline.arxiv.archive import expand_inputs
+
+    inputs = expand_inputs(src.inputs)
+    return [
+        BuildStep(
+            name,
+            lambda _ctx: make_arxiv_stage(
+                inputs,
+                name=name,
+                max_input_depth=src.max_input_depth,  # type: ignore[attr-defined]
+                max_macro_depth=src.max_macro_depth,  # type: ignore[attr-defined]
+                max_paper_mb=src.max_paper_mb,  # type: ignore[attr-defined]
+                requester_pays=src.requester_pays,  # type: ignore[attr-defined]
+            ),
+            describe="arXiv sources -> cleaned LaTeX",
+            inputs=inputs,
+        )
+    ]
+
+
+@register_source_planner("books")
+def plan_books(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    from llama_data.beam_jobs.books import make_books_stage
+    from llama_data.pipeline.books import MinHashParams
+
+    params = MinHashParams(
+        num_perm=src.num_perm,  # type: ignore[attr-defined]
+        ngram=src.ngram,  # type: ignore[attr-defined]
+        threshold=src.threshold,  # type: ignore[attr-defined]
+        lsh_threshold=src.lsh_threshold,  # type: ignore[attr-defined]
+    )
+    inputs = list(src.inputs)
+    return [
+        BuildStep(
+            name,
+            lambda _ctx: make_books_stage(inputs, params, name=name, dedup=src.dedup),
+            describe="books -> licence stripped -> near-dedup"
+            if src.dedup
+            else "books -> licence stripped",
+            inputs=inputs,
+        )
+    ]
+
+
 def _read_only_stage(inputs: list[str], source: str, name: str) -> StageSpec:
     def build(p, ctx) -> StageOutputs:
         read = p | "Read" >> ReadDocuments(
@@ -99,6 +149,22 @@ def plan_documents_source(name: str, src: SourceConfig, ctx: BuildContext) -> li
             name,
             lambda _ctx: _read_only_stage(inputs, name, name),
             describe="documents",
+            inputs=inputs,
+        )
+    ]
+
+
+@register_source_planner("github")
+def plan_github(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """GitHub rows/checkouts -> licence join -> quality filters -> exact dedup (one stage)."""
+    from llama_data.beam_jobs.github import make_github_stage, options_from_config
+
+    inputs = [*src.inputs, *getattr(src, "licenses", [])]
+    return [
+        BuildStep(
+            name,
+            lambda _ctx: make_github_stage(options_from_config(src), name=name),
+            describe="github files -> licence join -> filters -> exact dedup",
             inputs=inputs,
         )
     ]
@@ -191,6 +257,9 @@ def run_build(
     echo: Callable[[str], None] = print,
 ) -> list[StageResult]:
     ctx = BuildContext(config=config, output=output, run=run, force=force)
+    # Inputs are matched before any pipeline exists: the filesystems (s3:// endpoint, region,
+    # keys) need the user's Beam options now.
+    FileSystems.set_options(PipelineOptions(list(run.pipeline_args)))
     steps = plan_build(ctx)
     matched = check_inputs(steps)
     if dry_run:
@@ -308,3 +377,10 @@ def _train_lm_task(name: str, inputs: list[str], src) -> TaskSpec:  # noqa: ANN0
         inputs=list(inputs),
         config={"languages": list(src.languages), "vocab_size": src.lm_vocab_size, "order": 5},
     )
+
+
+# Source planners register themselves on import (kept last: they import this module).
+from llama_data.beam_jobs import c4 as _c4  # noqa: E402, F401
+from llama_data.beam_jobs import stackexchange as _stackexchange  # noqa: E402, F401
+from llama_data.beam_jobs import wikipedia as _wikipedia  # noqa: E402, F401
+from llama_data.beam_jobs import wikiref as _wikiref  # noqa: E402, F401

@@ -36,6 +36,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from llama_data import __version__
 from llama_data.beam_jobs import fs
@@ -512,6 +513,9 @@ def run_stage(
 ) -> StageResult:
     """Run one Beam stage to completion (or skip it when complete with the same fingerprint)."""
     stage_dir = fs.join(output_root, spec.name)
+    # The driver matches inputs before the pipeline exists: give the filesystems (s3://
+    # endpoint, region, keys) the user's options now, or S3 matching fails without a client.
+    FileSystems.set_options(PipelineOptions(list(run.pipeline_args)))
     files = fs.match_inputs(spec.inputs) if spec.inputs else []
     fp = fingerprint(spec.name, spec.config, files)
     if not force and is_complete(stage_dir, fp):

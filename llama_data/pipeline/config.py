@@ -94,6 +94,43 @@ def register_source(name: str):
     return deco
 
 
+@register_source("arxiv")
+@dataclass(frozen=True)
+class ArxivSourceConfig(SourceConfig):
+    """[sources.arxiv]: bulk tars / per-paper archives / folders; limits of the LaTeX cleaning."""
+
+    max_input_depth: int = 16
+    max_macro_depth: int = 32
+    max_paper_mb: int = 256
+    requester_pays: bool = False  # s3://arxiv/src/ is a requester-pays bucket
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        for key in ("max_input_depth", "max_macro_depth", "max_paper_mb"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: must be >= 1")
+
+
+@register_source("books")
+@dataclass(frozen=True)
+class BooksSourceConfig(SourceConfig):
+    """[sources.books]: Gutenberg .txt / Books3 .jsonl.zst; `dedup` switches book near-dedup."""
+
+    ngram: int = 5
+    num_perm: int = 128
+    threshold: float = 0.9
+    lsh_threshold: float = 0.7
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"{where}.threshold: must be in (0, 1], got {self.threshold}")
+        if not 0 < self.lsh_threshold <= 1:
+            raise ConfigError(f"{where}.lsh_threshold: must be in (0, 1], got {self.lsh_threshold}")
+        if self.ngram < 1 or self.num_perm < 16:
+            raise ConfigError(f"{where}: ngram must be >= 1 and num_perm >= 16")
+
+
 def register_section(name: str):
     def deco(cls: type) -> type:
         SECTION_CONFIGS[name] = cls
@@ -268,6 +305,199 @@ def load_config(path: str | Path) -> BuildConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return parse_config(data, path)
+
+
+def _github_allowed() -> list[str]:
+    from llama_data.pipeline.github.licenses import ALLOWED_LICENSES
+
+    return sorted(ALLOWED_LICENSES)
+
+
+@register_source("github")
+@dataclass(frozen=True)
+class GithubSourceConfig(SourceConfig):
+    """[sources.github]: BigQuery `github_repos` export rows (`inputs`, JSON lines or Parquet)
+    joined with licence table rows (`licenses`), and/or local git checkouts (`repos`), and/or
+    the BigQuery tables themselves (`bigquery = true`, needs llama-data[gcp] and credentials).
+    Thresholds are the LLaMA/RedPajama ones; see docs/github.md."""
+
+    inputs: list[str] = path_field(default_factory=list)
+    licenses: list[str] = path_field(default_factory=list)
+    repos: str | None = path_field(None)
+    bigquery: bool = False
+    bigquery_dataset: str = "bigquery-public-data.github_repos"
+    bigquery_licensed_only: bool = False
+    bigquery_skip_binary: bool = False
+    allowed_licenses: list[str] = field(default_factory=_github_allowed)
+    max_row_bytes: int = 8 * 1024 * 1024
+    max_file_bytes: int = 1024 * 1024
+    max_line_length: int = 1000
+    max_mean_line_length: float = 100.0
+    min_alnum_fraction: float = 0.25
+    min_alpha_per_token: float = 1.5
+
+    def validate(self, where: str) -> None:
+        if not (self.inputs or self.repos or self.bigquery):
+            raise ConfigError(f"{where}: give inputs (export rows), repos (a folder) or bigquery")
+        if self.format != "native":
+            raise ConfigError(f"{where}.format: must be 'native' here, got {self.format!r}")
+        for key in ("max_row_bytes", "max_file_bytes", "max_line_length"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{where}.{key}: must be > 0, got {getattr(self, key)}")
+        for key in ("min_alnum_fraction",):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"{where}.{key}: must be in [0, 1], got {getattr(self, key)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Wikipedia and Stack Exchange (issue 3)
+
+PAPER_WIKIPEDIA_LANGUAGES = tuple(
+    [
+        "bg",
+        "ca",
+        "cs",
+        "da",
+        "de",
+        "en",
+        "es",
+        "fr",
+        "hr",
+        "hu",
+        "it",
+        "nl",
+        "pl",
+        "pt",
+        "ro",
+        "ru",
+        "sl",
+        "sr",
+        "sv",
+        "uk",
+    ]
+)
+
+
+@register_source("wikipedia")
+@dataclass(frozen=True)
+class WikipediaSourceConfig(SourceConfig):
+    """[sources.wikipedia]: MediaWiki XML dumps (`*-pages-articles*.xml.bz2`, multistream, .xml).
+
+    `languages` (from each dump's siteinfo) defaults to the paper's 20; `[]` keeps all.
+    `split_mb` is the byte size of the ranges a multistream dump is cut into for parallel reading.
+    """
+
+    languages: list[str] = field(default_factory=lambda: list(PAPER_WIKIPEDIA_LANGUAGES))
+    split_mb: int = 64
+    use_index: bool = True
+    min_chars: int = 1
+    dedup: bool = False
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        for lang in self.languages:
+            if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", lang):
+                raise ConfigError(f"{where}.languages: {lang!r} is not a language code like 'en'")
+        if self.split_mb < 1:
+            raise ConfigError(f"{where}.split_mb: must be >= 1, got {self.split_mb}")
+
+
+@register_source("stackexchange")
+@dataclass(frozen=True)
+class StackExchangeSourceConfig(SourceConfig):
+    """[sources.stackexchange]: per-site `.7z` archives or extracted `<site>/Posts.xml`.
+
+    `top_sites` keeps the N largest sites by post count (0 = all); meta sites are skipped unless
+    `include_meta`.
+    """
+
+    top_sites: int = 28
+    include_meta: bool = False
+    dedup: bool = False
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if self.top_sites < 0:
+            raise ConfigError(f"{where}.top_sites: must be >= 0, got {self.top_sites}")
+
+
+# ---------------------------------------------------------------------------------------------
+# C4 and the Wikipedia-reference classifier (issue 5)
+
+
+@register_source("c4")
+@dataclass(frozen=True)
+class C4SourceConfig(SourceConfig):
+    """[sources.c4]: the public C4 release (`c4-*.json.gz`), or `from_cc = true` to re-derive C4
+    from CommonCrawl WET/WARC files with the C4 paper's rules (defaults are the paper's).
+
+    `badwords` is a word-list file (default: the shipped LDNOOBW English list, CC BY 4.0);
+    `lang_threshold` the minimum lid.176 English probability.
+    """
+
+    from_cc: bool = False
+    badwords: str | None = path_field(None)
+    lang_threshold: float = 0.99
+    min_words_per_line: int = 5
+    min_sentences: int = 3
+    dedup_spans: bool = True
+    dedup: bool = False
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if not 0.0 <= self.lang_threshold <= 1.0:
+            raise ConfigError(
+                f"{where}.lang_threshold: must be in [0, 1], got {self.lang_threshold}"
+            )
+        if self.min_words_per_line < 1 or self.min_sentences < 1:
+            raise ConfigError(f"{where}: min_words_per_line and min_sentences must be >= 1")
+        if (
+            self.badwords is not None
+            and not _URL.match(self.badwords)
+            and not Path(self.badwords).is_file()
+        ):
+            raise ConfigError(f"{where}.badwords: no such file {self.badwords!r}")
+
+
+@register_section("wikiref")
+@dataclass(frozen=True)
+class WikirefSection:
+    """[wikiref]: the Wikipedia-reference classifier, trained and applied after `source`.
+
+    With `model` set, that model (a train-wikiref `wikiref-model/` folder or a fastText .bin) is
+    used. Otherwise one is trained: cited URLs from `wikipedia` (default: the build's
+    `[sources.wikipedia]` dumps) against documents from `cc` (default: the `source` stage's
+    output), plus fetched reference pages from `refs_warc`. Documents of `source` scoring under
+    `threshold` are rejected as `not_wikiref` by the `<source>-wikiref` stage.
+    """
+
+    source: str = "commoncrawl"
+    model: str | None = path_field(None)
+    wikipedia: list[str] = path_field(default_factory=list)
+    cc: list[str] = path_field(default_factory=list)
+    refs_warc: list[str] = path_field(default_factory=list)
+    threshold: float = 0.25
+    seed: int = 0
+    holdout: float = 0.1
+    extractor: str = "scan"
+    lr: float = 0.5
+    epoch: int = 10
+    dim: int = 32
+    word_ngrams: int = 2
+    min_count: int = 1
+    bucket: int = 1_000_000
+    threads: int = 1
+
+    def validate(self, where: str) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"{where}.threshold: must be in [0, 1], got {self.threshold}")
+        if self.extractor not in ("scan", "parse"):
+            raise ConfigError(f"{where}.extractor: 'scan' or 'parse', got {self.extractor!r}")
+        if not 0.0 < self.holdout < 1.0:
+            raise ConfigError(f"{where}.holdout: must be in (0, 1), got {self.holdout}")
+        for key in ("epoch", "dim", "word_ngrams", "min_count", "bucket", "threads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: must be >= 1, got {getattr(self, key)}")
 
 
 @register_source("commoncrawl")
