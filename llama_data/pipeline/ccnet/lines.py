@@ -107,14 +107,15 @@ class HashCounter:
     """Which 63-bit line keys occurred once and which at least twice, in 8 bytes per key.
 
     The state is one sorted uint64 array of `key << 1 | seen_twice` (sorting by that value is
-    sorting by key). New keys go to a small append buffer (`buffer_limit` entries); compaction
-    sorts the buffer, flags the keys it already holds in place and inserts the new ones, so the
-    peak is the old array plus the new one: ~16 bytes per distinct key. This is the per-worker
+    sorting by key). New keys go to an append buffer (`buffer_limit` entries, or 1/64 of the
+    state when larger); compaction sorts the buffer, flags the keys it already holds in place,
+    grows the array in place and merges the new ones in, so the peak stays near 8 bytes per
+    distinct key plus the buffer's temporaries. This is the per-worker
     pre-aggregation of the line dedup count: memory grows with distinct lines at 8 bytes each,
     not with Python objects (~100 bytes each).
     """
 
-    def __init__(self, cap: int = 2, buffer_limit: int = 1 << 16) -> None:
+    def __init__(self, cap: int = 2, buffer_limit: int = 1 << 14) -> None:
         if cap != 2:
             raise ValueError("HashCounter only answers 'at least twice?' (cap=2)")
         self.cap = cap
@@ -125,7 +126,8 @@ class HashCounter:
     def add(self, key: bytes, n: int = 1) -> None:
         """Count `n` occurrences of an 8-byte key (from `dedup_key`)."""
         self._buf += key if n == 1 else key + key
-        if len(self._buf) >= self.buffer_limit * 8:
+        # the buffer grows with the state (1/64 of it) so that compactions stay amortized O(1)
+        if len(self._buf) >= max(self.buffer_limit, len(self.state) >> 6) * 8:
             self.compact()
 
     def compact(self) -> None:
@@ -145,11 +147,13 @@ class HashCounter:
         self.state[pos[found]] |= one  # seen before and now again: at least twice
         fresh = packed[~found]
         if len(fresh):
-            # two sorted runs: concatenate (old + new array alive: ~16 bytes per key at the
-            # peak), then a stable sort, which merges the runs with a buffer of the short one
-            merged = np.concatenate([self.state, fresh])
-            self.state = merged
-            merged.sort(kind="stable")
+            # grow in place (realloc; large blocks are remapped, not copied), append the new
+            # sorted run, and let the stable sort (timsort) merge the two runs with a buffer
+            # the size of the short one: the peak stays near 8 bytes per key
+            n = len(self.state)
+            self.state.resize(n + len(fresh), refcheck=False)
+            self.state[n:] = fresh
+            self.state.sort(kind="stable")
 
     def __len__(self) -> int:
         self.compact()
