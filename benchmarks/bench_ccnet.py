@@ -83,15 +83,28 @@ def make_input(folder: Path, source: Path, copies: int) -> tuple[list[str], int]
     return paths, sum(os.path.getsize(p) for p in paths)
 
 
-def timed(fn):
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
+REPEATS = int(os.environ.get("BENCH_CCNET_REPEATS", "2"))
+
+
+def timed(fn, repeats: int = 1):
+    """Result and best wall time of `repeats` runs (the build machine is shared: the minimum is
+    the least disturbed measurement)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return out, best
 
 
 def main() -> None:
     source = SAMPLE if SAMPLE.is_file() else DEMO
-    results: dict = {"benchmark": "ccnet", "input": source.name, "copies": COPIES}
+    results: dict = {
+        "benchmark": "ccnet",
+        "input": source.name,
+        "copies": COPIES,
+        "repeats": REPEATS,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-ccnet-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "in").mkdir()
@@ -100,7 +113,8 @@ def main() -> None:
         # --- steps alone ------------------------------------------------------------------
         reader = WetReader()
         docs, t_read = timed(
-            lambda: [d for p in paths for d in reader.read_path(p) if isinstance(d, Document)]
+            lambda: [d for p in paths for d in reader.read_path(p) if isinstance(d, Document)],
+            REPEATS,
         )
         n = len(docs)
         text_mb = sum(len(d.text.encode()) for d in docs) / 1e6
@@ -126,7 +140,7 @@ def main() -> None:
             tracemalloc.stop()
             return peak
 
-        (after_lines, counter), t_lines = timed(line_dedup)
+        (after_lines, counter), t_lines = timed(line_dedup, REPEATS)
         peak = dedup_state_peak()
         distinct = len(counter)
         kept = [d for d in after_lines if isinstance(d, Document)]
@@ -152,11 +166,12 @@ def main() -> None:
                 out.extend(lid.process_batch(kept[i : i + 256]))
             return [d for d in out if isinstance(d, Document)]
 
-        en_docs, t_lid = timed(run_lid)
+        en_docs, t_lid = timed(run_lid, REPEATS)
         ppl = Perplexity(str(tmp / "lm"), ["en"])
         ppl.setup()
         scored, t_ppl = timed(
-            lambda: [o for o in (ppl.process(d) for d in en_docs) if isinstance(o, Document)]
+            lambda: [o for o in (ppl.process(d) for d in en_docs) if isinstance(o, Document)],
+            REPEATS,
         )
 
         def rest():
@@ -173,7 +188,7 @@ def main() -> None:
                         out.append(length.process(b))
             return out
 
-        _, t_rest = timed(rest)
+        _, t_rest = timed(rest, REPEATS)
         steps = {
             "read": (n, t_read),
             "line_dedup": (n, t_lines),
@@ -214,8 +229,12 @@ def main() -> None:
             )
             result, secs = timed(
                 lambda spec=spec, workers=workers: run_stage(
-                    spec, str(tmp / f"out{workers}"), RunOptions(workers=workers, quiet=True)
-                )
+                    spec,
+                    str(tmp / f"out{workers}"),
+                    RunOptions(workers=workers, quiet=True),
+                    force=True,
+                ),
+                REPEATS if workers == 1 else 1,
             )
             assert result.stats["accounting"]["ok"]
             results[f"job_w{workers}_s"] = round(secs, 2)
