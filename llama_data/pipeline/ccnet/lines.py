@@ -2,10 +2,13 @@
 from every document that has it (cc_net keeps no "first" copy: navigation, cookie banners and
 footers are boilerplate wherever they appear).
 
-The counting is global (the engine's job: a shuffle of 8-byte hashes); this module holds what
-happens on either side of it: the compact per-document hash list that goes into the shuffle and
-the rewrite of a document once its duplicated hashes are known. Lines that normalize to nothing
-(blank, punctuation only) are dropped too: their common hash "" is the most duplicated of all.
+The counting is global (the engine's job: a shuffle); this module holds the engine-free parts on
+either side of it: line hashes and their 8-byte keys, the per-bundle `HashCounter` (8 bytes per
+distinct key), the packed per-shard records a bundle emits, the reducer's merge and routing
+(numpy), and the rewrite of a document once its duplicated keys are known. `dedup_lines_local`
+is the whole rule in one process, the reference the tests hold the Beam job to. Lines that
+normalize to nothing (blank, punctuation only) are dropped too: their common hash "" is the most
+duplicated of all.
 """
 
 from __future__ import annotations
@@ -34,15 +37,6 @@ def doc_hashes(text: str) -> list[bytes | None]:
 def hash_counts(hashes: Iterable[bytes | None]) -> dict[bytes, int]:
     """Occurrences of each hash within one document (what a document adds to the global count)."""
     return dict(Counter(h for h in hashes if h is not None))
-
-
-def pack_hashes(hashes: Iterable[bytes]) -> bytes:
-    """Concatenated 8-byte hashes: one compact value per document instead of one object per line."""
-    return b"".join(hashes)
-
-
-def unpack_hashes(packed: bytes) -> np.ndarray:
-    return np.frombuffer(packed, dtype=HASH_DTYPE)
 
 
 def scoped_hash(scope: bytes, h: bytes) -> bytes:
