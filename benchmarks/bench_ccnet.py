@@ -21,7 +21,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from llama_data.beam_jobs.ccnet import ccnet_stage_from_options
+from llama_data.beam_jobs.ccnet import ccnet_stage_from_options, doc_key
 from llama_data.beam_jobs.harness import run_stage
 from llama_data.beam_jobs.runners import RunOptions
 from llama_data.pipeline.ccnet.buckets import Bucket, cutoffs_from_values
@@ -29,11 +29,15 @@ from llama_data.pipeline.ccnet.filters import MinLength, doc_dedup_key
 from llama_data.pipeline.ccnet.langid import LanguageId
 from llama_data.pipeline.ccnet.lines import (
     HashCounter,
+    LineKeyBuffer,
     dedup_key,
     doc_hashes,
+    duplicated_keys,
     finish,
     hash_counts,
     remove_lines,
+    route_duplicates,
+    unpack_keys,
 )
 from llama_data.pipeline.ccnet.perplexity import Perplexity
 from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
@@ -121,14 +125,23 @@ def main() -> None:
         text_mb = sum(len(d.text.encode()) for d in docs) / 1e6
 
         def line_dedup():
-            counter = HashCounter()
+            """The job's engine-free line dedup work in one process: one bundle, 256 shards."""
+            buf = LineKeyBuffer()
             for d in docs:
-                for h, k in hash_counts(doc_hashes(d.text)).items():
-                    counter.add(dedup_key(h), k)
-            dup = {h for h, c in counter.items() if c >= 2}
-            return [finish(remove_lines(d, dup)) for d in docs], counter
+                c = hash_counts(doc_hashes(d.text))
+                buf.add_document(doc_key(d), ((dedup_key(h), k) for h, k in c.items()))
+            counter_bytes = buf.counter.nbytes()
+            counts, pairs = buf.drain(256)
+            by_shard = dict(pairs)
+            routed: dict[bytes, set[bytes]] = {}
+            for shard, state in counts:
+                dup = duplicated_keys([state])
+                for dkey, packed in route_duplicates(dup, by_shard.get(shard, b"")):
+                    routed.setdefault(dkey, set()).update(unpack_keys(packed))
+            out = [finish(remove_lines(d, routed.get(doc_key(d), set()))) for d in docs]
+            return out, counter_bytes
 
-        def dedup_state_peak() -> int:
+        def dedup_state_peak() -> tuple[int, HashCounter]:
             """Peak traced memory of the counting state alone (hashes computed per document)."""
             hashes = [list(hash_counts(doc_hashes(d.text)).items()) for d in docs]
             tracemalloc.start()
@@ -139,10 +152,10 @@ def main() -> None:
             counter.compact()
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-            return peak
+            return peak, counter
 
-        after_lines, counter = line_dedup()
-        peak = dedup_state_peak()
+        after_lines, _ = line_dedup()
+        peak, counter = dedup_state_peak()
         distinct = len(counter)
         kept = [d for d in after_lines if isinstance(d, Document)]
 

@@ -124,6 +124,12 @@ class HashCounter:
         if len(self._buf) >= max(self.buffer_limit, len(self.state) >> 6) * 8:
             self.compact()
 
+    def add_packed(self, keys: bytes) -> None:
+        """Count one occurrence of each 8-byte key in `keys` (concatenated)."""
+        self._buf += keys
+        if len(self._buf) >= max(self.buffer_limit, len(self.state) >> 6) * 8:
+            self.compact()
+
     def compact(self) -> None:
         if not self._buf:
             return
@@ -187,10 +193,17 @@ class LineKeyBuffer:
         self._docs = bytearray()
 
     def add_document(self, dkey: bytes, keys: Iterable[tuple[bytes, int]]) -> None:
+        """A document's distinct line keys with their counts in it (joined per document: one
+        append per buffer rather than one per line)."""
+        ks, twice = [], []
         for k, n in keys:
-            self.counter.add(k, n)
-            self._keys += k
-            self._docs += dkey
+            ks.append(k)
+            if n >= 2:
+                twice.append(k)
+        joined = b"".join(ks)
+        self._keys += joined
+        self._docs += dkey * len(ks)
+        self.counter.add_packed(joined + b"".join(twice))
 
     def pairs(self) -> int:
         return len(self._keys) // 8
