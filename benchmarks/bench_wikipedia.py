@@ -10,7 +10,9 @@ pages (kept articles) and MB (UTF-8 wikitext of those articles) per CPU-second o
 with wall-clock rates alongside (the machine may be shared). The DirectRunner runs in this
 process with --workers 1, so its CPU time is comparable to the cleaner's.
 
-Target: the end-to-end rate is at least 70% of the cleaner's own rate.
+Target: the end-to-end rate is at least 70% of the cleaner's own rate. Reported both as measured
+(one run, after a warm-up run has paid the runner's imports) and with the fixed cost of a run
+(measured on a one-article dump) taken off, which is what a large dump sees.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dump", action="append", type=Path, help="MediaWiki dump(s) (.xml.bz2)")
     ap.add_argument("--repeat", type=int, default=4)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--split-mb", type=int, default=64, help="the stage's split size (its default)")
     args = ap.parse_args([] if argv is None else argv)
     sources = args.dump or [
         CORPUS / "wikipedia" / "enwiki-sample.xml.bz2",
@@ -126,8 +129,24 @@ def main(argv: list[str] | None = None) -> dict:
         from llama_data.beam_jobs.harness import RunOptions, run_stage
         from llama_data.beam_jobs.wikipedia import make_wikipedia_stage
 
-        spec = make_wikipedia_stage([str(p) for p in dumps], split_bytes=1 << 20)
         run = RunOptions(workers=args.workers, quiet=True)
+        # A one-article dump, run twice: the first run pays the runner's imports (once per worker
+        # process in a real job), the second measures the fixed cost of any run (pipeline
+        # construction, start-up, output commit), which a large input amortizes.
+        tiny_dir = Path(tmp) / "tiny"
+        tiny_dir.mkdir()
+        tiny = tiny_dir / "enwiki-20990101-pages-articles.xml.bz2"
+        xml = bz2.decompress(sources[0].read_bytes())
+        first = xml.index(b"  <page>")
+        pages = [p for p in PAGE.findall(xml) if b"<redirect" not in p and b"<ns>0</ns>" in p]
+        tiny.write_bytes(bz2.compress(xml[:first] + pages[0] + b"</mediawiki>\n"))
+        tiny_spec = make_wikipedia_stage([str(tiny)])
+        timed(lambda: run_stage(tiny_spec, str(Path(tmp) / "tiny-out"), run, force=True))
+        _, fixed_wall, fixed_cpu = timed(
+            lambda: run_stage(tiny_spec, str(Path(tmp) / "tiny-out"), run, force=True)
+        )
+
+        spec = make_wikipedia_stage([str(p) for p in dumps], split_bytes=args.split_mb << 20)
         result, e2e_wall, e2e_cpu = timed(lambda: run_stage(spec, str(Path(tmp) / "out"), run))
         assert result.stats["kept"] == kept, (result.stats["kept"], kept)
 
@@ -142,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
 
     clean_r, e2e_r = rates(clean_wall, clean_cpu), rates(e2e_wall, e2e_cpu)
+    steady_r = rates(e2e_wall - fixed_wall, e2e_cpu - fixed_cpu)
     out = {
         "bench": "wikipedia",
         "inputs": [s.name for s in sources],
@@ -150,9 +170,19 @@ def main(argv: list[str] | None = None) -> dict:
         "wikitext_mb": round(mb, 2),
         "read_filter": {"wall_s": round(read_wall, 2), "cpu_s": round(read_cpu, 2)},
         "cleaner": clean_r,
-        "end_to_end": {**e2e_r, "runner": "DirectRunner", "workers": args.workers},
+        "end_to_end": {
+            **e2e_r,
+            "runner": "DirectRunner",
+            "workers": args.workers,
+            "split_mb": args.split_mb,
+        },
+        "fixed_cost_per_run": {"wall_s": round(fixed_wall, 2), "cpu_s": round(fixed_cpu, 2)},
+        "end_to_end_minus_fixed": steady_r,
         "e2e_over_cleaner_cpu": round(e2e_r["pages_per_cpu_s"] / clean_r["pages_per_cpu_s"], 3),
         "e2e_over_cleaner_wall": round(e2e_r["pages_per_wall_s"] / clean_r["pages_per_wall_s"], 3),
+        "steady_over_cleaner_cpu": round(
+            steady_r["pages_per_cpu_s"] / clean_r["pages_per_cpu_s"], 3
+        ),
         "target": 0.7,
     }
     print(json.dumps(out))

@@ -241,6 +241,13 @@ def _language_list(value: str, flag: str = "--languages") -> list[str] | None:
     help="Size of the byte ranges a multistream dump or plain .xml is cut into for parallel reading.",
 )
 @click.option(
+    "--index",
+    "indexes",
+    multiple=True,
+    help="A multistream -index.txt.bz2 kept elsewhere than beside its dump (repeatable); "
+    "by default the index is looked for next to each dump.",
+)
+@click.option(
     "--no-index",
     is_flag=True,
     help="Find multistream offsets by scanning the dump even when its -index.txt.bz2 is beside it.",
@@ -252,6 +259,7 @@ def wikipedia(
     output: str,
     languages: str,
     split_mb: int,
+    indexes: tuple[str, ...],
     no_index: bool,
     runner: str | None,
     workers: int | None,
@@ -269,7 +277,11 @@ def wikipedia(
     langs = _language_list(languages)
     run = make_run_options(runner, workers, beam_args, quiet)
     spec = make_wikipedia_stage(
-        list(inputs), langs, split_bytes=split_mb << 20, use_index=not no_index
+        list(inputs),
+        langs,
+        split_bytes=split_mb << 20,
+        use_index=not no_index,
+        index_paths=list(indexes),
     )
     run_cli_stage(spec, output, run, force)
 
@@ -283,6 +295,13 @@ def wikipedia(
     help="Keep the N largest sites by post count, counted from the inputs (0 = all sites).",
 )
 @click.option("--include-meta", is_flag=True, help="Also read meta sites (skipped by default).")
+@click.option(
+    "--split-mb",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Size of the byte ranges an extracted Posts.xml is cut into for parallel reading.",
+)
 @stage_options
 @user_errors
 def stackexchange(
@@ -290,6 +309,7 @@ def stackexchange(
     output: str,
     top_sites: int,
     include_meta: bool,
+    split_mb: int,
     runner: str | None,
     workers: int | None,
     force: bool,
@@ -303,7 +323,9 @@ def stackexchange(
     from llama_data.beam_jobs.stackexchange import make_stackexchange_stage
 
     run = make_run_options(runner, workers, beam_args, quiet)
-    spec = make_stackexchange_stage(list(inputs), top_sites or None, include_meta)
+    spec = make_stackexchange_stage(
+        list(inputs), top_sites or None, include_meta, split_bytes=split_mb << 20
+    )
     run_cli_stage(spec, output, run, force)
 
 
@@ -942,6 +964,178 @@ def ccnet_command(
         group_files=dedup_group_files,
     )
     run_cli_stage(spec, output, run, force)
+
+
+@main.command("train-tokenizer")
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    required=True,
+    help="Cleaned documents (Parquet stage outputs or JSONL), glob; repeatable.",
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    help="Folder for tokenizer.model and tokenizer.json (the card).",
+)
+@click.option("--vocab-size", type=click.IntRange(min=260), default=32000, show_default=True)
+@click.option(
+    "--weights",
+    default="table1",
+    show_default=True,
+    help="Sampling weights: table1 or a JSON/TOML file.",
+)
+@click.option(
+    "--sample-bytes",
+    type=click.IntRange(min=1),
+    default=100_000_000,
+    show_default=True,
+    help="Size of the training sample, split over sources by weight.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Trainer threads (recorded in the model, so fixed for reproducibility).",
+)
+@user_errors
+def train_tokenizer(
+    inputs: tuple[str, ...],
+    output: str,
+    vocab_size: int,
+    weights: str,
+    sample_bytes: int,
+    seed: int,
+    threads: int,
+) -> None:
+    """Train the SentencePiece BPE tokenizer (LLaMA settings) on a mixture-weighted sample."""
+    from llama_data.beam_jobs.tokenize import train_tokenizer_cli
+
+    click.echo(
+        train_tokenizer_cli(list(inputs), output, vocab_size, weights, sample_bytes, seed, threads)
+    )
+
+
+@main.command()
+@click.option(
+    "--tokenizer", "-t", required=True, help="tokenizer.model, or the folder train-tokenizer wrote."
+)
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    required=True,
+    help="Cleaned documents (Parquet stage outputs or JSONL), glob; repeatable.",
+)
+@click.option("--output", "-o", required=True, help="Folder for the per-source token streams.")
+@run_options
+@user_errors
+def tokenize(
+    tokenizer: str,
+    inputs: tuple[str, ...],
+    output: str,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Encode documents into per-source token streams (BOS ... EOS per document), in parallel."""
+    from llama_data.beam_jobs.tokenize import tokenize_cli
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    message = tokenize_cli(list(inputs), tokenizer, output, run)
+    if not quiet:
+        click.echo(message)
+
+
+@main.command()
+@click.option(
+    "--input", "-i", "input_dir", required=True, help="Token streams written by `tokenize`."
+)
+@click.option(
+    "--output", "-o", required=True, help="Shard folder: shard-NNNNN.arrow + manifest.json."
+)
+@click.option(
+    "--weights",
+    default="table1",
+    show_default=True,
+    help="table1, or a JSON/TOML file {source: weight} or {weights = {...}, max_epochs = {...}}.",
+)
+@click.option(
+    "--tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Total training tokens (default: the most for which no source exceeds its max epochs).",
+)
+@click.option("--context-length", type=click.IntRange(min=1), default=2048, show_default=True)
+@click.option(
+    "--renormalize",
+    is_flag=True,
+    help="Allow missing/empty sources: spread their weight over the others (the manifest records it).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the per-epoch document order."
+)
+@click.option(
+    "--shard-bytes", type=click.IntRange(min=1), default=256 * 1024 * 1024, show_default=True
+)
+@click.option(
+    "--rows-per-shard", type=click.IntRange(min=1), default=None, help="Overrides --shard-bytes."
+)
+@run_options
+@user_errors
+def mix(
+    input_dir: str,
+    output: str,
+    weights: str,
+    tokens: int | None,
+    context_length: int,
+    renormalize: bool,
+    seed: int,
+    shard_bytes: int,
+    rows_per_shard: int | None,
+    runner: str | None,
+    workers: int | None,
+    force: bool,
+    quiet: bool,
+    beam_args: tuple[str, ...],
+) -> None:
+    """Cut training rows from the token streams at exact proportions into Arrow shards."""
+    from llama_data.beam_jobs.tokenize import mix_cli
+
+    run = make_run_options(runner, workers, beam_args, quiet)
+    text = mix_cli(
+        input_dir,
+        output,
+        weights,
+        run,
+        context_length,
+        tokens,
+        renormalize,
+        seed,
+        shard_bytes,
+        rows_per_shard,
+    )
+    if not quiet:
+        click.echo(text)
+
+
+@main.command()
+@click.argument("out")
+@click.option("--no-paper", is_flag=True, help="Leave out the paper's columns.")
+@user_errors
+def report(out: str, no_paper: bool) -> None:
+    """Print this build's Table 1 (from OUT/tokens/manifest.json or a shard folder)."""
+    from llama_data.pipeline.report import report_cli
+
+    click.echo(report_cli(out, paper=not no_paper))
 
 
 @main.group()

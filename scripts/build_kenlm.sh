@@ -42,7 +42,11 @@ if [ ! -d "$work/src" ]; then
 fi
 mkdir -p "$work/src/build"
 cd "$work/src/build"
-cmake -DCMAKE_BUILD_TYPE=Release .. >/dev/null
-make -j"$(nproc)" lmplz build_binary >/dev/null
+echo "kenlm: building lmplz and build_binary (log: $work/src/build/build.log)"
+if ! { cmake -DCMAKE_BUILD_TYPE=Release .. && make -j"$(nproc)" lmplz build_binary; } >build.log 2>&1; then
+  tail -n 40 build.log >&2
+  echo "kenlm: build failed (full log: $work/src/build/build.log)" >&2
+  exit 1
+fi
 cp bin/lmplz bin/build_binary "$VENV_BIN/"
 echo "kenlm: built $VENV_BIN/lmplz and $VENV_BIN/build_binary"

@@ -101,6 +101,92 @@ Home brewers are advised to keep all equipment clean.{{Medical citation needed}}
 
 [[Category:Fermented drinks]]
 """,
+    "Cheese": """{{Short description|Dairy product}}
+'''Cheese''' is a food made from [[milk]] by curdling it with [[rennet]] or an acid, draining
+the whey and often ageing the curds.<ref>{{cite book |title=Dairy Science |year=2003}}</ref> There
+are hundreds of kinds, which differ in the milk used, the length of ageing and the moulds or
+bacteria added.
+
+== Making ==
+Milk is warmed and a starter culture is added. Once the milk has set, the curd is cut into small
+pieces, which lets the whey run off. The curds are then salted, pressed into moulds and left to
+ripen in a cool, damp room. A hard cheese may ripen for a year or more, while a fresh cheese is
+eaten within days.
+
+== Kinds ==
+* Fresh cheeses, such as [[cottage cheese]], are not aged.
+* Soft cheeses ripen from the outside in.
+* Hard cheeses are pressed firmly and aged for a long time.
+* Blue cheeses have veins of [[Penicillium|mould]] running through them.
+
+== Storage ==
+Cheese keeps best wrapped in paper in a cool place. Plastic wrap traps moisture and can spoil
+the rind.{{citation needed|date=January 2024}}
+
+[[Category:Cheeses]]
+[[fr:Fromage]]
+""",
+    "Vinegar": """'''Vinegar''' is a sour liquid made when [[acetic acid bacteria]] turn the
+alcohol in wine, cider or beer into [[acetic acid]].<ref name="food">Food chemistry notes, ch. 4.</ref>
+It has been used for thousands of years to flavour and to preserve food.
+
+== Production ==
+In the slow method, the liquid is left in open barrels for weeks or months while a film of
+bacteria, called the ''mother of vinegar'', grows on its surface. Faster methods pump air through
+the liquid so that the bacteria work more quickly. Most table vinegar holds about five parts of
+acid in a hundred.
+
+== Uses ==
+Vinegar is used in salad dressings, sauces and [[pickling]]. Because few germs can live in an
+acid liquid, pickled vegetables keep for many months. Some people also use diluted vinegar to
+clean glass and to remove hard water stains.
+
+[[Category:Condiments]]
+""",
+    "Bicycle": """{{Infobox vehicle | name = Bicycle | wheels = 2}}
+A '''bicycle''' is a vehicle with two wheels, one behind the other, that is moved by pedals
+turned by the rider's feet.<ref>{{cite web |url=https://example.org/bikes |title=Bikes}}</ref>
+The rider steers with handlebars attached to the front wheel.
+
+== History ==
+Early machines without pedals were pushed along with the feet. Pedals were later fixed to the
+front wheel, and in the 1880s the chain drive to the rear wheel made the modern "safety bicycle"
+possible. Air-filled tyres soon made riding far more comfortable.
+
+== Parts ==
+The main parts are the frame, the wheels, the saddle, the handlebars, the brakes and the drive
+train, which is made of the pedals, the chain and the gears. Gears let a rider keep a steady
+pace on hills and on flat roads alike.
+
+== Health ==
+Riding a bicycle is good exercise for the heart and the legs, and many people ride to work
+every day instead of driving.
+
+[[Category:Vehicles]]
+""",
+    "Compost": """'''Compost''' is decayed plant and food waste that gardeners add to soil to
+make it richer.<ref>Garden handbook, p. 40.</ref> Making compost returns nutrients to the ground
+and keeps waste out of landfills.
+
+== How it works ==
+Worms, fungi and bacteria break down the waste. They need air, water and a mix of "green"
+material, such as grass cuttings and vegetable peels, and "brown" material, such as dry leaves
+and straw. A heap that is turned every few weeks stays warm inside and breaks down faster.
+
+== What to avoid ==
+Meat, fish and dairy foods attract pests and are best kept out of a garden heap. Diseased plants
+should also be left out, since the heap may not get hot enough to kill the disease.
+
+{| class="wikitable"
+! Green !! Brown
+|-
+| grass || leaves
+|-
+| peels || straw
+|}
+
+[[Category:Gardening]]
+""",
     "Mercury": """'''Mercury''' may refer to:
 * [[Mercury (planet)]], the planet closest to the Sun
 * [[Mercury (element)]], a chemical element

@@ -8,7 +8,6 @@ import hashlib
 import http.server
 import io
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
+from llama_data.pipeline.io import local_open
 from llama_data.pipeline.stackexchange import (
     PostFilter,
     PostHtmlToText,
@@ -39,7 +39,6 @@ from llama_data.pipeline.stackexchange import (
 from llama_data.pipeline.steps import run_steps
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("LLAMA_DATA_CORPUS", REPO.parent / "shared" / "corpus"))
 
 
 def row(new_format: bool = False, **attrs: object) -> str:
@@ -171,6 +170,30 @@ def test_large_member_is_streamed_from_the_archive(tmp_path: Path) -> None:
     assert n == 20000
 
 
+def test_extracted_posts_xml_is_read_in_byte_ranges(tmp_path: Path) -> None:
+    rows = [row(Id=i, PostTypeId=1, Score=0, Title=f"Q{i}", Body="<p>" + "x" * (i % 50) + "</p>")
+            for i in range(1, 301)]  # fmt: skip
+    path = tmp_path / "big.stackexchange.com" / "Posts.xml"
+    path.parent.mkdir()
+    path.write_bytes(posts_xml(rows, bom=True))
+    reader = StackExchangeReader(split_bytes=1000)
+    splits = reader.splits(str(path), path.stat().st_size, local_open)
+    assert len(splits) > 20
+    ids = [d.id for s in splits for d in reader.read(s, local_open)]
+    assert ids == [f"big.stackexchange.com/{i}" for i in range(1, 301)]  # each row once, in order
+    # a DTD in the prolog refuses every split, not only the first
+    bad = tmp_path / "evil" / "Posts.xml"
+    bad.parent.mkdir()
+    bad.write_bytes(
+        posts_xml(rows).replace(b"<posts>", b'<!DOCTYPE posts [<!ENTITY a "b">]>\n<posts>')
+    )
+    splits = reader.splits(str(bad), bad.stat().st_size, local_open)
+    items = [i for s in splits for i in reader.read(s, local_open)]
+    assert items and all(
+        isinstance(i, DeadLetter) and i.reason == "xml_dtd_forbidden" for i in items
+    )
+
+
 def test_site_names() -> None:
     assert site_of("/d/beer.stackexchange.com.7z") == "beer.stackexchange.com"
     assert site_of("gs://b/stackoverflow.com-Posts.7z") == "stackoverflow.com"
@@ -206,6 +229,11 @@ def test_top_sites_by_post_count_ties_by_name() -> None:
         ("<p>One</p><p>Two</p>", "One\n\nTwo"),
         ("<p>a&nbsp;&lt;b&gt; &amp; &#233;</p>", "a <b> & é"),
         ("<ul><li>x</li><li>y<ul><li>z</li></ul></li></ul>", "- x\n- y\n  - z"),
+        (
+            "<p>Steps:</p><ol><li><p>one</p></li><li><p>two</p><p>more</p></li></ol><p>end</p>",
+            "Steps:\n\n1. one\n2. two\nmore\n\nend",
+        ),  # fmt: skip
+        ("<ul><li><code>a</code> and <b>b</b></li></ul>", "- a and b"),
         ("<pre><code>  if x:\n      y()\n</code></pre><p>after</p>", "  if x:\n      y()\n\nafter"),
         (
             "<p>use <code>ls -l</code> and <a href='http://x'>the docs</a></p>",
@@ -354,7 +382,8 @@ def test_stackexchange_stage_groups_through_a_shuffle(tmp_path: Path) -> None:
 
     dump = tmp_path / "dump"
     dump.mkdir()
-    write_7z(dump / "beer.stackexchange.com.7z", {"Posts.xml": posts_xml(OLD_ROWS)})
+    bad = row(Id=99, PostTypeId=2, ParentId=7, Score=1, Body="<p>cut <a href='http://x")
+    write_7z(dump / "beer.stackexchange.com.7z", {"Posts.xml": posts_xml([*OLD_ROWS, bad])})
     small = dump / "tiny.stackexchange.com"
     small.mkdir()
     (small / "Posts.xml").write_bytes(posts_xml(NEW_ROWS, bom=True))
@@ -366,6 +395,7 @@ def test_stackexchange_stage_groups_through_a_shuffle(tmp_path: Path) -> None:
     assert stats["kept"] == 2
     assert stats["rejected"] == {"not_top_site": 2, "post_type:tag_wiki": 1}
     assert stats["counters"]["posts.answers_merged"] == 5
+    assert stats["errors"] == {"bad_html": 1}
     assert stats["extra"]["meta_sites_skipped"] == ["beer.meta.stackexchange.com"]
     files = sorted((tmp_path / "out" / "stackexchange").glob("*.parquet"))
     rows = {r["id"]: r for r in pq.read_table(files).to_pylist()}
@@ -432,10 +462,8 @@ def test_download_stackexchange_verifies_checksums(
 
 
 @pytest.mark.corpus
-def test_corpus_beer_site_one_document_per_question_in_score_order() -> None:
-    path = CORPUS / "stackexchange" / "beer.stackexchange.com" / "Posts.xml"
-    if not path.exists():
-        pytest.skip("../shared/corpus is absent")
+def test_corpus_beer_site_one_document_per_question_in_score_order(corpus: Path) -> None:
+    path = corpus / "stackexchange" / "beer.stackexchange.com" / "Posts.xml"
     items = read_all(path)
     assert all(isinstance(i, Document) for i in items)
     questions = {i.meta["post_id"] for i in items if i.meta["post_type"] == 1}
@@ -459,3 +487,13 @@ def test_corpus_beer_site_one_document_per_question_in_score_order() -> None:
     first = next(d for d in docs if d.meta["question_id"] == 1)
     assert first.meta["title"] == "What is a citra hop, and how does it differ from other hops?"
     assert first.meta["answer_ids"] == [4]
+
+
+def test_config_section() -> None:
+    from llama_data.pipeline.config import ConfigError, parse_config
+
+    cfg = parse_config({"sources": {"stackexchange": {"inputs": ["/se/*.7z"], "top_sites": 3}}})
+    src = cfg.sources["stackexchange"]
+    assert src.top_sites == 3 and src.include_meta is False
+    with pytest.raises(ConfigError, match="top_sites"):
+        parse_config({"sources": {"stackexchange": {"inputs": ["x"], "top_sites": -1}}})

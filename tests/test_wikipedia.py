@@ -8,6 +8,7 @@ Fixtures are MediaWiki export-0.10 dumps written here, in tmp_path, the way Wiki
 from __future__ import annotations
 
 import bz2
+import codecs
 import hashlib
 import http.server
 import json
@@ -41,7 +42,6 @@ from llama_data.pipeline.wikipedia.reader import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("LLAMA_DATA_CORPUS", REPO.parent / "shared" / "corpus"))
 
 ARTICLE = """{{Infobox beverage
 | name = Mead
@@ -257,6 +257,30 @@ def test_multistream_splits_by_index_and_by_scanning_agree(tmp_path: Path) -> No
         assert sorted(d.id for d in items) == sorted(whole)  # each page exactly once
 
 
+def test_index_given_explicitly(tmp_path: Path, monkeypatch) -> None:
+    from llama_data.pipeline.wikipedia import reader as reader_mod
+
+    pages = [page_xml(100 + i, f"Page {i}", f"Text {i}. " * 40) for i in range(12)]
+    path = write_multistream(
+        tmp_path / "enwiki-20230501-pages-articles-multistream.xml.bz2", pages, 2
+    )
+    index = Path(index_path_for(str(path)) or "")
+    moved = tmp_path / "indexes" / index.name
+    moved.parent.mkdir()
+    index.rename(moved)
+
+    def no_scan(stream):
+        raise AssertionError("scanned although the index was given")
+
+    monkeypatch.setattr(reader_mod, "scan_stream_offsets", no_scan)
+    reader = WikipediaReader(split_bytes=300, index_paths=[str(moved)])
+    splits = reader.splits(str(path), path.stat().st_size, local_open)
+    assert len(splits) > 2
+    assert sorted(d.id for d in all_items(reader, path)) == sorted(
+        f"enwiki/{100 + i}" for i in range(12)
+    )
+
+
 def test_streams_cut_mid_page_like_pbzip2(tmp_path: Path) -> None:
     """pbzip2/lbzip2 cut streams at arbitrary bytes: a page may span two splits."""
     pages = [page_xml(i, f"P{i}", f"Text {i} " * 60) for i in range(1, 41)]
@@ -292,6 +316,7 @@ def test_stream_scan_finds_every_stream(tmp_path: Path) -> None:
 def test_plain_xml_byte_ranges_take_each_page_once(tmp_path: Path) -> None:
     pages = [page_xml(i, f"P{i}", "word " * (20 + i)) for i in range(1, 25)]
     path = write_dump(tmp_path / "enwiki.xml", pages)
+    path.write_bytes(codecs.BOM_UTF8 + path.read_bytes())  # offsets must count the BOM
     reader = WikipediaReader(split_bytes=700)
     splits = reader.splits(str(path), path.stat().st_size, local_open)
     assert len(splits) > 5
@@ -647,12 +672,10 @@ def test_cli_rejects_bad_language_codes(tmp_path: Path) -> None:
 
 
 @pytest.mark.corpus
-def test_corpus_enwiki_and_ukwiki_kept_jawiki_skipped() -> None:
-    if not (CORPUS / "wikipedia").is_dir():
-        pytest.skip("../shared/corpus is absent")
+def test_corpus_enwiki_and_ukwiki_kept_jawiki_skipped(corpus: Path) -> None:
     results: dict[str, list] = {}
     for name in ("enwiki-sample", "ukwiki-20230501", "jawiki-20230501"):
-        docs = list(WikipediaReader().read_path(str(CORPUS / "wikipedia" / f"{name}.xml.bz2")))
+        docs = list(WikipediaReader().read_path(str(corpus / "wikipedia" / f"{name}.xml.bz2")))
         assert all(isinstance(d, Document) for d in docs)
         results[name] = list(run_steps([WikipediaPageFilter(), CleanWikitext()], docs))
     en, uk, ja = results.values()
@@ -669,3 +692,23 @@ def test_corpus_enwiki_and_ukwiki_kept_jawiki_skipped() -> None:
         assert "[[" not in d.text and "{{" not in d.text and "<ref" not in d.text
     algo = next(d for d in en_kept if d.meta["title"] == "Algorithm")
     assert "In mathematics and computer science, an algorithm" in algo.text
+
+
+def test_config_section(tmp_path: Path) -> None:
+    from llama_data.pipeline.config import ConfigError, parse_config
+
+    cfg = parse_config(
+        {
+            "sources": {
+                "wikipedia": {"inputs": ["d/*.bz2"], "languages": ["en", "uk"], "split_mb": 8}
+            }
+        },
+        tmp_path / "build.toml",
+    )
+    src = cfg.sources["wikipedia"]
+    assert src.languages == ["en", "uk"] and src.split_mb == 8 and src.dedup is False
+    assert src.inputs == [str(tmp_path / "d" / "*.bz2")]
+    with pytest.raises(ConfigError, match="languages"):
+        parse_config({"sources": {"wikipedia": {"inputs": ["x"], "languages": ["English"]}}})
+    with pytest.raises(ConfigError, match="langauges"):
+        parse_config({"sources": {"wikipedia": {"inputs": ["x"], "langauges": ["en"]}}})

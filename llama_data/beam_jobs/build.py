@@ -170,6 +170,90 @@ def plan_github(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildSt
     ]
 
 
+def final_document_stage(ctx: BuildContext, source: str) -> str:
+    """The stage whose kept documents are `source`'s contribution to the mixture.
+
+    A source's own stage, unless a build-wide filter refines it afterwards: the Wikipedia-reference
+    classifier writes `<source>-wikiref` for its `[wikiref] source`.
+    """
+    wikiref = ctx.config.sections.get("wikiref")
+    if wikiref is not None and getattr(wikiref, "source", None) == source:
+        return f"{source}-wikiref"
+    return source
+
+
+def plan_tokens(ctx: BuildContext) -> list[BuildStep]:
+    """tokenizer -> tokenized -> tokens, after every configured source (whatever they are).
+
+    Each source's final stage (`final_document_stage`) writes OUT/<stage>/*.parquet documents
+    whose `source` column is its mixture name; the token stages take all of them. They are
+    planned when at least one configured source has a mixture weight.
+    """
+    from llama_data.beam_jobs.tokenize import (
+        make_mix_task,
+        make_tokenize_task,
+        make_tokenizer_task,
+    )
+    from llama_data.pipeline.mixture import MixtureSpec, load_mixture_spec
+
+    tok = ctx.config.section("tokenizer")
+    mixture = ctx.config.section("mixture")
+    if mixture.weights_file:
+        base = load_mixture_spec(mixture.weights_file)
+    elif mixture.weights:
+        base = MixtureSpec(dict(mixture.weights), {}, "config")
+    else:
+        base = load_mixture_spec("table1")
+    spec = MixtureSpec(dict(base.weights), {**base.max_epochs, **mixture.max_epochs}, base.name)
+    if not any(spec.weights.get(name, 0) > 0 for name in ctx.config.sources):
+        # Nothing configured is in the mixture (e.g. only a corpus of your own to clean): no
+        # tokens to make. Name your source in [mixture] weights to get shards from it.
+        return []
+    sources = tuple(final_document_stage(ctx, name) for name in ctx.config.sources)
+
+    def documents(c: BuildContext) -> list[str]:
+        return [g for name in sources for g in c.documents_of(name)]
+
+    return [
+        BuildStep(
+            "tokenizer",
+            lambda c: make_tokenizer_task(
+                documents(c),
+                vocab_size=tok.vocab_size,
+                weights=dict(spec.weights),
+                sample_bytes=tok.sample_bytes,
+                seed=tok.seed,
+                num_threads=tok.num_threads,
+            ),
+            deps=sources,
+            describe="train-tokenizer (SentencePiece BPE, mixture sample)",
+        ),
+        BuildStep(
+            "tokenized",
+            lambda c: make_tokenize_task(documents(c), c.stage_dir("tokenizer")),
+            deps=(*sources, "tokenizer"),
+            describe="tokenize (per-source token streams)",
+        ),
+        BuildStep(
+            "tokens",
+            lambda c: make_mix_task(
+                c.stage_dir("tokenized"),
+                spec,
+                context_length=mixture.context_length,
+                total_tokens=mixture.tokens,
+                renormalize=mixture.renormalize,
+                seed=mixture.seed,
+                target_bytes=mixture.shard_bytes,
+            ),
+            deps=("tokenized",),
+            describe="mix (Table 1 proportions -> shards + manifest)",
+        ),
+    ]
+
+
+POST_PLANNERS.append(plan_tokens)
+
+
 def plan_build(ctx: BuildContext) -> list[BuildStep]:
     steps: list[BuildStep] = []
     for name, src in ctx.config.sources.items():
@@ -276,6 +360,10 @@ def run_build(
         results.append(result)
         if not run.quiet:
             echo(result.summary())
+    if "tokens" in ctx.results and not run.quiet:
+        from llama_data.pipeline.report import report
+
+        echo(report(ctx.stage_dir("tokens")))
     fs.write_text(
         fs.join(output, "build.json"),
         json.dumps(

@@ -1,4 +1,4 @@
-"""The Stack Exchange stage: posts -> (top sites) -> text -> grouped by question via a shuffle.
+"""The Stack Exchange stage: posts -> (top sites) -> grouped by question via a shuffle -> text.
 
 Answers meet their question through GroupByKey on `<site>/<question id>`, never an in-memory map
 of a site, so a site of any size fits. `--top-sites` counts posts per site with a combiner and
@@ -10,6 +10,7 @@ post as `in`; answers merged into their question's document are taken off `in` a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -37,6 +38,20 @@ from llama_data.pipeline.stackexchange import (
     site_of,
     top_sites,
 )
+from llama_data.pipeline.steps import run_steps
+
+
+class _StepCounters:
+    """Step counters as Beam metrics of the stage (created on first use)."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self._cache: dict[str, Any] = {}
+
+    def __call__(self, key: str, n: int = 1) -> None:
+        if key not in self._cache:
+            self._cache[key] = Metrics.counter(self.stage, key)
+        self._cache[key].inc(n)
 
 
 class _TopSitesFilter(beam.DoFn):
@@ -55,19 +70,34 @@ class _TopSitesFilter(beam.DoFn):
 
 
 class _Assemble(beam.DoFn):
+    """HTML to text and assembly, after the shuffle: a site read by one worker (a .7z cannot be
+    split) still has its posts converted by all of them."""
+
     def __init__(self, stage: str) -> None:
         self.stage = stage
+        self.html = PostHtmlToText()
 
     def setup(self) -> None:
         self._in = Metrics.counter(self.stage, "in")
         self._merged = Metrics.counter(self.stage, "posts.answers_merged")
         self._questions = Metrics.counter(self.stage, "posts.questions")
+        self.html.bind_counters(_StepCounters(self.stage))
+        self.html.setup()
 
     def process(self, item: tuple[str, Iterable[Document]]):
         key, posts = item
         posts = list(posts)
-        outs = list(assemble_question(key, posts))
-        merged = len(posts) - len(outs)
+        texts: list[Document] = []
+        errors = 0
+        for out in run_steps([self.html], posts, self.stage):
+            if isinstance(out, Document):
+                texts.append(out)
+            else:  # a post whose HTML cannot be read: a dead letter; its question goes on
+                errors += 1
+                out.stage = out.stage or self.stage
+                yield beam.pvalue.TaggedOutput("errors", out)
+        outs = list(assemble_question(key, texts)) if texts else []
+        merged = len(posts) - errors - len(outs)
         if merged:
             self._in.dec(merged)
             self._merged.inc(merged)
@@ -84,6 +114,7 @@ def make_stackexchange_stage(
     top_n: int | None = None,
     include_meta: bool = False,
     name: str = "stackexchange",
+    split_bytes: int = 64 << 20,
 ) -> StageSpec:
     """Site archives / Posts.xml to one document per question; `top_n` keeps the largest sites."""
     if top_n is not None and top_n < 1:
@@ -98,7 +129,9 @@ def make_stackexchange_stage(
         if not files:
             raise UserError("stackexchange: every input is a meta site (pass --include-meta)")
         ctx.stats["sites"] = sorted({site_of(f.path) for f in files})
-        read = p | "Read" >> ReadDocuments(files, StackExchangeReader(), ctx.name, ctx.progress_dir)
+        read = p | "Read" >> ReadDocuments(
+            files, StackExchangeReader(split_bytes=split_bytes), ctx.name, ctx.progress_dir
+        )
         posts = read.docs | "Posts" >> ApplySteps(
             [PostFilter(exclude_meta=not include_meta)], ctx.name
         )
@@ -117,16 +150,18 @@ def make_stackexchange_stage(
             ).with_outputs("rejected", main="kept")
             kept_posts = top.kept
             rejected.append(top.rejected)
-        text = kept_posts | "Html" >> ApplySteps([PostHtmlToText()], ctx.name)
         grouped = (
-            text.kept
+            kept_posts
             | "ByQuestion" >> beam.Map(lambda d: (question_key(d), d))
             | "Group" >> beam.GroupByKey()
-            | "Assemble" >> beam.ParDo(_Assemble(ctx.name)).with_outputs("rejected", main="kept")
+            | "Assemble"
+            >> beam.ParDo(_Assemble(ctx.name)).with_outputs("rejected", "errors", main="kept")
         )
-        rejected += [text.rejected, grouped.rejected]
+        rejected.append(grouped.rejected)
         return StageOutputs(
-            kept=grouped.kept, rejected=rejected, errors=[read.errors, posts.errors, text.errors]
+            kept=grouped.kept,
+            rejected=rejected,
+            errors=[read.errors, posts.errors, grouped.errors],
         )
 
     return StageSpec(
@@ -138,6 +173,7 @@ def make_stackexchange_stage(
             "source": "stackexchange",
             "top_sites": top_n,
             "include_meta": include_meta,
+            "split_bytes": split_bytes,
             "answer_order": "score desc (numeric), answer id asc",
         },
     )
@@ -148,10 +184,11 @@ def plan_stackexchange(name: str, src: SourceConfig, ctx: BuildContext) -> list[
     inputs = list(src.inputs)
     top_n = int(getattr(src, "top_sites", 28)) or None
     include_meta = bool(getattr(src, "include_meta", False))
+    split_bytes = int(getattr(src, "split_mb", 64)) << 20
     return [
         BuildStep(
             name,
-            lambda _ctx: make_stackexchange_stage(inputs, top_n, include_meta, name),
+            lambda _ctx: make_stackexchange_stage(inputs, top_n, include_meta, name, split_bytes),
             describe="Stack Exchange posts -> one document per question",
             inputs=inputs,
         )

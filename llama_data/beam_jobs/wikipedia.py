@@ -30,12 +30,15 @@ def make_wikipedia_stage(
     split_bytes: int = DEFAULT_SPLIT_BYTES,
     use_index: bool = True,
     min_chars: int = 1,
+    index_paths: Sequence[str] = (),
 ) -> StageSpec:
     """MediaWiki XML dumps to clean article text; `languages=None` keeps every language."""
     langs = None if languages is None else sorted(set(languages))
 
     def build(p, ctx: StageContext) -> StageOutputs:
-        reader = WikipediaReader(split_bytes=split_bytes, use_index=use_index)
+        reader = WikipediaReader(
+            split_bytes=split_bytes, use_index=use_index, index_paths=index_paths
+        )
         read = p | "Read" >> ReadDocuments(inputs, reader, ctx.name, ctx.progress_dir)
         steps = read.docs | "Clean" >> ApplySteps(
             [WikipediaPageFilter(langs), CleanWikitext(min_chars=min_chars)], ctx.name
@@ -56,6 +59,7 @@ def make_wikipedia_stage(
             "use_index": use_index,
             "min_chars": min_chars,
             "namespaces": [0],
+            "index_paths": sorted(index_paths),
         },
     )
 
@@ -67,11 +71,12 @@ def plan_wikipedia(name: str, src: SourceConfig, ctx: BuildContext) -> list[Buil
     split_bytes = int(getattr(src, "split_mb", DEFAULT_SPLIT_BYTES >> 20)) << 20
     use_index = bool(getattr(src, "use_index", True))
     min_chars = int(getattr(src, "min_chars", 1))
+    indexes = list(getattr(src, "indexes", []))
     return [
         BuildStep(
             name,
             lambda _ctx: make_wikipedia_stage(
-                inputs, languages, name, split_bytes, use_index, min_chars
+                inputs, languages, name, split_bytes, use_index, min_chars, indexes
             ),
             describe="MediaWiki dumps -> articles as clean text",
             inputs=inputs,

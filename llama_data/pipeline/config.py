@@ -384,12 +384,14 @@ class WikipediaSourceConfig(SourceConfig):
     """[sources.wikipedia]: MediaWiki XML dumps (`*-pages-articles*.xml.bz2`, multistream, .xml).
 
     `languages` (from each dump's siteinfo) defaults to the paper's 20; `[]` keeps all.
-    `split_mb` is the byte size of the ranges a multistream dump is cut into for parallel reading.
+    `split_mb` is the byte size of the ranges a multistream dump is cut into for parallel reading;
+    `indexes` names multistream index files kept elsewhere than beside their dumps.
     """
 
     languages: list[str] = field(default_factory=lambda: list(PAPER_WIKIPEDIA_LANGUAGES))
     split_mb: int = 64
     use_index: bool = True
+    indexes: list[str] = path_field(default_factory=list)
     min_chars: int = 1
     dedup: bool = False
 
@@ -408,17 +410,20 @@ class StackExchangeSourceConfig(SourceConfig):
     """[sources.stackexchange]: per-site `.7z` archives or extracted `<site>/Posts.xml`.
 
     `top_sites` keeps the N largest sites by post count (0 = all); meta sites are skipped unless
-    `include_meta`.
+    `include_meta`; an extracted Posts.xml is read in `split_mb` byte ranges.
     """
 
     top_sites: int = 28
     include_meta: bool = False
+    split_mb: int = 64
     dedup: bool = False
 
     def validate(self, where: str) -> None:
         super().validate(where)
         if self.top_sites < 0:
             raise ConfigError(f"{where}.top_sites: must be >= 0, got {self.top_sites}")
+        if self.split_mb < 1:
+            raise ConfigError(f"{where}.split_mb: must be >= 1, got {self.split_mb}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -535,3 +540,59 @@ class CommonCrawlConfig(SourceConfig):
             raise ConfigError(f"{where}.dedup_group_files: must be >= 1 (or left out)")
         if self.lm_vocab_size < 100:
             raise ConfigError(f"{where}.lm_vocab_size: must be >= 100")
+
+
+# ---------------------------------------------------------------------------------------------
+# Build-wide sections of the token stages (tokenizer, tokenize, mix)
+
+
+@register_section("tokenizer")
+@dataclass(frozen=True)
+class TokenizerSection:
+    """[tokenizer]: SentencePiece BPE (LLaMA settings) trained on a mixture-weighted sample."""
+
+    vocab_size: int = 32000
+    sample_bytes: int = 100_000_000
+    seed: int = 0
+    num_threads: int = 4
+
+    def validate(self, where: str) -> None:
+        if self.vocab_size < 260:
+            raise ConfigError(f"{where}.vocab_size: must be >= 260 (256 bytes + specials)")
+        if self.sample_bytes < 1:
+            raise ConfigError(f"{where}.sample_bytes: must be >= 1")
+        if self.num_threads < 1:
+            raise ConfigError(f"{where}.num_threads: must be >= 1")
+
+
+@register_section("mixture")
+@dataclass(frozen=True)
+class MixtureSection:
+    """[mixture]: weights (empty = Table 1), max epochs per source, size and shard layout.
+
+    `weights_file` (JSON/TOML) replaces the inline `weights` table; `tokens` fixes the total
+    (default: the most tokens for which no source exceeds its max epochs).
+    """
+
+    weights: dict[str, float] = field(default_factory=dict)
+    weights_file: str | None = path_field(None)
+    max_epochs: dict[str, float] = field(default_factory=dict)
+    tokens: int | None = None
+    context_length: int = 2048
+    renormalize: bool = False
+    seed: int = 0
+    shard_bytes: int = 256 * 1024 * 1024
+
+    def validate(self, where: str) -> None:
+        if self.weights and self.weights_file:
+            raise ConfigError(f"{where}.weights_file: give weights or weights_file, not both")
+        for key, table in (("weights", self.weights), ("max_epochs", self.max_epochs)):
+            bad = [k for k, v in table.items() if v < 0]
+            if bad:
+                raise ConfigError(f"{where}.{key}.{bad[0]}: must be >= 0")
+        if self.context_length < 1:
+            raise ConfigError(f"{where}.context_length: must be >= 1")
+        if self.tokens is not None and self.tokens < self.context_length:
+            raise ConfigError(f"{where}.tokens: less than one row of context_length tokens")
+        if self.shard_bytes < 1:
+            raise ConfigError(f"{where}.shard_bytes: must be >= 1")

@@ -14,6 +14,7 @@ dumps (`ContentLicense`, `Tags="|a|b|"`, UTF-8 BOM).
 
 from __future__ import annotations
 
+import os
 import posixpath
 import queue
 import re
@@ -37,11 +38,19 @@ from llama_data.pipeline.io import (
     Reader,
     ReadResult,
     base_name,
+    compression_of,
     open_decompressed,
 )
 from llama_data.pipeline.schema import DocumentSchema
 from llama_data.pipeline.steps import Step
-from llama_data.pipeline.xmlsafe import DTD_ERROR, as_chunks, declares_dtd, safe_parser, utf8_chunks
+from llama_data.pipeline.xmlsafe import (
+    DTD_ERROR,
+    as_chunks,
+    declares_dtd,
+    read_chunks,
+    safe_parser,
+    utf8_chunks,
+)
 
 QUESTION = 1
 ANSWER = 2
@@ -148,13 +157,19 @@ def parse_row(row: bytes) -> Post:
     )
 
 
-def _scan_rows(chunks: Iterable[bytes]) -> Iterator[tuple[str, int, bytes]]:
+def _scan_rows(
+    chunks: Iterable[bytes], start: int = 0, end: int | None = None
+) -> Iterator[tuple[str, int, bytes]]:
     """("prolog", 0, bytes) once, then ("row", offset, bytes) per `<row`, up to the next `<`
     (`<` never occurs unescaped inside attribute values, so that is where the element ends),
-    or ("too_large", offset, head) for a row beyond MAX_ROW_BYTES, after which it resyncs."""
+    or ("too_large", offset, head) for a row beyond MAX_ROW_BYTES, after which it resyncs.
+
+    With `start > 0` the chunks begin at byte `start` of the file (a split): there is no prolog,
+    and the rows taken are those whose `<row` begins in [start, end).
+    """
     it = iter(chunks)
     buf = bytearray()
-    base = 0  # stream offset of buf[0]
+    base = start  # stream offset of buf[0]
     done = False
 
     def pull() -> bool:
@@ -166,21 +181,36 @@ def _scan_rows(chunks: Iterable[bytes]) -> Iterator[tuple[str, int, bytes]]:
         buf.extend(chunk)
         return True
 
-    while b"<row" not in buf and len(buf) <= MAX_ROW_BYTES and pull():
-        pass
-    first = buf.find(b"<row")
-    yield "prolog", 0, bytes(buf[: first if first >= 0 else len(buf)])
-    if first < 0:
-        return
-    del buf[:first]
-    base = first
+    if start == 0:
+        while b"<row" not in buf and len(buf) <= MAX_ROW_BYTES and pull():
+            pass
+        first = buf.find(b"<row")
+        yield "prolog", 0, bytes(buf[: first if first >= 0 else len(buf)])
+        if first < 0:
+            return
+        del buf[:first]
+        base = first
+    else:
+        first = -1
+        while first < 0:
+            first = buf.find(b"<row")
+            if first < 0:
+                keep = max(0, len(buf) - 3)
+                del buf[:keep]
+                base += keep
+                if not pull():
+                    return
+        del buf[:first]
+        base += first
     while True:  # here buf starts with "<row"
-        end = buf.find(b"<", 1)
+        if end is not None and base >= end:
+            return  # the next split's row
+        stop_at = buf.find(b"<", 1)
         scanned = len(buf)
-        while end < 0 and len(buf) <= MAX_ROW_BYTES and pull():
-            end = buf.find(b"<", scanned)
+        while stop_at < 0 and len(buf) <= MAX_ROW_BYTES and pull():
+            stop_at = buf.find(b"<", scanned)
             scanned = len(buf)
-        if end < 0 and len(buf) > MAX_ROW_BYTES:
+        if stop_at < 0 and len(buf) > MAX_ROW_BYTES:
             yield "too_large", base, bytes(buf[:200])
             base += len(buf)
             buf.clear()
@@ -193,9 +223,9 @@ def _scan_rows(chunks: Iterable[bytes]) -> Iterator[tuple[str, int, bytes]]:
                 base += len(buf)
                 buf.clear()
         else:
-            stop = end if end >= 0 else len(buf)
+            stop = stop_at if stop_at >= 0 else len(buf)
             yield "row", base, bytes(buf[:stop]).rstrip()
-            if end < 0:
+            if stop_at < 0:
                 return
             del buf[:stop]
             base += stop
@@ -212,11 +242,15 @@ def _scan_rows(chunks: Iterable[bytes]) -> Iterator[tuple[str, int, bytes]]:
                 return
 
 
-def iter_posts(stream: BinaryIO | Iterable[bytes], path: str = "") -> Iterator[Post | DeadLetter]:
-    """Posts of a Posts.xml byte stream (or chunks), dead letters for rows that do not parse."""
-    last = 0
+def iter_posts(
+    stream: BinaryIO | Iterable[bytes], path: str = "", start: int = 0, end: int | None = None
+) -> Iterator[Post | DeadLetter]:
+    """Posts of a Posts.xml byte stream (or chunks), dead letters for rows that do not parse.
+    `start`/`end`: the stream begins at byte `start` of the file; take rows starting before `end`."""
+    last = start
     try:
-        for kind, offset, data in _scan_rows(utf8_chunks(as_chunks(stream))):
+        chunks = utf8_chunks(as_chunks(stream)) if start == 0 else as_chunks(stream)
+        for kind, offset, data in _scan_rows(chunks, start, end):
             last = offset
             if kind == "prolog":
                 if declares_dtd(data):
@@ -403,6 +437,7 @@ class _HtmlText(HTMLParser):
         self.skip = 0
         self.lists: list[list[int | str]] = []  # [kind, counter]
         self.indent = ""  # of the current list item's line
+        self.pending: tuple[str, str] | None = None  # (indent, marker) of an item not yet written
 
     # line building
     def _flush(self) -> None:
@@ -417,8 +452,16 @@ class _HtmlText(HTMLParser):
 
     def _break(self, blank: bool) -> None:
         self._flush()
+        blank = blank and not self.lists  # blocks inside a list item stay tight lines
         if blank and self.lines and self.lines[-1] != "":
             self.lines.append("")
+
+    def _start_item_line(self) -> None:
+        """The list marker goes in front of the item's first text, whatever tags come before."""
+        if self.pending is not None:
+            self.indent, marker = self.pending
+            self.cur.append(marker)
+            self.pending = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self.SKIP:
@@ -433,8 +476,7 @@ class _HtmlText(HTMLParser):
                 if top[0] == "ol":
                     top[1] = int(top[1]) + 1
                     marker = f"{top[1]}."
-            self.indent = "  " * max(0, len(self.lists) - 1)
-            self.cur.append(marker + " ")
+            self.pending = ("  " * max(0, len(self.lists) - 1), marker + " ")
         elif tag in ("ul", "ol"):
             self._break(blank=not self.lists)
             self.lists.append([tag, 0])
@@ -482,8 +524,10 @@ class _HtmlText(HTMLParser):
         if not self.pre:
             if not self.cur and not data.strip():
                 return
+            self._start_item_line()
             self.cur.append(data)
             return
+        self._start_item_line()
         parts = data.split("\n")
         self.cur.append(parts[0])
         for part in parts[1:]:
@@ -639,15 +683,37 @@ class StackExchangeReader(Reader):
 
     name = "stackexchange"
 
-    def __init__(self, source: str = "stackexchange") -> None:
+    def __init__(self, source: str = "stackexchange", split_bytes: int = 64 << 20) -> None:
         super().__init__(source)
+        self.split_bytes = split_bytes
+
+    def splits(self, path: str, size: int, open_raw: OpenRaw) -> list[FileSplit]:
+        """An extracted Posts.xml (Stack Overflow's is ~100 GB) is read in byte ranges, each
+        taking the rows that start in it; archives and compressed files are read whole."""
+        if path.lower().endswith(".7z") or compression_of(path) is not None:
+            return [FileSplit(path)]
+        try:
+            if size <= 0:
+                with open_raw(path) as raw:
+                    size = raw.seek(0, os.SEEK_END)
+        except OSError:
+            return [FileSplit(path)]
+        if size <= self.split_bytes:
+            return [FileSplit(path)]
+        bounds = list(range(0, size, self.split_bytes))
+        return [
+            FileSplit(path, b, bounds[i + 1] if i + 1 < len(bounds) else None)
+            for i, b in enumerate(bounds)
+        ]
 
     def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
         path = split.path
         site = site_of(path)
         try:
             with open_raw(path) as raw:
-                if path.lower().endswith(".7z"):
+                if split.start > 0 or split.end is not None:
+                    yield from self._read_range(raw, split, site)
+                elif path.lower().endswith(".7z"):
                     try:
                         chunks: Iterable[bytes] = iter_7z_member(raw)
                         posts = iter_posts(chunks, path)
@@ -671,6 +737,20 @@ class StackExchangeReader(Reader):
             yield DeadLetter(
                 file=path, reason="unreadable_file", error=f"{type(exc).__name__}: {exc}"
             )
+
+    def _read_range(self, raw: BinaryIO, split: FileSplit, site: str) -> ReadResult:
+        path = split.path
+        if split.start > 0:  # the prolog is in the first split only: check it here as well
+            head = raw.read(1 << 16)
+            first_row = head.find(b"<row")
+            prolog = head[: first_row if first_row >= 0 else len(head)]
+            if declares_dtd(prolog):
+                yield DeadLetter(file=path, offset=0, reason="xml_dtd_forbidden", error=DTD_ERROR)
+                return
+            raw.seek(split.start)
+        chunks = read_chunks(raw)
+        for p in iter_posts(chunks, path, split.start, split.end):
+            yield self._convert(p, site, path)
 
     def _convert(self, item: Post | DeadLetter, site: str, path: str) -> Document | DeadLetter:
         if isinstance(item, DeadLetter):

@@ -53,8 +53,8 @@ def as_chunks(stream: BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
 
 
 def utf8_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Chunks of UTF-8 without BOM: UTF-16 (by BOM, or `<\\0?\\0` per XML 1.0 appendix F) is
-    re-encoded, a UTF-8 BOM dropped, anything else passed through."""
+    """Chunks of UTF-8: UTF-16 (by BOM, or `<\\0?\\0` per XML 1.0 appendix F) is re-encoded,
+    anything else (UTF-8, with or without BOM) passed through unchanged."""
     it = iter(chunks)
     head = b""
     for chunk in it:
@@ -66,9 +66,7 @@ def utf8_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
         encoding = "utf-16-le"
     elif head.startswith(codecs.BOM_UTF16_BE) or head.startswith(b"\x00<\x00?"):
         encoding = "utf-16-be"
-    if encoding is None:
-        if head.startswith(codecs.BOM_UTF8):
-            head = head[len(codecs.BOM_UTF8) :]
+    if encoding is None:  # a UTF-8 BOM stays: offsets then remain the file's byte offsets
         if head:
             yield head
         yield from it

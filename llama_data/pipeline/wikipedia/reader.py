@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from llama_data.pipeline.document import DeadLetter, Document
@@ -73,6 +73,12 @@ def index_path_for(path: str) -> str | None:
         return None
     name = name.replace("-multistream", "-multistream-index", 1).replace(".xml", ".txt", 1)
     return posixpath.join(head, name) if head else name
+
+
+def dump_name_for_index(index: str) -> str:
+    """The dump file an index belongs to (inverse of `index_path_for`), as a base name."""
+    name = posixpath.basename(index)
+    return name.replace("-multistream-index", "-multistream", 1).replace(".txt", ".xml", 1)
 
 
 def stream_offsets_from_index(stream: BinaryIO) -> list[int]:
@@ -143,10 +149,13 @@ class WikipediaReader(Reader):
         source: str = "wikipedia",
         split_bytes: int = DEFAULT_SPLIT_BYTES,
         use_index: bool = True,
+        index_paths: Sequence[str] = (),
     ) -> None:
         super().__init__(source)
         self.split_bytes = split_bytes
         self.use_index = use_index
+        # Indexes given explicitly (kept elsewhere than beside their dump), by the dump they name.
+        self.index_for = {dump_name_for_index(p): p for p in index_paths}
 
     # -- splitting -----------------------------------------------------------------------------
 
@@ -176,7 +185,9 @@ class WikipediaReader(Reader):
         ]
 
     def _stream_offsets(self, path: str, open_raw: OpenRaw) -> list[int]:
-        index = index_path_for(path) if self.use_index else None
+        index = None
+        if self.use_index:
+            index = self.index_for.get(posixpath.basename(path)) or index_path_for(path)
         if index is not None:
             try:
                 with open_raw(index) as raw, open_decompressed(raw, index) as stream:

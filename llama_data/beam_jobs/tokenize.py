@@ -1,0 +1,364 @@
+"""Beam composition of the token stages: train-tokenizer, tokenize, mix (no text logic here).
+
+tokenize: input units (file, row group) -> Reshuffle -> encode each unit in a worker (SentencePiece
+loaded once per worker in `setup`, batched C++ encoding) -> per-source token files. mix: shard
+indices -> Reshuffle -> each worker computes and writes whole shards. Both write to local folders
+(the token files are memory-mapped by their readers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from llama_data.beam_jobs.harness import StageContext, TaskSpec, worker_logs_captured
+from llama_data.beam_jobs.runners import RunOptions, explain_runner_failure, pipeline_options
+from llama_data.pipeline.doc_batches import DocUnit, InputError, doc_units, expand_inputs
+from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.mix import MixJob, ShardBuilder, finish_mix, prepare_mix
+from llama_data.pipeline.mixture import MixtureError, MixtureSpec, load_mixture_spec
+from llama_data.pipeline.report import format_table1
+from llama_data.pipeline.shards import ShardError
+from llama_data.pipeline.token_streams import TokenStreamError, summarize, tokenize_unit
+from llama_data.pipeline.tokenizer import (
+    Tokenizer,
+    TokenizerError,
+    resolve_model_path,
+    train_tokenizer_from_files,
+)
+
+
+def _run_pipeline(run: RunOptions, name: str, build: Callable[[beam.Pipeline], None]) -> Any:
+    try:
+        with worker_logs_captured(run):
+            p = beam.Pipeline(options=pipeline_options(run, name))
+            build(p)
+            result = p.run()
+            result.wait_until_finish()
+            return result
+    except UserError:
+        raise
+    except Exception as exc:
+        friendly = explain_runner_failure(run, exc)
+        if friendly is not None:
+            raise friendly from exc
+        raise
+
+
+class _TokenizeUnitFn(beam.DoFn):
+    def __init__(self, model_path: str, out_dir: str) -> None:
+        self.model_path = model_path
+        self.out_dir = out_dir
+
+    def setup(self) -> None:
+        self._tokenizer = Tokenizer(self.model_path)
+        self._tokenizer.sp  # noqa: B018 - load the model once per worker
+        self._docs = Metrics.counter("tokenize", "documents")
+        self._tokens = Metrics.counter("tokenize", "tokens")
+        self._errors = Metrics.counter("tokenize", "errors")
+
+    def process(self, item: tuple[int, DocUnit]):
+        index, unit = item
+        stats = tokenize_unit(unit, index, self._tokenizer, self.out_dir)
+        for counts in stats["sources"].values():
+            self._docs.inc(counts["documents"])
+            self._tokens.inc(counts["tokens"])
+        self._errors.inc(stats["errors"])
+        yield stats
+
+
+def run_tokenize(
+    inputs: Sequence[str], tokenizer: str, output: str, run: RunOptions
+) -> dict[str, Any]:
+    """Tokenize every document of the inputs into OUTPUT/<source>/part-*.arrow + sources.json."""
+    model = resolve_model_path(tokenizer)
+    paths = expand_inputs(list(inputs))
+    if not paths:
+        raise UserError(f"tokenize: no input files match {list(inputs)}")
+    units = doc_units(paths)
+    out = Path(output).absolute()
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    tok = Tokenizer(model)
+    items = list(enumerate(units))
+    _run_pipeline(
+        run,
+        "tokenize",
+        lambda p: (
+            p
+            | "Units" >> beam.Create(items)
+            | "Spread" >> beam.Reshuffle()
+            | "Encode" >> beam.ParDo(_TokenizeUnitFn(str(model), str(tmp)))
+        ),
+    )
+    info = {"path": str(model.resolve()), **tok.describe()}
+    summary = summarize(tmp, info)
+    summary["units"] = len(units)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return summary
+
+
+class _WriteShardFn(beam.DoFn):
+    def __init__(self, job: MixJob, tmp_dir: str) -> None:
+        self.job = job
+        self.tmp_dir = tmp_dir
+
+    def setup(self) -> None:
+        self._builder = ShardBuilder(self.job)
+        self._rows = Metrics.counter("mix", "rows")
+
+    def process(self, index: int):
+        info = self._builder.write_shard(index, self.tmp_dir)
+        self._rows.inc(info["rows"])
+        # Each worker leaves a sidecar; the driver collects them (no result transport needed).
+        Path(self.tmp_dir, f"{info['file']}.json").write_text(json.dumps(info))
+        yield index
+
+
+def run_mix(job: MixJob, output: str, run: RunOptions) -> dict[str, Any]:
+    """Write all shards of `job` in parallel, then the manifest; returns the manifest."""
+    out = Path(output).absolute()
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    _run_pipeline(
+        run,
+        "mix",
+        lambda p: (
+            p
+            | "Shards" >> beam.Create(list(range(job.n_shards)))
+            | "Spread" >> beam.Reshuffle()
+            | "Write" >> beam.ParDo(_WriteShardFn(job, str(tmp)))
+        ),
+    )
+    infos = []
+    for sidecar in sorted(tmp.glob("shard-*.arrow.json")):
+        infos.append(json.loads(sidecar.read_text()))
+        sidecar.unlink()
+    return finish_mix(job, infos, tmp, out)
+
+
+def plan_job(
+    tokenized: str,
+    output: str,
+    spec: MixtureSpec,
+    context_length: int = 2048,
+    total_tokens: int | None = None,
+    renormalize: bool = False,
+    seed: int = 0,
+    target_bytes: int | None = None,
+    rows_per_shard: int | None = None,
+) -> MixJob:
+    """Plan the mixture; problems the user can fix become UserError."""
+    try:
+        return prepare_mix(
+            tokenized,
+            spec,
+            context_length=context_length,
+            total_tokens=total_tokens,
+            renormalize=renormalize,
+            seed=seed,
+            rows_per_shard=rows_per_shard,
+            output_dir=output,
+            **({"target_bytes": target_bytes} if target_bytes else {}),
+        )
+    except (MixtureError, TokenStreamError, ShardError) as exc:
+        raise UserError(f"mix: {exc}") from exc
+
+
+def mix_cli(
+    tokenized: str,
+    output: str,
+    weights: str,
+    run: RunOptions,
+    context_length: int = 2048,
+    total_tokens: int | None = None,
+    renormalize: bool = False,
+    seed: int = 0,
+    target_bytes: int | None = None,
+    rows_per_shard: int | None = None,
+) -> str:
+    """`llama-data mix`: plan, write the shards, and return this mixture's Table 1."""
+    try:
+        spec = load_mixture_spec(weights)
+    except MixtureError as exc:
+        raise UserError(f"mix: {exc}") from exc
+    job = plan_job(
+        tokenized,
+        output,
+        spec,
+        context_length,
+        total_tokens,
+        renormalize,
+        seed,
+        target_bytes,
+        rows_per_shard,
+    )
+    manifest = run_mix(job, output, run)
+    return format_table1(manifest) + f"\nShards and manifest.json are in {output}"
+
+
+def tokenize_cli(inputs: Sequence[str], tokenizer: str, output: str, run: RunOptions) -> str:
+    try:
+        summary = run_tokenize(inputs, tokenizer, output, run)
+    except (TokenizerError, TokenStreamError, InputError) as exc:
+        raise UserError(f"tokenize: {exc}") from exc
+    lines = [f"Token streams in {output}:"]
+    for name, s in summary["sources"].items():
+        lines.append(
+            f"  {name:<14} {s['documents']:>10,} documents  {s['tokens']:>14,} tokens  "
+            f"{s['text_bytes']:>14,} text bytes"
+        )
+    if summary["errors"]:
+        lines.append(f"  {summary['errors']} unreadable input unit(s): see {output}/errors/")
+    return "\n".join(lines)
+
+
+def train_tokenizer_job(inputs: Sequence[str], output: str, **options: Any) -> dict[str, Any]:
+    try:
+        return train_tokenizer_from_files(list(inputs), output, **options)
+    except (TokenizerError, InputError, MixtureError) as exc:
+        raise UserError(f"train-tokenizer: {exc}") from exc
+
+
+def train_tokenizer_cli(
+    inputs: Sequence[str],
+    output: str,
+    vocab_size: int,
+    weights: str,
+    sample_bytes: int,
+    seed: int,
+    threads: int,
+) -> str:
+    try:
+        spec = load_mixture_spec(weights)
+    except MixtureError as exc:
+        raise UserError(f"train-tokenizer: {exc}") from exc
+    card = train_tokenizer_job(
+        inputs,
+        output,
+        vocab_size=vocab_size,
+        weights=dict(spec.weights),
+        sample_bytes=sample_bytes,
+        seed=seed,
+        num_threads=threads,
+    )
+    lines = [f"Tokenizer in {output}: vocab {card['vocab_size']}, sha256 {card['sha256'][:12]}"]
+    for name, s in card["sample"].items():
+        lines.append(f"  sample {name:<14} {s['documents']:>8,} documents  {s['bytes']:>12,} bytes")
+    return "\n".join(lines)
+
+
+# --- build tasks -------------------------------------------------------------------------------
+
+
+def make_tokenizer_task(
+    inputs: Sequence[str],
+    name: str = "tokenizer",
+    vocab_size: int = 32000,
+    weights: dict[str, float] | None = None,
+    sample_bytes: int = 100_000_000,
+    seed: int = 0,
+    num_threads: int = 4,
+) -> TaskSpec:
+    options = {
+        "vocab_size": vocab_size,
+        "weights": weights,
+        "sample_bytes": sample_bytes,
+        "seed": seed,
+        "num_threads": num_threads,
+    }
+
+    def run(workdir: str, ctx: StageContext) -> dict[str, Any]:
+        card = train_tokenizer_job(inputs, workdir, **options)
+        sampled = sum(s["documents"] for s in card["sample"].values())
+        return {
+            "in": sampled,
+            "kept": sampled,
+            "tokenizer": {k: card[k] for k in ("sha256", "vocab_size")},
+            "sample": card["sample"],
+        }
+
+    return TaskSpec(
+        name=name, run=run, inputs=list(inputs), config={"stage": "train-tokenizer", **options}
+    )
+
+
+def _local_stage_dir(ctx: StageContext) -> str:
+    if "://" in ctx.stage_dir:
+        raise UserError(
+            f"{ctx.name}: token streams and shards are memory-mapped, so the build output must be "
+            f"a local (or mounted) folder, not {ctx.stage_dir}"
+        )
+    return ctx.stage_dir
+
+
+def make_tokenize_task(
+    inputs: Sequence[str], tokenizer_dir: str, name: str = "tokenized"
+) -> TaskSpec:
+    model = os.path.join(tokenizer_dir, "tokenizer.model")
+
+    def run(workdir: str, ctx: StageContext) -> dict[str, Any]:
+        # Straight into the (cleared) stage folder, built under `.tmp` and renamed there: token
+        # streams are as large as the corpus and should not pass through a local temp folder.
+        summary = run_tokenize(inputs, model, _local_stage_dir(ctx), ctx.run)
+        docs = sum(s["documents"] for s in summary["sources"].values())
+        return {
+            "in": docs,
+            "kept": docs,
+            "sources": summary["sources"],
+            "errors": {"unreadable_unit": summary["errors"]} if summary["errors"] else {},
+        }
+
+    return TaskSpec(name=name, run=run, inputs=[*inputs, model], config={"stage": "tokenize"})
+
+
+def make_mix_task(
+    tokenized_dir: str,
+    spec: MixtureSpec,
+    name: str = "tokens",
+    context_length: int = 2048,
+    total_tokens: int | None = None,
+    renormalize: bool = False,
+    seed: int = 0,
+    target_bytes: int | None = None,
+) -> TaskSpec:
+    summary = os.path.join(tokenized_dir, "sources.json")
+    options = {
+        "context_length": context_length,
+        "total_tokens": total_tokens,
+        "renormalize": renormalize,
+        "seed": seed,
+        "target_bytes": target_bytes,
+    }
+
+    def run(workdir: str, ctx: StageContext) -> dict[str, Any]:
+        out = _local_stage_dir(ctx)
+        job = plan_job(tokenized_dir, out, spec, **options)
+        manifest = run_mix(job, out, ctx.run)
+        return {
+            "in": manifest["total_rows"],
+            "kept": manifest["total_rows"],
+            "tokens": manifest["total_tokens"],
+            "shards": len(manifest["shards"]),
+        }
+
+    config = {
+        "stage": "mix",
+        "weights": dict(spec.weights),
+        "max_epochs": dict(spec.max_epochs),
+        **options,
+    }
+    return TaskSpec(name=name, run=run, inputs=[summary], config=config)
