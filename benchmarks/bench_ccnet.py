@@ -8,7 +8,7 @@ boilerplate *within* a copy still does: the line dedup has the real sample's dup
 The perplexity model is trained on the sample's English pages (speed does not depend on quality).
 
 Target: whole job >= 60% of the rate the steps' own costs imply (N / sum of step times), and a
-dedup state <= 16 bytes per distinct line hash.
+dedup state <= 16 bytes per distinct line hash (`HashCounter`: 8 at rest, ~16 while compacting).
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from apache_beam.coders import BytesCoder, TupleCoder, VarIntCoder
-
-from llama_data.beam_jobs.ccnet import ccnet_stage_from_options
+from llama_data.beam_jobs.ccnet import ccnet_stage_from_options, doc_key
 from llama_data.beam_jobs.harness import run_stage
 from llama_data.beam_jobs.runners import RunOptions
 from llama_data.pipeline.ccnet.buckets import Bucket, cutoffs_from_values
@@ -31,10 +29,15 @@ from llama_data.pipeline.ccnet.filters import MinLength, doc_dedup_key
 from llama_data.pipeline.ccnet.langid import LanguageId
 from llama_data.pipeline.ccnet.lines import (
     HashCounter,
+    LineKeyBuffer,
+    dedup_key,
     doc_hashes,
+    duplicated_keys,
     finish,
     hash_counts,
     remove_lines,
+    route_duplicates,
+    unpack_keys,
 )
 from llama_data.pipeline.ccnet.perplexity import Perplexity
 from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
@@ -84,47 +87,75 @@ def make_input(folder: Path, source: Path, copies: int) -> tuple[list[str], int]
     return paths, sum(os.path.getsize(p) for p in paths)
 
 
-def timed(fn):
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
+REPEATS = int(os.environ.get("BENCH_CCNET_REPEATS", "3"))
+
+
+def timed(fn, repeats: int = 1):
+    """Result and best wall time of `repeats` runs (the build machine is shared: the minimum is
+    the least disturbed measurement)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return out, best
 
 
 def main() -> None:
     source = SAMPLE if SAMPLE.is_file() else DEMO
-    results: dict = {"benchmark": "ccnet", "input": source.name, "copies": COPIES}
+    results: dict = {
+        "benchmark": "ccnet",
+        "input": source.name,
+        "copies": COPIES,
+        "repeats": REPEATS,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-ccnet-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "in").mkdir()
         paths, gz_bytes = make_input(tmp / "in", source, COPIES)
 
-        # --- steps alone ------------------------------------------------------------------
+        # --- models and the inputs of each step (computed once) ----------------------------
         reader = WetReader()
-        docs, t_read = timed(
-            lambda: [d for p in paths for d in reader.read_path(p) if isinstance(d, Document)]
-        )
+
+        def read():
+            return [d for p in paths for d in reader.read_path(p) if isinstance(d, Document)]
+
+        docs = read()
         n = len(docs)
         text_mb = sum(len(d.text.encode()) for d in docs) / 1e6
 
         def line_dedup():
-            tracemalloc.start()
-            counter = HashCounter()
-            per_doc = []
+            """The job's engine-free line dedup work in one process: one bundle, 256 shards."""
+            buf = LineKeyBuffer()
             for d in docs:
                 c = hash_counts(doc_hashes(d.text))
-                per_doc.append(c)
-                for h, k in c.items():
-                    counter.add(h, k)
+                buf.add_document(doc_key(d), ((dedup_key(h), k) for h, k in c.items()))
+            counter_bytes = buf.counter.nbytes()
+            counts, pairs = buf.drain(256)
+            by_shard = dict(pairs)
+            routed: dict[bytes, set[bytes]] = {}
+            for shard, state in counts:
+                dup = duplicated_keys([state])
+                for dkey, packed in route_duplicates(dup, by_shard.get(shard, b"")):
+                    routed.setdefault(dkey, set()).update(unpack_keys(packed))
+            out = [finish(remove_lines(d, routed.get(doc_key(d), set()))) for d in docs]
+            return out, counter_bytes
+
+        def dedup_state_peak() -> tuple[int, HashCounter]:
+            """Peak traced memory of the counting state alone (hashes computed per document)."""
+            hashes = [list(hash_counts(doc_hashes(d.text)).items()) for d in docs]
+            tracemalloc.start()
+            counter = HashCounter()
+            for c in hashes:
+                for h, k in c:
+                    counter.add(dedup_key(h), k)
             counter.compact()
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-            dup = {h for h, c in counter.items() if c >= 2}
-            out = [
-                finish(remove_lines(d, dup & set(c))) for d, c in zip(docs, per_doc, strict=True)
-            ]
-            return out, counter, peak
+            return peak, counter
 
-        (after_lines, counter, peak), t_lines = timed(line_dedup)
+        after_lines, _ = line_dedup()
+        peak, counter = dedup_state_peak()
         distinct = len(counter)
         kept = [d for d in after_lines if isinstance(d, Document)]
 
@@ -149,12 +180,14 @@ def main() -> None:
                 out.extend(lid.process_batch(kept[i : i + 256]))
             return [d for d in out if isinstance(d, Document)]
 
-        en_docs, t_lid = timed(run_lid)
+        en_docs = run_lid()
         ppl = Perplexity(str(tmp / "lm"), ["en"])
         ppl.setup()
-        scored, t_ppl = timed(
-            lambda: [o for o in (ppl.process(d) for d in en_docs) if isinstance(o, Document)]
-        )
+
+        def run_ppl():
+            return [o for o in (ppl.process(d) for d in en_docs) if isinstance(o, Document)]
+
+        scored = run_ppl()
 
         def rest():
             cut = cutoffs_from_values({"en": [d.meta["perplexity"] for d in scored]})
@@ -170,14 +203,38 @@ def main() -> None:
                         out.append(length.process(b))
             return out
 
-        _, t_rest = timed(rest)
-        steps = {
-            "read": (n, t_read),
-            "line_dedup": (n, t_lines),
-            "lid": (len(kept), t_lid),
-            "perplexity": (len(en_docs), t_ppl),
-            "bucket_docdedup_length": (len(scored), t_rest),
+        step_fns = {
+            "read": (n, read),
+            "line_dedup": (n, line_dedup),
+            "lid": (len(kept), run_lid),
+            "perplexity": (len(en_docs), run_ppl),
+            "bucket_docdedup_length": (len(scored), rest),
         }
+
+        def job(workers: int) -> tuple[dict, float]:
+            spec = ccnet_stage_from_options(
+                [str(tmp / "in" / "*.wet.gz")], str(tmp / "lm"), languages=["en"]
+            )
+            result, secs = timed(
+                lambda: run_stage(
+                    spec,
+                    str(tmp / f"out{workers}"),
+                    RunOptions(workers=workers, quiet=True),
+                    force=True,
+                )
+            )
+            assert result.stats["accounting"]["ok"]
+            return result.stats, secs
+
+        # --- steps alone and the whole job, interleaved; best of REPEATS each ----------------
+        best = {name: float("inf") for name in step_fns}
+        best_job = float("inf")
+        for _ in range(REPEATS):
+            for name, (_, fn) in step_fns.items():
+                best[name] = min(best[name], timed(fn)[1])
+            stats1, secs = job(1)
+            best_job = min(best_job, secs)
+        steps = {name: (step_fns[name][0], best[name]) for name in step_fns}
         for name, (count, secs) in steps.items():
             results[f"{name}_docs_per_s"] = round(count / secs) if secs else None
             results[f"{name}_s"] = round(secs, 3)
@@ -194,36 +251,23 @@ def main() -> None:
         # --- dedup state and shuffle cost -------------------------------------------------
         lines_in = sum(d.text.count("\n") + 1 for d in docs)
         pairs = sum(len(hash_counts(doc_hashes(d.text))) for d in docs)
-        count_coder = TupleCoder([BytesCoder(), VarIntCoder()])
-        pair_coder = TupleCoder([BytesCoder(), BytesCoder()])
-        count_rec = len(count_coder.encode((b"\0" * 8, 2)))
-        pair_rec = len(pair_coder.encode((b"\0" * 8, b"\0" * 8)))
         results.update(
             lines=lines_in,
             distinct_line_hashes=distinct,
+            doc_distinct_lines=pairs,
             dedup_state_bytes_per_hash=round(counter.nbytes() / distinct, 2),
             dedup_peak_traced_bytes_per_hash=round(peak / distinct, 2),
-            shuffle_count_record_bytes=count_rec,
-            shuffle_pair_record_bytes=pair_rec,
-            # upper bound: one count record per (document, distinct line) before pre-aggregation
-            shuffle_bytes_per_line=round((pairs * (count_rec + pair_rec)) / lines_in, 2),
+            # shuffled: 8 bytes per distinct key per bundle (count state) + 16 per pair
+            shuffle_bytes_per_line=round((8 * distinct + 16 * pairs) / lines_in, 2),
         )
 
         # --- whole job on the local runner ------------------------------------------------
-        for workers in (1, 2):
-            spec = ccnet_stage_from_options(
-                [str(tmp / "in" / "*.wet.gz")], str(tmp / "lm"), languages=["en"]
-            )
-            result, secs = timed(
-                lambda spec=spec, workers=workers: run_stage(
-                    spec, str(tmp / f"out{workers}"), RunOptions(workers=workers, quiet=True)
-                )
-            )
-            assert result.stats["accounting"]["ok"]
+        stats2, secs2 = job(2)
+        for workers, secs, stats in ((1, best_job, stats1), (2, secs2, stats2)):
             results[f"job_w{workers}_s"] = round(secs, 2)
             results[f"job_w{workers}_docs_per_s_per_core"] = round(n / secs / workers, 1)
             results[f"job_w{workers}_mb_per_s_per_core"] = round(text_mb / secs / workers, 2)
-            results[f"job_w{workers}_kept"] = result.stats["kept"]
+            results[f"job_w{workers}_kept"] = stats["kept"]
         results["job_w1_vs_implied"] = round(results["job_w1_docs_per_s_per_core"] / implied, 2)
     print(json.dumps(results), flush=True)
 

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from llama_data import __version__
+from llama_data.pipeline import config
 from llama_data.pipeline.errors import UserError
 
 RUNNER_CHOICES = ("DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PrismRunner")
@@ -211,7 +212,7 @@ def dedup_exact(
     run_cli_stage(make_dedup_exact_stage(list(inputs), source=source), output, run, force)
 
 
-PAPER_WIKIPEDIA_LANGUAGES = "bg,ca,cs,da,de,en,es,fr,hr,hu,it,nl,pl,pt,ro,ru,sl,sr,sv,uk"
+PAPER_WIKIPEDIA_LANGUAGES = ",".join(config.PAPER_WIKIPEDIA_LANGUAGES)
 
 
 def _language_list(value: str, flag: str = "--languages") -> list[str] | None:

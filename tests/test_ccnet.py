@@ -19,7 +19,12 @@ from llama_data.pipeline.ccnet.buckets import (
 )
 from llama_data.pipeline.ccnet.filters import ExactDedupLocal, MinLength, doc_dedup_key
 from llama_data.pipeline.ccnet.langid import LanguageId, lid_model_path
-from llama_data.pipeline.ccnet.lines import dedup_lines_local, doc_hashes, remove_lines
+from llama_data.pipeline.ccnet.lines import (
+    dedup_key,
+    dedup_lines_local,
+    doc_hashes,
+    remove_lines,
+)
 from llama_data.pipeline.ccnet.perplexity import LanguageModel, perplexity
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.normalize import (
@@ -109,7 +114,7 @@ def test_dedup_rule_empty_after_dedup_is_too_short() -> None:
 
 def test_remove_lines_keeps_unique_lines_only() -> None:
     d = doc(1, "keep me\ndrop me\n\n• • •\nkeep me too")
-    dup = {doc_hashes("drop me")[0]}
+    dup = {dedup_key(doc_hashes("drop me")[0])}
     assert remove_lines(d, dup).text == "keep me\nkeep me too"
 
 
@@ -220,7 +225,7 @@ def test_doc_dedup_and_length() -> None:
     out = ExactDedupLocal()([a, b, c])
     assert doc_dedup_key(a) == doc_dedup_key(b) != doc_dedup_key(c)
     assert text_digest(a.text) == doc_dedup_key(a) and len(doc_dedup_key(a)) == 16
-    assert isinstance(out[0], Rejected) and out[0].reason == "duplicate:d1"
+    assert isinstance(out[0], Rejected) and out[0].reason == "duplicate_of:d1"
     assert out[1] is b and out[2] is c
     step = MinLength(10)
     assert isinstance(step.process(doc(1, "short")), Rejected)
@@ -232,14 +237,58 @@ def test_hash_counter_caps_and_compacts() -> None:
     import random
     from collections import Counter
 
-    from llama_data.pipeline.ccnet.lines import HashCounter
+    from llama_data.pipeline.ccnet.lines import HashCounter, dedup_key
 
     rng = random.Random(0)
-    keys = [os.urandom(8) for _ in range(500)]
-    counter, ref = HashCounter(cap=2, buffer_limit=64), Counter()
+    keys = [dedup_key(os.urandom(8)) for _ in range(500)]
+    counter, ref = HashCounter(buffer_limit=64), Counter()
     for _ in range(3000):
         k, n = rng.choice(keys), rng.randint(1, 3)
         counter.add(k, n)
         ref[k] += n
     assert dict(counter.items()) == {k: min(v, 2) for k, v in ref.items()}
-    assert counter.nbytes() == 9 * len(ref)  # uint64 hash + uint8 count, nothing pending
+    assert counter.nbytes() == 8 * len(ref)  # one uint64 per key (flag in the low bit)
+    assert all(k[7] < 0x80 for k in keys)
+
+
+def test_packed_shuffle_records_give_the_same_duplicates_as_the_rule() -> None:
+    """Bundles -> shards -> reducers, as the Beam job runs them, against dedup_lines_local."""
+    import random
+    from collections import defaultdict
+
+    from llama_data.pipeline.ccnet.lines import (
+        LineKeyBuffer,
+        dedup_key,
+        duplicated_keys,
+        hash_counts,
+        route_duplicates,
+        unpack_keys,
+    )
+
+    rng = random.Random(3)
+    pool = [f"line number {chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(300)]
+    docs = [doc(i, "\n".join(rng.choices(pool, k=rng.randint(1, 12)))) for i in range(120)]
+    shards = 7
+    counts, pairs = defaultdict(list), defaultdict(list)
+    for start in range(0, len(docs), 25):  # bundles of 25 documents
+        buf = LineKeyBuffer()
+        for d in docs[start : start + 25]:
+            c = hash_counts(doc_hashes(d.text))
+            buf.add_document(
+                d.id.encode().ljust(8, b"\0"), ((dedup_key(h), n) for h, n in c.items())
+            )
+        cs, ps = buf.drain(shards)
+        for s, v in cs:
+            counts[s].append(v)
+        for s, v in ps:
+            pairs[s].append(v)
+    routed: dict[bytes, set[bytes]] = defaultdict(set)
+    for s in range(shards):
+        dup = duplicated_keys(counts[s])
+        for chunk in pairs[s]:
+            for dkey, packed in route_duplicates(dup, chunk):
+                routed[dkey] |= unpack_keys(packed)
+    expected = dedup_lines_local(docs)
+    for d, exp in zip(docs, expected, strict=True):
+        got = remove_lines(d, routed.get(d.id.encode().ljust(8, b"\0"), set()))
+        assert got.text == (exp.doc.text if isinstance(exp, Rejected) else exp.text)

@@ -341,3 +341,33 @@ def test_corpus_only_english_survives(lm_dir: Path, corpus: Path, tmp_path: Path
     langs = {json.loads(r["meta"]).get("cc_languages") for r in kept} - {None}
     assert langs <= {"eng"}, langs
     assert {r["reason"] for r in rejected} >= {"lang"}
+
+
+def test_config_section_and_build_plan(tmp_path: Path) -> None:
+    from llama_data.beam_jobs.build import BuildContext, plan_build
+    from llama_data.pipeline.config import ConfigError, parse_config
+    from llama_data.pipeline.errors import UserError
+
+    wet = {"inputs": ["cc/*.wet.gz"], "languages": ["en"]}
+    docs = {"format": "documents", "inputs": ["wiki/*.jsonl"]}
+    cfg = parse_config({"sources": {"wikipedia": docs, "commoncrawl": wet}}, tmp_path / "b.toml")
+    src = cfg.sources["commoncrawl"]
+    assert src.keep == ["head", "middle"] and src.min_length == 300 and src.lm is None
+    ctx = BuildContext(config=cfg, output=str(tmp_path / "out"), run=LOCAL)
+    ours = ("wikipedia", "commoncrawl-lm", "commoncrawl")  # build-wide steps may follow
+    steps = {s.name: s for s in plan_build(ctx) if s.name in ours}
+    assert list(steps) == list(ours)
+    assert steps["commoncrawl-lm"].deps == ("wikipedia",)
+    assert steps["commoncrawl"].deps == ("commoncrawl-lm",)
+    # an LM folder given: no training step, no dependency on wikipedia
+    cfg = parse_config({"sources": {"commoncrawl": {**wet, "lm": "models"}}}, tmp_path / "b.toml")
+    assert cfg.sources["commoncrawl"].lm == str(tmp_path / "models")
+    ctx = BuildContext(config=cfg, output=str(tmp_path / "out"), run=LOCAL)
+    assert "commoncrawl-lm" not in [s.name for s in plan_build(ctx)]
+    # no LM and nothing to train it from: one clear error
+    cfg = parse_config({"sources": {"commoncrawl": wet}}, tmp_path / "b.toml")
+    with pytest.raises(UserError, match="lm_from"):
+        plan_build(BuildContext(config=cfg, output=str(tmp_path / "out"), run=LOCAL))
+    for bad, key in (({"keep": ["top"]}, "keep"), ({"min_lang_score": 2}, "min_lang_score")):
+        with pytest.raises(ConfigError, match=key):
+            parse_config({"sources": {"commoncrawl": {**wet, **bad}}}, tmp_path / "b.toml")

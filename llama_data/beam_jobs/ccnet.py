@@ -1,21 +1,22 @@
 """The CCNet stage in Beam: read WET/WARC -> line dedup -> lid -> perplexity -> buckets ->
 document dedup -> length filter. Only composition lives here; the rules are in pipeline/ccnet/.
 
-Line dedup is global and never holds a set in one process. Per document we ship compact keys:
+Line dedup is global and never holds a set in one process; it shuffles packed arrays, not one
+element per line (one Beam element per line costs ~10-30 us on a local runner, more than the
+normalization itself):
 
-1. `Count`: each worker counts the line hashes of its bundle in a `HashCounter` (9 bytes per
-   distinct hash: uint64 + uint8 count capped at 2) and emits (hash, capped count); then
-   CombinePerKey(capped sum), whose combiner lifting merges again before the shuffle. A
-   boilerplate line seen in a million pages thus crosses the shuffle about once per bundle, as
-   an 8-byte key and a 1-byte varint.
-2. `Join`: (line hash, doc key) pairs meet the hashes counted >= 2 in a CoGroupByKey; for each
-   duplicated hash the documents holding it get (doc key, line hash) (16 bytes per pair).
-3. `Apply`: the documents, keyed by an 8-byte doc key, meet their duplicated hashes and lose
+1. `LineKeys`: each bundle counts its line keys in a `HashCounter` (8 bytes per distinct key:
+   `key63 << 1 | seen_twice`) and packs, per shard (key mod `shards`), that count state and its
+   (key, doc key) pairs (16 bytes each).
+2. `ByShard` + `Route`: a shard's reducer merges the bundles' count states (a key flagged, or
+   present in two bundles, occurs at least twice), then streams the pair chunks and sends each
+   document the packed keys it must drop: (doc key, packed keys), one element per document.
+3. `Regroup` + `Apply`: documents keyed by an 8-byte doc key meet their duplicated keys and lose
    those lines.
 
 With `group_files=N` the scope is groups of N input files (in sorted path order): the group
 number is mixed into the 8-byte key (`scoped_hash`), so lines are counted per group, as cc_net's
-per-shard dedup; a shuffle key stays 8 bytes either way.
+per-shard dedup; a key stays 8 bytes either way.
 """
 
 from __future__ import annotations
@@ -52,12 +53,15 @@ from llama_data.pipeline.ccnet.buckets import (
 from llama_data.pipeline.ccnet.filters import MinLength, doc_dedup_key
 from llama_data.pipeline.ccnet.langid import LanguageId
 from llama_data.pipeline.ccnet.lines import (
-    HashCounter,
+    LineKeyBuffer,
     doc_hashes,
+    duplicated_keys,
     finish,
     hash_counts,
     remove_lines,
+    route_duplicates,
     scoped_hash,
+    unpack_keys,
 )
 from llama_data.pipeline.ccnet.perplexity import (
     Perplexity,
@@ -71,7 +75,6 @@ from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.warc import CommonCrawlReader
 
 STAGE = "ccnet"
-DUP_THRESHOLD = 2
 # ApproximateQuantiles returns num_quantiles values from min to max: 11 gives every decile, so
 # the 30th and 60th percentiles are entries 3 and 6.
 NUM_QUANTILES = 11
@@ -90,68 +93,60 @@ def _scope_prefix(doc: Document, groups: dict[str, int] | None) -> bytes:
 
 
 class _LineKeysFn(beam.DoFn):
-    """Per document: (scoped hash, doc key) to `pairs`; the counts are pre-aggregated per bundle
-    in a `HashCounter` (9 bytes per distinct hash) and emitted as (scoped hash, capped count)."""
+    """Per bundle: the line keys of its documents, packed per shard (counts to main, pairs to
+    `pairs`); flushed early when a bundle holds more than `flush_pairs` pairs."""
 
-    def __init__(self, stage: str, groups: dict[str, int] | None, flush_bytes: int) -> None:
+    def __init__(
+        self, stage: str, groups: dict[str, int] | None, shards: int, flush_pairs: int
+    ) -> None:
         self.stage = stage
         self.groups = groups
-        self.flush_bytes = flush_bytes
+        self.shards = shards
+        self.flush_pairs = flush_pairs
 
     def setup(self) -> None:
         self._lines = Metrics.counter(self.stage, "line_dedup.lines_in")
-        self._distinct = Metrics.counter(self.stage, "line_dedup.doc_distinct_hashes")
+        self._pairs = Metrics.counter(self.stage, "line_dedup.doc_distinct_lines")
         self._state = Metrics.distribution(self.stage, "line_dedup.bundle_state_bytes")
 
     def start_bundle(self) -> None:
-        self._counter = HashCounter(cap=DUP_THRESHOLD)
+        self._buf = LineKeyBuffer()
 
     def process(self, doc: Document):
         scope = _scope_prefix(doc, self.groups)
         counts = hash_counts(doc_hashes(doc.text))
         self._lines.inc(doc.text.count("\n") + 1)
-        self._distinct.inc(len(counts))
-        key = doc_key(doc)
-        for h, n in counts.items():
-            sh = scoped_hash(scope, h)
-            self._counter.add(sh, n)
-            yield beam.pvalue.TaggedOutput("pairs", (sh, key))
-        if self._counter.nbytes() >= self.flush_bytes:
+        self._pairs.inc(len(counts))
+        self._buf.add_document(
+            doc_key(doc), ((scoped_hash(scope, h), n) for h, n in counts.items())
+        )
+        if self._buf.pairs() >= self.flush_pairs:
             yield from self._drain()
 
     def _drain(self):
-        self._counter.compact()
-        self._state.update(self._counter.nbytes())
-        yield from self._counter.items()
-        self._counter.clear()
+        self._state.update(self._buf.counter.nbytes())
+        counts, pairs = self._buf.drain(self.shards)
+        yield from counts
+        for kv in pairs:
+            yield beam.pvalue.TaggedOutput("pairs", kv)
 
     def finish_bundle(self):
-        for kv in self._drain():
-            yield WindowedValue(kv, MIN_TIMESTAMP, [GlobalWindow()])
+        for out in self._drain():
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(
+                    out.tag, WindowedValue(out.value, MIN_TIMESTAMP, [GlobalWindow()])
+                )
+            else:
+                yield WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
 
 
-class CappedSum(beam.CombineFn):
-    """Sum of occurrences, capped at the threshold: the rule only asks "at least twice?", so the
-    accumulator never grows and the shuffled value stays one byte."""
-
-    def create_accumulator(self) -> int:
-        return 0
-
-    def add_input(self, acc: int, value: int) -> int:
-        return min(acc + value, DUP_THRESHOLD)
-
-    def merge_accumulators(self, accs: Iterable[int]) -> int:
-        return min(sum(accs), DUP_THRESHOLD)
-
-    def extract_output(self, acc: int) -> int:
-        return acc
-
-
-def _docs_with_duplicate(item: tuple[bytes, dict[str, list]]):
-    key, grouped = item
-    if grouped["dup"]:
-        for dk in grouped["docs"]:
-            yield dk, key
+def _route_shard(item: tuple[int, dict[str, Iterable[bytes]]]):
+    """One shard: keys seen at least twice (from all bundles' counts), sent to their documents."""
+    _, grouped = item
+    dup = duplicated_keys(grouped["counts"])
+    if len(dup):
+        for chunk in grouped["pairs"]:
+            yield from route_duplicates(dup, chunk)
 
 
 class _ApplyLineDedupFn(beam.DoFn):
@@ -166,7 +161,9 @@ class _ApplyLineDedupFn(beam.DoFn):
 
     def process(self, item: tuple[bytes, dict[str, list]]):
         _, grouped = item
-        dup = set(grouped["dup"])
+        dup: set[bytes] = set()
+        for packed in grouped["dup"]:
+            dup |= unpack_keys(packed)
         for doc in grouped["doc"]:  # one document per key, unless two ids collide in 8 bytes
             out = finish(remove_lines(doc, dup, _scope_prefix(doc, self.groups)))
             d = out.doc if isinstance(out, Rejected) else out
@@ -186,30 +183,26 @@ class LineDedup(beam.PTransform):
         self,
         stage: str = STAGE,
         file_groups: dict[str, int] | None = None,
-        flush_bytes: int = 64 << 20,
+        shards: int = 256,
+        flush_pairs: int = 4 << 20,
     ) -> None:
         super().__init__()
         self.stage = stage
         self.file_groups = file_groups
-        self.flush_bytes = flush_bytes
+        self.shards = shards
+        self.flush_pairs = flush_pairs
 
     def expand(self, docs):
         keys = docs | "LineKeys" >> beam.ParDo(
-            _LineKeysFn(self.stage, self.file_groups, self.flush_bytes)
+            _LineKeysFn(self.stage, self.file_groups, self.shards, self.flush_pairs)
         ).with_outputs("pairs", main="counts")
-        duplicated = (
-            keys.counts
-            | "Count" >> beam.CombinePerKey(CappedSum()).with_output_types(tuple[bytes, int])
-            | "AtLeastTwice" >> beam.Filter(lambda kv: kv[1] >= DUP_THRESHOLD)
-            | "Mark" >> beam.Map(lambda kv: (kv[0], True))
-        )
         to_remove = (
-            {"dup": duplicated, "docs": keys.pairs}
-            | "Join" >> beam.CoGroupByKey()
-            | "Route" >> beam.FlatMap(_docs_with_duplicate).with_output_types(tuple[bytes, bytes])
+            {"counts": keys.counts, "pairs": keys.pairs}
+            | "ByShard" >> beam.CoGroupByKey()
+            | "Route" >> beam.FlatMap(_route_shard).with_output_types(tuple[bytes, bytes])
         )
         keyed = docs | "DocKey" >> beam.Map(lambda d: (doc_key(d), d))
-        out = (
+        return (
             {"doc": keyed, "dup": to_remove}
             | "Regroup" >> beam.CoGroupByKey()
             | "Apply"
@@ -217,7 +210,6 @@ class LineDedup(beam.PTransform):
                 "rejected", main="kept"
             )
         )
-        return out
 
 
 class _BucketFn(beam.DoFn):

@@ -352,30 +352,11 @@ class GithubSourceConfig(SourceConfig):
 # ---------------------------------------------------------------------------------------------
 # Wikipedia and Stack Exchange (issue 3)
 
-PAPER_WIKIPEDIA_LANGUAGES = tuple(
-    [
-        "bg",
-        "ca",
-        "cs",
-        "da",
-        "de",
-        "en",
-        "es",
-        "fr",
-        "hr",
-        "hu",
-        "it",
-        "nl",
-        "pl",
-        "pt",
-        "ro",
-        "ru",
-        "sl",
-        "sr",
-        "sv",
-        "uk",
-    ]
-)
+# The 20 languages of LLaMA's Wikipedia (Touvron et al. 2023, §2.1).
+PAPER_WIKIPEDIA_LANGUAGES: tuple[str, ...] = (
+    "bg", "ca", "cs", "da", "de", "en", "es", "fr", "hr", "hu",
+    "it", "nl", "pl", "pt", "ro", "ru", "sl", "sr", "sv", "uk",
+)  # fmt: skip
 
 
 @register_source("wikipedia")
@@ -596,3 +577,49 @@ class MixtureSection:
             raise ConfigError(f"{where}.tokens: less than one row of context_length tokens")
         if self.shard_bytes < 1:
             raise ConfigError(f"{where}.shard_bytes: must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return '""  # unset'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def reference_toml() -> str:
+    """Every section and key with its default, as TOML: the README's config reference."""
+    sections: list[tuple[str, type]] = [("build", BuildSection)]
+    order = {n: i for i, n in enumerate(SOURCE_NAMES)}
+    native = sorted(SOURCE_CONFIGS.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    sections += [(f"sources.{n}", cls) for n, cls in native]
+    sections += list(SECTION_CONFIGS.items())
+    out: list[str] = []
+    for name, cls in sections:
+        out.append(f"[{name}]")
+        for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
+            value = _default(f)
+            text = "[]  # required" if value is dataclasses.MISSING else _toml_value(value)
+            out.append(f"{f.name} = {text}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

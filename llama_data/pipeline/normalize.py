@@ -18,7 +18,6 @@ dedup shuffle carries, and at 2^64 the chance of a false duplicate among 10^10 l
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -82,9 +81,7 @@ _NON_PRINTING = (
     "".join(map(chr, [*range(0, 32), *range(127, 160)]))
     + "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
 )
-_NON_PRINTING_RE = re.compile(f"[{re.escape(_NON_PRINTING)}]")
-_DIGIT_RE = re.compile(r"\d")  # Unicode digits too: "٣" and "3" both become "0"
-_PUNCT_TRANS = str.maketrans(UNICODE_PUNCT)
+_NON_PRINTING_SET = frozenset(_NON_PRINTING)
 
 
 def _is_unicode_punct(ch: str) -> bool:
@@ -94,16 +91,43 @@ def _is_unicode_punct(ch: str) -> bool:
     return ord(ch) > 127 and unicodedata.category(ch).startswith("P")
 
 
-# Removal table built lazily per character: str.translate with a dict subclass caches decisions,
-# which keeps normalization at C speed after the first occurrence of each character.
-class _RemovePunct(dict):
-    def __missing__(self, code: int) -> int | None:
-        value = None if _is_unicode_punct(chr(code)) else code
+def _fold(ch: str) -> str:
+    """One (already lowercased) character without its accents: NFD minus combining marks.
+
+    Per character this equals cc_net's NFD of the whole line followed by dropping category Mn:
+    NFD only reorders combining marks, and all of them are dropped anyway.
+    """
+    if ch.isdecimal():  # what re's \d matches: every Unicode decimal digit
+        return "0"
+    if ch in _NON_PRINTING_SET:
+        return ""
+    return "".join(c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) != "Mn")
+
+
+class _Table(dict):
+    """A translation table filled on first sight of each character: after warm-up a whole
+    normalization is one `str.translate` pass in C (~10x faster than NFD + regexes per line)."""
+
+    def __init__(self, punct: str) -> None:
+        super().__init__()
+        self.punct = punct  # "remove" (dedup key) or "replace" (LM text)
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        if _is_unicode_punct(ch):
+            value = "" if self.punct == "remove" else _fold_all(UNICODE_PUNCT.get(ch, ""))
+        else:
+            value = _fold(ch)
         self[code] = value
         return value
 
 
-_REMOVE_PUNCT = _RemovePunct()
+def _fold_all(text: str) -> str:
+    return "".join(_fold(c) for c in text)
+
+
+_DEDUP_TABLE = _Table("remove")
+_LM_TABLE = _Table("replace")
 
 
 def strip_accents(text: str) -> str:
@@ -111,11 +135,12 @@ def strip_accents(text: str) -> str:
     if text.isascii():
         return text
     nfd = unicodedata.normalize("NFD", text)
-    return "".join(c for c in nfd if not unicodedata.combining(c))
+    return "".join(c for c in nfd if unicodedata.category(c) != "Mn")
 
 
 def normalize_line(line: str) -> str:
-    """The dedup key of a line: stripped, lowercased, digits -> 0, no accents, no Unicode punctuation.
+    """The dedup key of a line: stripped, lowercased, digits -> 0, no accents, no Unicode
+    punctuation, no non-printing characters.
 
     An empty result means the line carries no content worth deduplicating (blank, or only
     punctuation); callers skip such lines rather than hash them.
@@ -123,11 +148,7 @@ def normalize_line(line: str) -> str:
     line = line.strip()
     if not line:
         return ""
-    line = strip_accents(line.lower())
-    line = _DIGIT_RE.sub("0", line)
-    line = line.translate(_REMOVE_PUNCT)
-    line = _NON_PRINTING_RE.sub("", line)
-    return line.strip()
+    return line.lower().translate(_DEDUP_TABLE).strip()
 
 
 def normalize_for_lm(line: str) -> str:
@@ -136,11 +157,7 @@ def normalize_for_lm(line: str) -> str:
     line = line.strip()
     if not line:
         return ""
-    line = strip_accents(line.lower())
-    line = _DIGIT_RE.sub("0", line)
-    line = line.translate(_PUNCT_TRANS)
-    line = _NON_PRINTING_RE.sub("", line)
-    return line.strip()
+    return line.lower().translate(_LM_TABLE).strip()
 
 
 def hash_bytes(normalized: str) -> bytes:

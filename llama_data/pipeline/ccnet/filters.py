@@ -39,5 +39,5 @@ class ExactDedupLocal:
         out: list[Document | Rejected] = []
         for d in docs:
             keeper = first[doc_dedup_key(d)]
-            out.append(d if keeper == d.id else Rejected(d, f"duplicate:{keeper}"))
+            out.append(d if keeper == d.id else Rejected(d, f"duplicate_of:{keeper}"))
         return out

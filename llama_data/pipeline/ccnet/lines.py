@@ -2,10 +2,13 @@
 from every document that has it (cc_net keeps no "first" copy: navigation, cookie banners and
 footers are boilerplate wherever they appear).
 
-The counting is global (the engine's job: a shuffle of 8-byte hashes); this module holds what
-happens on either side of it: the compact per-document hash list that goes into the shuffle and
-the rewrite of a document once its duplicated hashes are known. Lines that normalize to nothing
-(blank, punctuation only) are dropped too: their common hash "" is the most duplicated of all.
+The counting is global (the engine's job: a shuffle); this module holds the engine-free parts on
+either side of it: line hashes and their 8-byte keys, the per-bundle `HashCounter` (8 bytes per
+distinct key), the packed per-shard records a bundle emits, the reducer's merge and routing
+(numpy), and the rewrite of a document once its duplicated keys are known. `dedup_lines_local`
+is the whole rule in one process, the reference the tests hold the Beam job to. Lines that
+normalize to nothing (blank, punctuation only) are dropped too: their common hash "" is the most
+duplicated of all.
 """
 
 from __future__ import annotations
@@ -36,21 +39,13 @@ def hash_counts(hashes: Iterable[bytes | None]) -> dict[bytes, int]:
     return dict(Counter(h for h in hashes if h is not None))
 
 
-def pack_hashes(hashes: Iterable[bytes]) -> bytes:
-    """Concatenated 8-byte hashes: one compact value per document instead of one object per line."""
-    return b"".join(hashes)
-
-
-def unpack_hashes(packed: bytes) -> np.ndarray:
-    return np.frombuffer(packed, dtype=HASH_DTYPE)
-
-
 def scoped_hash(scope: bytes, h: bytes) -> bytes:
-    """The 8-byte key of a line hash within a dedup scope (a group of files); the global scope
-    (b"") keeps the hash itself. Mixing instead of prefixing keeps every key 8 bytes."""
-    if not scope:
-        return h
-    return hashlib.blake2b(scope + h, digest_size=8).digest()
+    """The 8-byte shuffle key of a line hash within a dedup scope (a group of files); the
+    global scope (b"") keeps the hash itself. Mixing instead of prefixing keeps keys 8 bytes.
+    The top bit is always clear (`dedup_key`)."""
+    if scope:
+        h = hashlib.blake2b(scope + h, digest_size=8).digest()
+    return dedup_key(h)
 
 
 def remove_lines(doc: Document, duplicated: set[bytes], scope: bytes = b"") -> Document:
@@ -83,7 +78,7 @@ def dedup_lines_local(docs: Sequence[Document]) -> list[Document | Rejected]:
         counts.update(c)
     out: list[Document | Rejected] = []
     for doc, c in zip(docs, per_doc, strict=True):
-        dup = {h for h in c if counts[h] >= 2}
+        dup = {dedup_key(h) for h in c if counts[h] >= 2}
         out.append(finish(remove_lines(doc, dup)))
     return out
 
@@ -92,58 +87,189 @@ def finish(doc: Document) -> Document | Rejected:
     return doc if doc.meta.get("nlines") else Rejected(doc, "too_short")
 
 
-class HashCounter:
-    """Occurrences of 8-byte hashes, capped at `cap`, in 9 bytes per distinct hash.
+KEY_MASK = (1 << 63) - 1
 
-    New hashes go to an append buffer (8 bytes each, bounded by `buffer_limit`); when it fills
-    up it is sorted and merged into the compact state: a sorted uint64 array of distinct hashes
-    and a uint8 array of their capped counts. This is the per-worker pre-aggregation of the line
-    dedup count, so a worker's memory grows with distinct lines at 9 bytes each, not with Python
-    objects (~100 bytes each) per line.
+
+def dedup_key(h: bytes) -> bytes:
+    """The shuffle key of a line hash: its 63 low bits (little-endian, 8 bytes). Dropping one
+    bit frees room for the "seen twice" flag in `HashCounter`; 2^63 keys keep collisions as
+    unlikely as before (~5e-9 for 10^10 distinct lines)."""
+    return h[:7] + bytes([h[7] & 0x7F])
+
+
+class HashCounter:
+    """Which 63-bit line keys occurred once and which at least twice, in 8 bytes per key.
+
+    The state is one sorted uint64 array of `key << 1 | seen_twice` (sorting by that value is
+    sorting by key). New keys go to an append buffer (`buffer_limit` entries, or 1/64 of the
+    state when larger); compaction sorts the buffer, flags the keys it already holds in place,
+    grows the array in place and merges the new ones in, so the peak stays near 8 bytes per
+    distinct key plus the buffer's temporaries. This is the per-worker
+    pre-aggregation of the line dedup count: memory grows with distinct lines at 8 bytes each,
+    not with Python objects (~100 bytes each).
     """
 
-    def __init__(self, cap: int = 2, buffer_limit: int = 1 << 20) -> None:
+    def __init__(self, cap: int = 2, buffer_limit: int = 1 << 14) -> None:
+        if cap != 2:
+            raise ValueError("HashCounter only answers 'at least twice?' (cap=2)")
         self.cap = cap
         self.buffer_limit = buffer_limit
         self._buf = bytearray()
-        self.keys = np.empty(0, dtype=HASH_DTYPE)
-        self.counts = np.empty(0, dtype=np.uint8)
+        self.state = np.empty(0, dtype=HASH_DTYPE)
 
-    def add(self, h: bytes, n: int = 1) -> None:
-        for _ in range(min(n, self.cap)):
-            self._buf += h
-        if len(self._buf) >= self.buffer_limit * 8:
+    def add(self, key: bytes, n: int = 1) -> None:
+        """Count `n` occurrences of an 8-byte key (from `dedup_key`)."""
+        self._buf += key if n == 1 else key + key
+        # the buffer grows with the state (1/64 of it) so that compactions stay amortized O(1)
+        if len(self._buf) >= max(self.buffer_limit, len(self.state) >> 6) * 8:
+            self.compact()
+
+    def add_packed(self, keys: bytes) -> None:
+        """Count one occurrence of each 8-byte key in `keys` (concatenated)."""
+        self._buf += keys
+        if len(self._buf) >= max(self.buffer_limit, len(self.state) >> 6) * 8:
             self.compact()
 
     def compact(self) -> None:
         if not self._buf:
             return
-        new = np.frombuffer(bytes(self._buf), dtype=HASH_DTYPE)
+        new = np.sort(np.frombuffer(bytes(self._buf), dtype=HASH_DTYPE) & np.uint64(KEY_MASK))
         self._buf = bytearray()
-        keys = np.concatenate([self.keys, new])
-        counts = np.concatenate([self.counts, np.ones(len(new), dtype=np.uint8)])
-        order = np.argsort(keys, kind="stable")
-        keys, counts = keys[order], counts[order]
-        uniq, start = np.unique(keys, return_index=True)
-        summed = np.add.reduceat(counts.astype(np.uint32), start) if len(keys) else counts
-        self.keys = uniq
-        self.counts = np.minimum(summed, self.cap).astype(np.uint8)
+        uniq, counts = np.unique(new, return_counts=True)
+        one = np.uint64(1)
+        packed = (uniq << one) | (counts >= 2).astype(HASH_DTYPE)
+        if not len(self.state):
+            self.state = packed
+            return
+        pos = np.searchsorted(self.state, uniq << one)
+        clipped = np.minimum(pos, len(self.state) - 1)
+        found = (pos < len(self.state)) & ((self.state[clipped] >> one) == uniq)
+        self.state[pos[found]] |= one  # seen before and now again: at least twice
+        fresh = packed[~found]
+        if len(fresh):
+            # grow in place (realloc; large blocks are remapped, not copied), append the new
+            # sorted run, and let the stable sort (timsort) merge the two runs with a buffer
+            # the size of the short one: the peak stays near 8 bytes per key
+            n = len(self.state)
+            self.state.resize(n + len(fresh), refcheck=False)
+            self.state[n:] = fresh
+            self.state.sort(kind="stable")
 
     def __len__(self) -> int:
         self.compact()
-        return len(self.keys)
+        return len(self.state)
 
     def nbytes(self) -> int:
         """Bytes held: the compact state plus the pending buffer."""
-        return self.keys.nbytes + self.counts.nbytes + len(self._buf)
+        return self.state.nbytes + len(self._buf)
 
     def items(self) -> Iterable[tuple[bytes, int]]:
+        """(8-byte key, 1 or 2) for every key seen."""
         self.compact()
-        raw = self.keys.tobytes()
-        for i, c in enumerate(self.counts.tolist()):
-            yield raw[8 * i : 8 * i + 8], c
+        one = np.uint64(1)
+        raw = (self.state >> one).astype(HASH_DTYPE).tobytes()
+        twice = (self.state & one).tolist()
+        for i, t in enumerate(twice):
+            yield raw[8 * i : 8 * i + 8], 1 + t
 
     def clear(self) -> None:
         self._buf = bytearray()
-        self.keys = np.empty(0, dtype=HASH_DTYPE)
-        self.counts = np.empty(0, dtype=np.uint8)
+        self.state = np.empty(0, dtype=HASH_DTYPE)
+
+
+# --- packed records for the Beam shuffle ---------------------------------------------------------
+# The line dedup shuffles arrays, not one element per line: per bundle and shard, the bundle's
+# `HashCounter` state (8 bytes per distinct key) and its (key, doc key) pairs (16 bytes each).
+# A shard's reducer merges the counts, finds the keys seen at least twice and routes them to
+# the documents that hold them, one element per document.
+
+
+class LineKeyBuffer:
+    """One bundle's line keys: counts in a HashCounter, (key, doc key) pairs in two buffers."""
+
+    def __init__(self) -> None:
+        self.counter = HashCounter()
+        self._keys = bytearray()
+        self._docs = bytearray()
+
+    def add_document(self, dkey: bytes, keys: Iterable[tuple[bytes, int]]) -> None:
+        """A document's distinct line keys with their counts in it (joined per document: one
+        append per buffer rather than one per line)."""
+        ks, twice = [], []
+        for k, n in keys:
+            ks.append(k)
+            if n >= 2:
+                twice.append(k)
+        joined = b"".join(ks)
+        self._keys += joined
+        self._docs += dkey * len(ks)
+        self.counter.add_packed(joined + b"".join(twice))
+
+    def pairs(self) -> int:
+        return len(self._keys) // 8
+
+    def drain(self, shards: int) -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
+        """([(shard, packed count state)], [(shard, packed pairs)]) and an empty buffer."""
+        self.counter.compact()
+        state = self.counter.state
+        one = np.uint64(1)
+        counts = _split_by_shard(state, (state >> one) % np.uint64(shards), lambda idx: state[idx])
+        keys = np.frombuffer(bytes(self._keys), dtype=HASH_DTYPE)
+        docs = np.frombuffer(bytes(self._docs), dtype=HASH_DTYPE)
+        pairs = _split_by_shard(
+            keys,
+            keys % np.uint64(shards),
+            lambda idx: np.stack([keys[idx], docs[idx]], axis=1).tobytes(),
+        )
+        self.counter.clear()
+        self._keys, self._docs = bytearray(), bytearray()
+        return [(s, v.tobytes()) for s, v in counts], pairs
+
+
+def _split_by_shard(values: np.ndarray, shard: np.ndarray, take):  # noqa: ANN001, ANN202
+    if not len(values):
+        return []
+    order = np.argsort(shard, kind="stable")
+    sorted_shards = shard[order]
+    bounds = np.flatnonzero(np.diff(sorted_shards)) + 1
+    out = []
+    for idx in np.split(order, bounds):
+        out.append((int(shard[idx[0]]), take(idx)))
+    return out
+
+
+def duplicated_keys(count_states: Iterable[bytes]) -> np.ndarray:
+    """Sorted keys seen at least twice, from several bundles' packed `key << 1 | twice` states:
+    flagged in one bundle, or present in two."""
+    arrays = [np.frombuffer(c, dtype=HASH_DTYPE) for c in count_states]
+    if not arrays:
+        return np.empty(0, dtype=HASH_DTYPE)
+    merged = np.sort(np.concatenate(arrays))
+    one = np.uint64(1)
+    keys = merged >> one
+    twice = (merged & one).astype(bool)
+    repeated = np.zeros(len(keys), dtype=bool)
+    if len(keys) > 1:
+        same = keys[1:] == keys[:-1]
+        repeated[1:] |= same
+        repeated[:-1] |= same
+    return np.unique(keys[twice | repeated])
+
+
+def route_duplicates(dup: np.ndarray, pairs: bytes) -> list[tuple[bytes, bytes]]:
+    """(doc key, packed duplicated keys of that document) for one packed chunk of pairs."""
+    if not len(dup) or not pairs:
+        return []
+    arr = np.frombuffer(pairs, dtype=HASH_DTYPE).reshape(-1, 2)
+    hit = arr[np.isin(arr[:, 0], dup, assume_unique=False)]
+    if not len(hit):
+        return []
+    hit = hit[np.argsort(hit[:, 1], kind="stable")]
+    bounds = np.flatnonzero(np.diff(hit[:, 1])) + 1
+    return [
+        (group[0, 1].tobytes(), group[:, 0].copy().tobytes()) for group in np.split(hit, bounds)
+    ]
+
+
+def unpack_keys(packed: bytes) -> set[bytes]:
+    return {packed[i : i + 8] for i in range(0, len(packed), 8)}

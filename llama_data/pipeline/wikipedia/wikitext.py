@@ -27,35 +27,13 @@ from mwparserfromhell.nodes import (
 )
 from mwparserfromhell.wikicode import Wikicode
 
+from llama_data.pipeline.config import PAPER_WIKIPEDIA_LANGUAGES
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
 from llama_data.pipeline.schema import DocumentSchema
 from llama_data.pipeline.steps import Step
 
-PAPER_LANGUAGES: tuple[str, ...] = tuple(
-    [
-        "bg",
-        "ca",
-        "cs",
-        "da",
-        "de",
-        "en",
-        "es",
-        "fr",
-        "hr",
-        "hu",
-        "it",
-        "nl",
-        "pl",
-        "pt",
-        "ro",
-        "ru",
-        "sl",
-        "sr",
-        "sv",
-        "uk",
-    ]
-)
-"""The 20 languages of LLaMA's Wikipedia (Touvron et al. 2023, §2.1)."""
+# The 20 languages of LLaMA's Wikipedia (Touvron et al. 2023, §2.1); one list, in config.
+PAPER_LANGUAGES: tuple[str, ...] = PAPER_WIKIPEDIA_LANGUAGES
 
 # File/Image/Media and Category namespace names and aliases; English names work on every wiki.
 FILE_NAMESPACES: dict[str, tuple[str, ...]] = {
