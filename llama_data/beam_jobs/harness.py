@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import shutil
 import sys
 import tempfile
@@ -197,6 +198,27 @@ class _Tagged:
 
 
 # ---------------------------------------------------------------------------------------------
+# Documents through shuffles
+
+
+def pack_document(doc: Document) -> bytes:
+    """A document as bytes for a shuffle value.
+
+    Beam's local runner decodes and re-encodes every shuffled value while it groups them; as
+    bytes that is a copy, as a `Document` two more pickle round trips. One pickle of a plain
+    tuple each way is all that is left.
+    """
+    return pickle.dumps((doc.id, doc.source, doc.text, doc.meta), pickle.HIGHEST_PROTOCOL)
+
+
+def unpack_document(value: bytes | Document) -> Document:
+    """The document of a shuffled value (a `Document` as is: group functions run on lists too)."""
+    if isinstance(value, Document):
+        return value
+    return Document(*pickle.loads(value))
+
+
+# ---------------------------------------------------------------------------------------------
 # Steps and dedup
 
 
@@ -237,17 +259,28 @@ class ApplySteps(beam.PTransform):
         return _Tagged(kept=out.kept, rejected=out.rejected, errors=out.errors)
 
 
-def _pick_first(item: tuple[bytes, Iterable[Document]]):
+def _keyed_for_dedup(doc: Document) -> tuple[tuple[str, str], bytes]:
+    return (order_key(doc.id, doc.source), pack_document(doc))
+
+
+def _pick_first(item: tuple[bytes, Iterable[Any]]):
     """Keep the document with the smallest (id, source); reject the others as its duplicates.
 
     Two passes over the grouped values instead of a list: runners page large groups lazily, so a
-    hot key (one boilerplate page seen a million times) needs no memory per duplicate.
+    hot key (one boilerplate page seen a million times) needs no memory per duplicate. Values
+    are (order key, packed document), so the first pass unpacks nothing; plain `Document`s
+    (a group built by hand) work too.
     """
-    _, docs = item
-    winner = min(order_key(d.id, d.source) for d in docs)
+    _, values = item
+
+    def order(v: Any) -> tuple[str, str]:
+        return order_key(v.id, v.source) if isinstance(v, Document) else v[0]
+
+    winner = min(order(v) for v in values)
     kept = False
-    for d in docs:
-        if not kept and order_key(d.id, d.source) == winner:
+    for v in values:
+        d = v if isinstance(v, Document) else unpack_document(v[1])
+        if not kept and order(v) == winner:
             kept = True
             yield d
         else:
@@ -270,7 +303,7 @@ class ExactDedup(beam.PTransform):
         key_fn = self.key_fn
         out = (
             docs
-            | "Key" >> beam.Map(lambda d: (key_fn(d), d))
+            | "Key" >> beam.Map(lambda d: (key_fn(d), _keyed_for_dedup(d)))
             | "Group" >> beam.GroupByKey()
             | "Pick" >> beam.FlatMap(_pick_first).with_outputs("rejected", main="kept")
         )
