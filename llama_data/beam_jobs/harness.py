@@ -34,10 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.window import GlobalWindows
 
 from llama_data import __version__
 from llama_data.beam_jobs import fs
@@ -404,7 +406,30 @@ def _flatten(p: beam.Pipeline, pcolls: list[Any], label: str):
 
 
 class _ToRowFn(beam.DoFn):
-    """Counts what leaves the stage (kept / rejected by reason / errors by reason) and encodes it."""
+    """Counts the dead letters that leave the stage and encodes them as JSON lines."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def setup(self) -> None:
+        self._count = _Counters(self.stage)
+
+    def process(self, item: DeadLetter):
+        item.stage = item.stage or self.stage
+        self._count(f"errors.{reason_key(item.reason)}")
+        yield item.to_json()
+
+
+class _ToTableFn(beam.DoFn):
+    """Counts what leaves the stage (kept / rejected by reason) and turns it into Arrow tables.
+
+    Rows become record batches of 1,000 and the batches one table per ~64 MB (one row group, as
+    Beam's row-dict writer makes), so the Parquet writer does no per-row work; counts are summed
+    per bundle and added to the Beam counters once.
+    """
+
+    BATCH_ROWS = 1000
+    FLUSH_BYTES = 64 * 1024 * 1024
 
     def __init__(self, stage: str, schema: DocumentSchema, kind: str) -> None:
         self.stage = stage
@@ -413,18 +438,45 @@ class _ToRowFn(beam.DoFn):
 
     def setup(self) -> None:
         self._count = _Counters(self.stage)
+        self._arrow = self.schema.arrow if self.kind == "kept" else self.schema.rejected_arrow
+
+    def start_bundle(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+        self._batches: list[pa.RecordBatch] = []
+        self._bytes = 0
+        self._counts: dict[str, int] = {}
 
     def process(self, item):
         if self.kind == "kept":
-            self._count("kept")
-            yield self.schema.to_row(item)
-        elif self.kind == "rejected":
-            self._count(f"rejected.{reason_key(item.reason)}")
-            yield self.schema.rejected_row(item)
+            key, row, text = "kept", self.schema.to_row(item), item.text
         else:
-            item.stage = item.stage or self.stage
-            self._count(f"errors.{reason_key(item.reason)}")
-            yield item.to_json()
+            key = f"rejected.{reason_key(item.reason)}"
+            row, text = self.schema.rejected_row(item), item.doc.text
+        self._counts[key] = self._counts.get(key, 0) + 1
+        self._rows.append(row)
+        self._bytes += len(text)
+        if len(self._rows) >= self.BATCH_ROWS:
+            self._batch()
+        if self._bytes >= self.FLUSH_BYTES:
+            yield self._table()
+
+    def finish_bundle(self):
+        for key, n in self._counts.items():
+            self._count(key, n)
+        self._counts = {}
+        if self._rows or self._batches:
+            yield GlobalWindows.windowed_value_at_end_of_window(self._table())
+
+    def _batch(self) -> None:
+        self._batches.append(pa.RecordBatch.from_pylist(self._rows, schema=self._arrow))
+        self._rows = []
+
+    def _table(self) -> pa.Table:
+        if self._rows:
+            self._batch()
+        table = pa.Table.from_batches(self._batches, schema=self._arrow)
+        self._batches, self._bytes = [], 0
+        return table
 
 
 def _counters(result, stage: str) -> dict[str, int]:
@@ -516,17 +568,17 @@ def _write_stage_outputs(p: beam.Pipeline, spec: StageSpec, outs: StageOutputs, 
     schema = spec.schema
     (
         outs.kept
-        | "KeptRows" >> beam.ParDo(_ToRowFn(spec.name, schema, "kept"))
+        | "KeptRows" >> beam.ParDo(_ToTableFn(spec.name, schema, "kept"))
         | "WriteKept"
-        >> beam.io.WriteToParquet(
+        >> beam.io.WriteToParquetBatched(
             fs.join(tmp, "kept", "part"), schema.arrow, codec="zstd", file_name_suffix=".parquet"
         )
     )
     (
         _flatten(p, outs.rejected, "Rejected")
-        | "RejectedRows" >> beam.ParDo(_ToRowFn(spec.name, schema, "rejected"))
+        | "RejectedRows" >> beam.ParDo(_ToTableFn(spec.name, schema, "rejected"))
         | "WriteRejected"
-        >> beam.io.WriteToParquet(
+        >> beam.io.WriteToParquetBatched(
             fs.join(tmp, "rejected", "part"),
             schema.rejected_arrow,
             codec="zstd",
@@ -535,7 +587,7 @@ def _write_stage_outputs(p: beam.Pipeline, spec: StageSpec, outs: StageOutputs, 
     )
     (
         _flatten(p, outs.errors, "Errors")
-        | "ErrorRows" >> beam.ParDo(_ToRowFn(spec.name, schema, "errors"))
+        | "ErrorRows" >> beam.ParDo(_ToRowFn(spec.name))
         | "WriteErrors"
         >> beam.io.WriteToText(fs.join(tmp, "errors", "part"), file_name_suffix=".jsonl")
     )
