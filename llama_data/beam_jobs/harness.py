@@ -351,9 +351,14 @@ class StageResult:
     stage_dir: str
     skipped: bool
     stats: dict[str, Any]
+    kind: str = "stage"  # or "task": work that writes files rather than documents
 
     def summary(self) -> str:
         s = self.stats
+        if self.kind == "task" and "in" not in s:
+            if self.skipped:
+                return f"[{self.name}] complete already, skipped -> {self.stage_dir}"
+            return f"[{self.name}] done in {s.get('elapsed_s', 0):.1f}s -> {self.stage_dir}"
         if self.skipped:
             return f"[{self.name}] complete already, skipped ({s.get('kept', 0):,} kept) -> {self.stage_dir}"
         parts = [f"[{self.name}] {s.get('in', 0):,} in, {s.get('kept', 0):,} kept"]
@@ -693,7 +698,7 @@ def run_task(spec: TaskSpec, output_root: str, run: RunOptions, force: bool = Fa
     fp = fingerprint(spec.name, spec.config, files)
     if not force and is_complete(stage_dir, fp):
         stats = json.loads(fs.read_text(fs.join(stage_dir, STATS)))
-        return StageResult(spec.name, stage_dir, True, stats)
+        return StageResult(spec.name, stage_dir, True, stats, kind="task")
     _clear_stage_dir(stage_dir)
     started = time.time()
     ctx = StageContext(spec.name, output_root, stage_dir, run)
@@ -714,4 +719,4 @@ def run_task(spec: TaskSpec, output_root: str, run: RunOptions, force: bool = Fa
         fs.join(stage_dir, STATS), json.dumps(stats, indent=2, sort_keys=True, default=str)
     )
     _write_success(stage_dir, fp, stats)
-    return StageResult(spec.name, stage_dir, False, stats)
+    return StageResult(spec.name, stage_dir, False, stats, kind="task")

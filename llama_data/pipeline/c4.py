@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -32,12 +31,8 @@ from typing import Any
 from llama_data.pipeline.ccnet.langid import LanguageId
 from llama_data.pipeline.document import DeadLetter, Document, Outcome, Rejected
 from llama_data.pipeline.io import (
-    FileSplit,
-    OpenRaw,
-    Reader,
-    ReadResult,
+    JsonLinesReader,
     base_name,
-    open_decompressed,
 )
 from llama_data.pipeline.steps import Step
 
@@ -416,7 +411,7 @@ def apply_span_cuts(
 
 
 # --- the public release -------------------------------------------------------------------------
-class C4JsonReader(Reader):
+class C4JsonReader(JsonLinesReader):
     """The public C4 release (`c4-<split>.<n>-of-<m>.json.gz`): one JSON object a line with
     `text`, `url`, `timestamp`. Documents are kept unchanged; the id is `<file>:<line>`, stable
     across reruns because the release files are immutable.
@@ -427,26 +422,12 @@ class C4JsonReader(Reader):
     def __init__(self, source: str = SOURCE) -> None:
         super().__init__(source)
 
-    def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
-        path = split.path
+    def file_stem(self, path: str) -> str:
         fname = base_name(path)
         for suffix in (".json.gz", ".json", ".jsonl.gz", ".jsonl"):
             if fname.endswith(suffix):
-                fname = fname[: -len(suffix)]
-                break
-        lineno = 0
-        try:
-            with open_raw(path) as raw, open_decompressed(raw, path) as stream:
-                for lineno, line in enumerate(stream, start=1):  # noqa: B007
-                    if line.strip():
-                        yield self._parse(line, path, fname, lineno)
-        except (OSError, EOFError, zlib.error) as exc:
-            yield DeadLetter(
-                file=path,
-                offset=lineno,
-                error=f"{type(exc).__name__}: {exc} (after line {lineno})",
-                reason="unreadable_file" if lineno == 0 else "corrupt_stream",
-            )
+                return fname[: -len(suffix)]
+        return fname
 
     def _parse(self, line: bytes, path: str, fname: str, lineno: int) -> Document | DeadLetter:
         try:

@@ -14,6 +14,7 @@ import io
 import json
 import lzma
 import posixpath
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -92,7 +93,48 @@ class Reader:
             yield from self.read(split, open_raw)
 
 
-class JsonlDocumentReader(Reader):
+class JsonLinesReader(Reader):
+    """One JSON record a line, through any decompressor; subclasses turn a line into a record.
+
+    A corrupt compressed stream ends the file with one dead letter that says after which line,
+    keeping every record before it.
+    """
+
+    name = "json-lines"
+
+    def file_stem(self, path: str) -> str:
+        """The file name used in line-based ids (`<stem>:<line>`)."""
+        return base_name(path)
+
+    def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
+        path = split.path
+        fname = self.file_stem(path)
+        lineno = 0
+        try:
+            with open_raw(path) as raw, open_decompressed(raw, path) as stream:
+                for lineno, line in enumerate(stream, start=1):  # noqa: B007 - used after loop
+                    if line.strip():
+                        yield self._parse(line, path, fname, lineno)
+        except (
+            OSError,
+            EOFError,
+            zlib.error,
+            zstandard.ZstdError,
+            lzma.LZMAError,
+            ValueError,
+        ) as exc:
+            yield DeadLetter(
+                file=path,
+                offset=lineno,
+                error=f"{type(exc).__name__}: {exc} (after line {lineno})",
+                reason="unreadable_file" if lineno == 0 else "corrupt_stream",
+            )
+
+    def _parse(self, line: bytes, path: str, fname: str, lineno: int) -> Document | DeadLetter:
+        raise NotImplementedError
+
+
+class JsonlDocumentReader(JsonLinesReader):
     """JSON lines of documents (`.jsonl`, `.jsonl.gz`, `.jsonl.zst`, ...), as users bring them.
 
     `text` is required. `id` defaults to `<file name>:<line number>` (stable, from the input);
@@ -100,24 +142,6 @@ class JsonlDocumentReader(Reader):
     """
 
     name = "jsonl"
-
-    def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
-        path = split.path
-        fname = base_name(path)
-        lineno = 0
-        try:
-            with open_raw(path) as raw, open_decompressed(raw, path) as stream:
-                for lineno, line in enumerate(stream, start=1):  # noqa: B007 - used after loop
-                    if not line.strip():
-                        continue
-                    yield self._parse(line, path, fname, lineno)
-        except (OSError, EOFError, zstandard.ZstdError, lzma.LZMAError, ValueError) as exc:
-            yield DeadLetter(
-                file=path,
-                offset=lineno,
-                error=f"{type(exc).__name__}: {exc} (after line {lineno})",
-                reason="unreadable_file" if lineno == 0 else "corrupt_stream",
-            )
 
     def _parse(self, line: bytes, path: str, fname: str, lineno: int) -> Document | DeadLetter:
         def dead(reason: str, error: str, record_id: str | None = None) -> DeadLetter:
