@@ -210,14 +210,19 @@ def pack_document(doc: Document) -> bytes:
     bytes that is a copy, as a `Document` two more pickle round trips. One pickle of a plain
     tuple each way is all that is left.
     """
-    return pickle.dumps((doc.id, doc.source, doc.text, doc.meta), pickle.HIGHEST_PROTOCOL)
+    raw = pickle.dumps((doc.id, doc.source, doc.text, doc.meta), pickle.HIGHEST_PROTOCOL)
+    return len(raw).to_bytes(8, "little") + _LZ4.compress(raw, asbytes=True)
 
 
 def unpack_document(value: bytes | Document) -> Document:
     """The document of a shuffled value (a `Document` as is: group functions run on lists too)."""
     if isinstance(value, Document):
         return value
-    return Document(*pickle.loads(value))
+    size = int.from_bytes(value[:8], "little")
+    return Document(*pickle.loads(_LZ4.decompress(value[8:], decompressed_size=size, asbytes=True)))
+
+
+_LZ4 = pa.Codec("lz4_raw")
 
 
 # ---------------------------------------------------------------------------------------------
