@@ -42,6 +42,8 @@ from llama_data.beam_jobs.harness import (
     StageContext,
     StageOutputs,
     StageSpec,
+    pack_document,
+    unpack_document,
 )
 from llama_data.pipeline.ccnet.buckets import (
     BUCKETS,
@@ -164,7 +166,8 @@ class _ApplyLineDedupFn(beam.DoFn):
         dup: set[bytes] = set()
         for packed in grouped["dup"]:
             dup |= unpack_keys(packed)
-        for doc in grouped["doc"]:  # one document per key, unless two ids collide in 8 bytes
+        for packed_doc in grouped["doc"]:  # one per key, unless two ids collide in 8 bytes
+            doc = unpack_document(packed_doc)
             out = finish(remove_lines(doc, dup, _scope_prefix(doc, self.groups)))
             d = out.doc if isinstance(out, Rejected) else out
             self._removed.inc(d.meta["original_nlines"] - d.meta["nlines"])
@@ -201,7 +204,7 @@ class LineDedup(beam.PTransform):
             | "ByShard" >> beam.CoGroupByKey()
             | "Route" >> beam.FlatMap(_route_shard).with_output_types(tuple[bytes, bytes])
         )
-        keyed = docs | "DocKey" >> beam.Map(lambda d: (doc_key(d), d))
+        keyed = docs | "DocKey" >> beam.Map(lambda d: (doc_key(d), pack_document(d)))
         return (
             {"doc": keyed, "dup": to_remove}
             | "Regroup" >> beam.CoGroupByKey()

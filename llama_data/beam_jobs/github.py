@@ -24,6 +24,8 @@ from llama_data.beam_jobs.harness import (
     StageContext,
     StageOutputs,
     StageSpec,
+    pack_document,
+    unpack_document,
 )
 from llama_data.pipeline.document import DeadLetter, Rejected
 from llama_data.pipeline.errors import UserError
@@ -133,8 +135,9 @@ def _attach_license(item):
     """
     _, values = item
     table = [value for tag, value in values if tag == _LICENSE]
-    for tag, doc in values:
+    for tag, value in values:
         if tag == _FILE:
+            doc = unpack_document(value)
             yield doc.with_text(doc.text, license=resolve_license(table, doc.meta.get("license")))
 
 
@@ -149,7 +152,9 @@ class JoinLicenses(beam.PTransform):
         self.pairs = pairs
 
     def expand(self, docs):
-        files = docs | "ByRepo" >> beam.Map(lambda d: (d.meta["repo_name"], (_FILE, d)))
+        files = docs | "ByRepo" >> beam.Map(
+            lambda d: (d.meta["repo_name"], (_FILE, pack_document(d)))
+        )
         rows = self.pairs | "TagLicenses" >> beam.Map(lambda kv: (kv[0], (_LICENSE, kv[1])))
         return (
             (files, rows)
@@ -169,11 +174,16 @@ def _keep_first(item):
     Two passes over the re-iterable group (the minimum, then the verdicts), so a file copied a
     million times is never held in memory at once.
     """
-    _, docs = item
-    winner = min(keep_order_key(d) for d in docs)
+    _, values = item
+
+    def order(v) -> tuple[str, str, str]:
+        return v[0] if isinstance(v, tuple) else keep_order_key(v)
+
+    winner = min(order(v) for v in values)
     kept = False
-    for doc in docs:
-        if not kept and keep_order_key(doc) == winner:
+    for v in values:
+        doc = unpack_document(v[1] if isinstance(v, tuple) else v)
+        if not kept and order(v) == winner:
             kept = True
             yield doc
         else:
@@ -186,7 +196,7 @@ class DedupByContent(beam.PTransform):
     def expand(self, docs):
         return (
             docs
-            | "Hash" >> beam.Map(lambda d: (content_key(d), d))
+            | "Hash" >> beam.Map(lambda d: (content_key(d), (keep_order_key(d), pack_document(d))))
             | "Group" >> beam.GroupByKey()
             | "Pick" >> beam.FlatMap(_keep_first).with_outputs("rejected", main="kept")
         )

@@ -30,6 +30,11 @@ class Document:
         """A copy with new text (and meta keys updated): steps never mutate their input."""
         return Document(self.id, self.source, text, {**self.meta, **meta})
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Engines pickle every document that crosses a shuffle; the slots dataclass default
+        # (`__getstate__` walking `fields()` in Python) costs twice this plain tuple.
+        return (Document, (self.id, self.source, self.text, self.meta))
+
 
 @dataclass(slots=True)
 class Rejected:
@@ -37,6 +42,9 @@ class Rejected:
 
     doc: Document
     reason: str
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Rejected, (self.doc, self.reason))
 
 
 @dataclass(slots=True)
