@@ -271,9 +271,7 @@ class BookFilter(Step):
         had_text = int(doc.meta.get("raw_chars", 0)) > 0 and bool(
             doc.meta.get("pg_header") or doc.meta.get("pg_footer")
         )
-        reason = "header_only" if had_text else "empty"
-        self.count(reason)
-        return Rejected(doc, reason)
+        return self.reject(doc, "header_only" if had_text else "empty")
 
 
 # --------------------------------------------------------------------------------------------

@@ -760,10 +760,6 @@ class StackExchangeReader(Reader):
         return post_to_document(item, site, path, self.source)
 
 
-def _skip(doc: Document, reason: str) -> Rejected:
-    return Rejected(doc.with_text(""), reason)
-
-
 class PostFilter(Step):
     """Questions and answers of the chosen sites go on; other post types and sites are skipped."""
 
@@ -776,19 +772,15 @@ class PostFilter(Step):
     def process(self, doc: Document) -> Document | Rejected:
         site = str(doc.meta.get("site", ""))
         if self.exclude_meta and is_meta_site(site):
-            return self._reject(doc, "meta_site")
+            return self.reject(doc, "meta_site", keep_text=False)
         if self.sites is not None and site not in self.sites:
-            return self._reject(doc, "not_top_site")
+            return self.reject(doc, "not_top_site", keep_text=False)
         ptype = doc.meta.get("post_type")
         if ptype not in (QUESTION, ANSWER):
-            return self._reject(doc, f"post_type:{POST_TYPES.get(ptype, ptype)}")  # type: ignore[arg-type]
+            return self.reject(doc, f"post_type:{POST_TYPES.get(ptype, ptype)}", keep_text=False)  # type: ignore[arg-type]
         if ptype == ANSWER and doc.meta.get("parent_id") is None:
-            return self._reject(doc, "answer_without_parent")
+            return self.reject(doc, "answer_without_parent", keep_text=False)
         return doc
-
-    def _reject(self, doc: Document, reason: str) -> Rejected:
-        self.count(reason.partition(":")[0])
-        return _skip(doc, reason)
 
 
 class PostHtmlToText(Step):

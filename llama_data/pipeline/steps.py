@@ -38,6 +38,15 @@ class Step:
     def process(self, doc: Document) -> Outcome | Iterable[Outcome] | None:
         raise NotImplementedError
 
+    def reject(self, doc: Document, reason: str, keep_text: bool = True) -> Rejected:
+        """Reject `doc`, counting `<step>.<reason before ':'>`.
+
+        `keep_text=False` for documents skipped for what they are (a redirect, a tag wiki), not
+        for their content: their text is not worth storing again in `rejected/`.
+        """
+        self.count(reason.partition(":")[0])
+        return Rejected(doc if keep_text else doc.with_text(""), reason)
+
     def process_batch(self, docs: Sequence[Document]) -> list[Outcome]:
         """Batched form, for steps whose model is faster on batches (fastText, SentencePiece)."""
         out: list[Outcome] = []

@@ -199,7 +199,6 @@ class ArxivClean(Step):
         if reason is None and len(res.text.strip()) < self.min_chars:
             reason = "too_short"
         if reason is not None:
-            self.count(reason)
-            return Rejected(doc.with_text(doc.text, **meta), reason)
+            return self.reject(doc.with_text(doc.text, **meta), reason)
         self.count("kept")
         return doc.with_text(res.text, **meta)

@@ -460,11 +460,6 @@ def is_disambiguation(title: str, wikitext: str, extra_templates: Iterable[str] 
 # Steps
 
 
-def _skip(doc: Document, reason: str) -> Rejected:
-    """A page skipped for what it is (not its content): its text is not worth storing again."""
-    return Rejected(doc.with_text(""), reason)
-
-
 class WikipediaPageFilter(Step):
     """Keeps namespace-0 wikitext articles of the chosen languages; redirects and
     disambiguation pages and other wikis are rejected with their reason (and counted)."""
@@ -485,24 +480,20 @@ class WikipediaPageFilter(Step):
         meta = doc.meta
         dbname = str(meta.get("dbname", ""))
         if dbname and not dbname.endswith("wiki"):
-            return self._reject(doc, "not_wikipedia")
+            return self.reject(doc, "not_wikipedia", keep_text=False)
         lang = str(meta.get("lang", ""))
         if self.languages is not None and lang not in self.languages:
-            return self._reject(doc, f"lang:{lang or 'unknown'}")
+            return self.reject(doc, f"lang:{lang or 'unknown'}", keep_text=False)
         if int(meta.get("ns", 0)) not in self.namespaces:
-            return self._reject(doc, f"namespace:{meta.get('ns')}")
+            return self.reject(doc, f"namespace:{meta.get('ns')}", keep_text=False)
         if meta.get("redirect"):
-            return self._reject(doc, "redirect")
+            return self.reject(doc, "redirect", keep_text=False)
         model = meta.get("model") or "wikitext"
         if model != "wikitext":
-            return self._reject(doc, f"content_model:{model}")
+            return self.reject(doc, f"content_model:{model}", keep_text=False)
         if is_disambiguation(str(meta.get("title", "")), doc.text, self.disambiguation_templates):
-            return self._reject(doc, "disambiguation")
+            return self.reject(doc, "disambiguation", keep_text=False)
         return doc
-
-    def _reject(self, doc: Document, reason: str) -> Rejected:
-        self.count(reason.partition(":")[0])
-        return _skip(doc, reason)
 
 
 class CleanWikitext(Step):
