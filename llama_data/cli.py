@@ -1118,12 +1118,12 @@ def mix(
         output,
         weights,
         run,
-        context_length,
-        tokens,
-        renormalize,
-        seed,
-        shard_bytes,
-        rows_per_shard,
+        context_length=context_length,
+        total_tokens=tokens,
+        renormalize=renormalize,
+        seed=seed,
+        target_bytes=shard_bytes,
+        rows_per_shard=rows_per_shard,
     )
     if not quiet:
         click.echo(text)

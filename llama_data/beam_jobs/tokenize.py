@@ -178,34 +178,16 @@ def plan_job(
         raise UserError(f"mix: {exc}") from exc
 
 
-def mix_cli(
-    tokenized: str,
-    output: str,
-    weights: str,
-    run: RunOptions,
-    context_length: int = 2048,
-    total_tokens: int | None = None,
-    renormalize: bool = False,
-    seed: int = 0,
-    target_bytes: int | None = None,
-    rows_per_shard: int | None = None,
-) -> str:
-    """`llama-data mix`: plan, write the shards, and return this mixture's Table 1."""
+def mix_cli(tokenized: str, output: str, weights: str, run: RunOptions, **options: Any) -> str:
+    """`llama-data mix`: plan, write the shards, and return this mixture's Table 1.
+
+    `options` are `plan_job`'s (context_length, total_tokens, renormalize, seed, ...).
+    """
     try:
         spec = load_mixture_spec(weights)
     except MixtureError as exc:
         raise UserError(f"mix: {exc}") from exc
-    job = plan_job(
-        tokenized,
-        output,
-        spec,
-        context_length,
-        total_tokens,
-        renormalize,
-        seed,
-        target_bytes,
-        rows_per_shard,
-    )
+    job = plan_job(tokenized, output, spec, **options)
     manifest = run_mix(job, output, run)
     return format_table1(manifest) + f"\nShards and manifest.json are in {output}"
 
