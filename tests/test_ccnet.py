@@ -225,7 +225,8 @@ def test_doc_dedup_and_length() -> None:
     out = ExactDedupLocal()([a, b, c])
     assert doc_dedup_key(a) == doc_dedup_key(b) != doc_dedup_key(c)
     assert text_digest(a.text) == doc_dedup_key(a) and len(doc_dedup_key(a)) == 16
-    assert isinstance(out[0], Rejected) and out[0].reason == "duplicate_of:d1"
+    assert isinstance(out[0], Rejected) and out[0].reason == "duplicate"
+    assert out[0].doc.meta["duplicate_of"] == "d1"
     assert out[1] is b and out[2] is c
     step = MinLength(10)
     assert isinstance(step.process(doc(1, "short")), Rejected)

@@ -207,7 +207,9 @@ def test_ccnet_stage_end_to_end(lm_dir: Path, tmp_path: Path) -> None:
     result = run_stage(spec, str(tmp_path / "out2"), LOCAL)
     kept, rejected, _ = read_stage(tmp_path / "out2" / "ccnet")
     reasons = {r["url"]: r["reason"] for r in rejected}
-    assert reasons["http://mirror.test/river"] == "duplicate_of:seg-00000.warc.wet.gz:0"
+    assert reasons["http://mirror.test/river"] == "duplicate"
+    copy = next(r for r in rejected if r["url"] == "http://mirror.test/river")
+    assert json.loads(copy["meta"])["duplicate_of"] == "seg-00000.warc.wet.gz:0"
     assert "http://a.test/river" in {r["url"] for r in kept}
     assert result.stats["extra"]["cutoffs_from"] == "cutoff file"
 

@@ -913,19 +913,37 @@ def test_corpus_as_checkouts_classifies_licence_files(tmp_path: Path, corpus: Pa
     assert kept == {"webrecorder/warcio", "commoncrawl/cc-pyspark", "pallets/itsdangerous"}
 
 
-def test_join_and_dedup_group_functions() -> None:
-    """The per-group functions of the two shuffles, on plain lists (as a runner hands them)."""
+def test_license_table_lookup_and_merge() -> None:
+    """The side-input table: the table wins over the row's column, which is the fallback."""
+    from llama_data.pipeline.github.licenses import LicenseTableBuilder, table_license
+
+    left, right = LicenseTableBuilder(), LicenseTableBuilder()
+    left.add("a/b", table_license(["MIT"]))
+    right.add("c/d", table_license(["gpl-3.0", "mit"]))  # restrictive beside permissive
+    right.add("e/f", table_license(["apache-2.0"]))
+    assert table_license(["", None]) is None  # rows that name nothing do not decide
+    left.merge(right)
+    table = left.build()
+    assert len(table) == 3 and table.nbytes == 3 * 9
+    assert table.license_of("a/b", "gpl-3.0") == "mit"
+    assert table.license_of("c/d") == "gpl-3.0"
+    assert table.license_of("e/f") == "apache-2.0"
+    assert table.license_of("x/y", "BSD-3") == "bsd-3-clause"
+    assert table.license_of("x/y") == "none"
+
+
+def test_dedup_group_function_keeps_smallest_repo_path() -> None:
+    """The contested group of the dedup shuffle, on a plain list (as a runner hands it)."""
     import apache_beam as beam
 
-    from llama_data.beam_jobs.github import _FILE, _LICENSE, _attach_license, _keep_first
+    from llama_data.beam_jobs.dedup import pick_first
+    from llama_data.beam_jobs.harness import pack_document
 
-    a = file_document("a/b", "z.py", "same", license="gpl-3.0")
-    b = file_document("a/b-c", "a.py", "same")
-    joined = list(_attach_license(("a/b", [(_FILE, a), (_LICENSE, "MIT")])))
-    assert [d.meta["license"] for d in joined] == ["mit"]  # the table wins over the row
-    assert [d.meta["license"] for d in _attach_license(("a/b-c", [(_FILE, b)]))] == ["none"]
+    a = file_document("a/b", "z.py", "same", license="mit")
+    b = file_document("a/b-c", "a.py", "same", license="mit")
+    values = {d.id: (keep_order_key(d), d.id, pack_document(d)) for d in (a, b)}
     for order in ([a, b], [b, a]):
-        out = list(_keep_first((content_key(a), order)))
+        out = list(pick_first((content_key(a), [values[d.id] for d in order])))
         kept = [o for o in out if isinstance(o, Document)]
         rejected = [o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput)]
         assert [d.id for d in kept] == ["a/b/z.py"]

@@ -35,9 +35,9 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from llama_data.beam_jobs import fs
+from llama_data.beam_jobs.dedup import ExactDedup
 from llama_data.beam_jobs.harness import (
     ApplySteps,
-    ExactDedup,
     ReadDocuments,
     StageContext,
     StageOutputs,
@@ -303,7 +303,9 @@ def make_ccnet_stage(
         bucketed = scored.kept | "Bucket" >> beam.ParDo(
             _BucketFn(ctx.name, keep), cutoffs=cut_side
         ).with_outputs("rejected", main="kept")
-        dedup = bucketed.kept | "DocDedup" >> ExactDedup(doc_dedup_key, ctx.name)
+        dedup = bucketed.kept | "DocDedup" >> ExactDedup(
+            doc_dedup_key, ctx.name, reason="duplicate", name_winner=False
+        )
         final = dedup.kept | "Length" >> ApplySteps([MinLength(min_length)], ctx.name)
         return StageOutputs(
             kept=final.kept,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from llama_data.beam_jobs.dedup import ExactDedup
 from llama_data.beam_jobs.harness import (
-    ExactDedup,
     ReadDocuments,
     StageContext,
     StageOutputs,

@@ -1,36 +1,41 @@
 """The GitHub stage: files (export rows, BigQuery or git checkouts) -> licence join -> steps -> dedup.
 
-Composition only; the logic is in `llama_data.pipeline.github`. The licence join is a shuffle
-keyed by repo_name (a tagged-union GroupByKey, what CoGroupByKey does, minus its per-key lists),
-so no worker ever holds the licences of all repositories, nor all files of one repository. Exact
-dedup is one shuffle keyed by a 16-byte content hash, read in two passes (the winning
-(repo_name, path), then the verdicts), so a file copied a million times is never held at once.
+Composition only; the logic is in `llama_data.pipeline.github`. Neither global step shuffles all
+files. The licence join gives every worker a `LicenseTable` (~9 bytes a repository: 30 MB for all
+3.3 million of BigQuery's licensed repositories) as a side input, built from the licence rows
+alone, and files look their repository up where they are read. Exact dedup (`ExactDedup`, keyed by
+a 16-byte content hash) shuffles the keys first and then only the files whose content occurs more
+than once; the copy with the smallest (repo_name, path) is kept.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from llama_data.beam_jobs import fs
+from llama_data.beam_jobs.dedup import ExactDedup
 from llama_data.beam_jobs.harness import (
     ApplySteps,
     ReadDocuments,
     StageContext,
     StageOutputs,
     StageSpec,
-    pack_document,
-    unpack_document,
 )
-from llama_data.pipeline.document import DeadLetter, Rejected
+from llama_data.pipeline.document import DeadLetter, Document
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.github.bigquery import BigQuerySource, files_query, licenses_query
-from llama_data.pipeline.github.licenses import ALLOWED_LICENSES, resolve_license
+from llama_data.pipeline.github.licenses import (
+    ALLOWED_LICENSES,
+    LicenseTable,
+    LicenseTableBuilder,
+    table_license,
+)
 from llama_data.pipeline.github.quality import (
     DEFAULT_MAX_FILE_BYTES,
     content_key,
@@ -124,81 +129,67 @@ class ReadLicenses(beam.PTransform):
         return out
 
 
-_FILE, _LICENSE = 0, 1
+class _TableFn(beam.CombineFn):
+    """(repo_name, licence) pairs -> one `LicenseTable` (numpy chunks while it accumulates)."""
+
+    def create_accumulator(self) -> LicenseTableBuilder:
+        return LicenseTableBuilder()
+
+    def add_input(self, acc: LicenseTableBuilder, item: tuple[str, str]) -> LicenseTableBuilder:
+        acc.add(*item)
+        return acc
+
+    def merge_accumulators(self, accs) -> LicenseTableBuilder:
+        accs = iter(accs)
+        out = next(accs)
+        for acc in accs:
+            out.merge(acc)
+        return out
+
+    def extract_output(self, acc: LicenseTableBuilder) -> LicenseTable:
+        return acc.build()
 
 
-def _attach_license(item):
-    """Two passes over the repository's group: its licence rows (few), then its files, streamed.
+def _repository_license(item: tuple[str, Iterable[str]]):
+    repo, keys = item
+    found = table_license(keys)
+    if found is not None:
+        yield repo, found
 
-    Beam's CoGroupByKey would copy every file of the repository into a list first; grouped values
-    are re-iterable and paged by the runner, so a 100,000-file repository needs no memory here.
+
+class BuildLicenseTable(beam.PTransform):
+    """(repo_name, key) rows -> a singleton `LicenseTable` for a side input.
+
+    Only the licence rows are shuffled (to combine the rows of one repository: dual licences, or
+    the same repository in two tables); the files never are.
     """
-    _, values = item
-    table = [value for tag, value in values if tag == _LICENSE]
-    for tag, value in values:
-        if tag == _FILE:
-            doc = unpack_document(value)
-            yield doc.with_text(doc.text, license=resolve_license(table, doc.meta.get("license")))
+
+    def expand(self, pairs):
+        return (
+            pairs
+            | "ByRepo" >> beam.GroupByKey()
+            | "Resolve" >> beam.FlatMap(_repository_license)
+            | "Table" >> beam.CombineGlobally(_TableFn())
+        )
+
+
+class _AttachLicenseFn(beam.DoFn):
+    def process(self, doc: Document, table: LicenseTable):
+        license_key = table.license_of(doc.meta["repo_name"], doc.meta.get("license"))
+        yield doc.with_text(doc.text, license=license_key)
 
 
 class JoinLicenses(beam.PTransform):
-    """Give each file its repository's licence via a shuffle keyed by repo_name.
-
-    The same tagged-union GroupByKey that CoGroupByKey performs, without materializing groups.
-    """
+    """Give each file its repository's licence from a `LicenseTable` side input."""
 
     def __init__(self, pairs) -> None:
         super().__init__()
         self.pairs = pairs
 
     def expand(self, docs):
-        files = docs | "ByRepo" >> beam.Map(
-            lambda d: (d.meta["repo_name"], (_FILE, pack_document(d)))
-        )
-        rows = self.pairs | "TagLicenses" >> beam.Map(lambda kv: (kv[0], (_LICENSE, kv[1])))
-        return (
-            (files, rows)
-            | "Tagged" >> beam.Flatten()
-            | "Join" >> beam.GroupByKey()
-            | "Attach" >> beam.FlatMap(_attach_license)
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# Dedup
-
-
-def _keep_first(item):
-    """Keep the copy with the smallest (repo_name, path); the others are its `duplicate_of`.
-
-    Two passes over the re-iterable group (the minimum, then the verdicts), so a file copied a
-    million times is never held in memory at once.
-    """
-    _, values = item
-
-    def order(v) -> tuple[str, str, str]:
-        return v[0] if isinstance(v, tuple) else keep_order_key(v)
-
-    winner = min(order(v) for v in values)
-    kept = False
-    for v in values:
-        doc = unpack_document(v[1] if isinstance(v, tuple) else v)
-        if not kept and order(v) == winner:
-            kept = True
-            yield doc
-        else:
-            yield beam.pvalue.TaggedOutput("rejected", Rejected(doc, f"duplicate_of:{winner[-1]}"))
-
-
-class DedupByContent(beam.PTransform):
-    """Exact dedup over the whole input: one copy per content hash (16 bytes), by a shuffle."""
-
-    def expand(self, docs):
-        return (
-            docs
-            | "Hash" >> beam.Map(lambda d: (content_key(d), (keep_order_key(d), pack_document(d))))
-            | "Group" >> beam.GroupByKey()
-            | "Pick" >> beam.FlatMap(_keep_first).with_outputs("rejected", main="kept")
+        table = self.pairs | "LicenseTable" >> BuildLicenseTable()
+        return docs | "Attach" >> beam.ParDo(
+            _AttachLicenseFn(), table=beam.pvalue.AsSingleton(table)
         )
 
 
@@ -365,7 +356,7 @@ def make_github_stage(options: GithubOptions, name: str = "github") -> StageSpec
         errors.append(steps.errors)
         kept = steps.kept
         if options.dedup:
-            dedup = kept | "Dedup" >> DedupByContent()
+            dedup = kept | "Dedup" >> ExactDedup(content_key, ctx.name, order_fn=keep_order_key)
             kept = dedup.kept
             rejected.append(dedup.rejected)
         return StageOutputs(kept=kept, rejected=rejected, errors=errors)
@@ -376,7 +367,6 @@ def make_github_stage(options: GithubOptions, name: str = "github") -> StageSpec
 
 __all__ = [
     "GITHUB_SCHEMA",
-    "DedupByContent",
     "GithubOptions",
     "JoinLicenses",
     "ReadLicenses",

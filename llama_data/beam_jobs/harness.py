@@ -28,7 +28,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,6 @@ from llama_data import __version__
 from llama_data.beam_jobs import fs
 from llama_data.beam_jobs.progress import ProgressDisplay, ProgressWriter
 from llama_data.beam_jobs.runners import RunOptions, explain_runner_failure, pipeline_options
-from llama_data.pipeline.dedup import order_key
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.io import FileSplit, Reader
@@ -266,57 +265,6 @@ class ApplySteps(beam.PTransform):
             "rejected", "errors", main="kept"
         )
         return _Tagged(kept=out.kept, rejected=out.rejected, errors=out.errors)
-
-
-def _keyed_for_dedup(doc: Document) -> tuple[tuple[str, str], bytes]:
-    return (order_key(doc.id, doc.source), pack_document(doc))
-
-
-def _pick_first(item: tuple[bytes, Iterable[Any]]):
-    """Keep the document with the smallest (id, source); reject the others as its duplicates.
-
-    Two passes over the grouped values instead of a list: runners page large groups lazily, so a
-    hot key (one boilerplate page seen a million times) needs no memory per duplicate. Values
-    are (order key, packed document), so the first pass unpacks nothing; plain `Document`s
-    (a group built by hand) work too.
-    """
-    _, values = item
-
-    def order(v: Any) -> tuple[str, str]:
-        return order_key(v.id, v.source) if isinstance(v, Document) else v[0]
-
-    winner = min(order(v) for v in values)
-    kept = False
-    for v in values:
-        d = v if isinstance(v, Document) else unpack_document(v[1])
-        if not kept and order(v) == winner:
-            kept = True
-            yield d
-        else:
-            yield beam.pvalue.TaggedOutput("rejected", Rejected(d, f"duplicate_of:{winner[0]}"))
-
-
-class ExactDedup(beam.PTransform):
-    """Global exact dedup: documents grouped by `key_fn(doc)` (a compact digest) via a shuffle.
-
-    The scope is the whole input, not a file or a worker; the kept copy is chosen by a stable key,
-    so the result does not depend on worker count or arrival order.
-    """
-
-    def __init__(self, key_fn: Callable[[Document], bytes], stage: str) -> None:
-        super().__init__()
-        self.key_fn = key_fn
-        self.stage = stage
-
-    def expand(self, docs):
-        key_fn = self.key_fn
-        out = (
-            docs
-            | "Key" >> beam.Map(lambda d: (key_fn(d), _keyed_for_dedup(d)))
-            | "Group" >> beam.GroupByKey()
-            | "Pick" >> beam.FlatMap(_pick_first).with_outputs("rejected", main="kept")
-        )
-        return _Tagged(kept=out.kept, rejected=out.rejected)
 
 
 # ---------------------------------------------------------------------------------------------

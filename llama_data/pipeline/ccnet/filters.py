@@ -39,5 +39,8 @@ class ExactDedupLocal:
         out: list[Document | Rejected] = []
         for d in docs:
             keeper = first[doc_dedup_key(d)]
-            out.append(d if keeper == d.id else Rejected(d, f"duplicate_of:{keeper}"))
+            if keeper == d.id:
+                out.append(d)
+            else:
+                out.append(Rejected(d.with_text(d.text, duplicate_of=keeper), "duplicate"))
         return out

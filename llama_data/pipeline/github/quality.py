@@ -36,7 +36,8 @@ class LicenseFilter(Step):
     def process(self, doc: Document) -> Outcome:
         key = normalize_license_key(doc.meta.get("license"))
         if key not in self.allowed:
-            return Rejected(doc, f"license:{key}")
+            # the file is rejected for what it is: its text is not worth a second copy
+            return self.reject(doc, f"license:{key}", keep_text=False)
         if doc.meta.get("license") != key:
             doc = doc.with_text(doc.text, license=key)
         return doc
@@ -101,7 +102,7 @@ class LockfileFilter(Step):
     def process(self, doc: Document) -> Outcome:
         name = posixpath.basename(str(doc.meta.get("path", ""))).lower()
         if name in LOCKFILES or name.endswith(".lock"):
-            return Rejected(doc, "lockfile")
+            return self.reject(doc, "lockfile", keep_text=False)
         return doc
 
 
@@ -113,7 +114,7 @@ class ExtensionFilter(Step):
     def process(self, doc: Document) -> Outcome:
         language = doc.meta.get("language") or language_of(str(doc.meta.get("path", "")))
         if language is None:
-            return Rejected(doc, "extension")
+            return self.reject(doc, "extension", keep_text=False)
         if doc.meta.get("language") != language:
             doc = doc.with_text(doc.text, language=language)
         return doc

@@ -1,0 +1,211 @@
+"""Global exact dedup that shuffles only the documents whose key occurs more than once.
+
+Shuffling every document to its key's reducer moves the whole corpus through the runner's
+shuffle (on the local runner the dearest step of a stage: encode, copy, group, decode), while
+most documents are unique. So the dedup runs in three passes over compact data first:
+
+1. `BundleKeys`: each bundle packs the 64-bit keys it saw, split into `shards` by key, as one
+   uint64 array per shard (8 bytes a document in the shuffle, not one element each).
+2. `Duplicated`: each shard's reducer finds the keys seen at least twice; their count sizes a
+   Bloom filter, each shard adds its keys to its own copy and the copies are OR-merged.
+3. `Route`: with the filter as a side input (~10 bits a duplicated key, 1% false positives),
+   a document whose key misses is unique and goes straight to the output; a hit goes through
+   the exact document shuffle below, where the winner is picked by a stable order key.
+
+No process holds all keys: pass 1 holds a bundle's, pass 2 one shard's, and the filter is sized by
+the duplicated keys only. The verdict never depends on the filter: a false positive only sends a
+unique document through the shuffle, where it is alone in its group and kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
+
+from llama_data.beam_jobs.harness import pack_document, unpack_document
+from llama_data.pipeline.bloom import BloomFilter
+from llama_data.pipeline.dedup import key64, order_key, repeated_keys
+from llama_data.pipeline.document import Document, Rejected
+
+DEFAULT_SHARDS = 64
+BLOOM_ERROR_RATE = 0.01
+
+
+def default_order(doc: Document) -> tuple[str, ...]:
+    """Among duplicates the smallest (id, source) is kept (see `order_key`)."""
+    return order_key(doc.id, doc.source)
+
+
+class _BundleKeysFn(beam.DoFn):
+    """(key, doc) -> per bundle and shard, the packed uint64 keys it saw."""
+
+    def __init__(self, shards: int) -> None:
+        self.shards = shards
+
+    def start_bundle(self) -> None:
+        self._keys: list[int] = []
+
+    def process(self, item: tuple[bytes, Document]):
+        self._keys.append(key64(item[0]))
+        return ()
+
+    def finish_bundle(self):
+        if not self._keys:
+            return
+        keys = np.array(self._keys, dtype=np.uint64)
+        self._keys = []
+        shard = keys % np.uint64(self.shards)
+        for s in np.unique(shard):
+            chunk = keys[shard == s].tobytes()
+            yield GlobalWindows.windowed_value_at_end_of_window((int(s), chunk))
+
+
+def _duplicated_in_shard(item: tuple[int, Iterable[bytes]]) -> bytes:
+    return repeated_keys(item[1]).tobytes()
+
+
+class _BloomPartFn(beam.DoFn):
+    """One shard's duplicated keys in a filter sized for all of them (so the parts OR-merge)."""
+
+    def process(self, packed: bytes, total: int):
+        if not packed:
+            return
+        bloom = BloomFilter.for_capacity(total, BLOOM_ERROR_RATE)
+        bloom.add(np.frombuffer(packed, dtype=np.uint64))
+        yield bloom
+
+
+class _UnionFn(beam.CombineFn):
+    """OR of same-shaped Bloom filters; None when no key is duplicated anywhere."""
+
+    def create_accumulator(self) -> BloomFilter | None:
+        return None
+
+    def add_input(self, acc: BloomFilter | None, bloom: BloomFilter) -> BloomFilter:
+        return bloom if acc is None else acc.union(bloom)
+
+    def merge_accumulators(self, accs: Iterable[BloomFilter | None]) -> BloomFilter | None:
+        out = None
+        for acc in accs:
+            if acc is not None:
+                out = acc if out is None else out.union(acc)
+        return out
+
+    def extract_output(self, acc: BloomFilter | None) -> BloomFilter | None:
+        return acc
+
+
+class _RouteFn(beam.DoFn):
+    """Unique documents to the main output; possible duplicates, keyed, to `contested`."""
+
+    def __init__(self, stage: str, order_fn: Callable[[Document], tuple[str, ...]]) -> None:
+        self.stage = stage
+        self.order_fn = order_fn
+
+    def setup(self) -> None:
+        self._contested = Metrics.counter(self.stage, "dedup.contested")
+
+    def process(self, item: tuple[bytes, Document], bloom: BloomFilter | None):
+        key, doc = item
+        if bloom is None or key64(key) not in bloom:
+            yield doc
+            return
+        self._contested.inc()
+        value = (self.order_fn(doc), doc.id, pack_document(doc))
+        yield beam.pvalue.TaggedOutput("contested", (key, value))
+
+
+def pick_first(item: tuple[bytes, Iterable[Any]], reason: str = "duplicate_of", name_winner=True):
+    """Keep the document with the smallest order key; reject the others as its duplicates.
+
+    Values are (order key, id, packed document). Two passes over the grouped values instead of a
+    list: runners page large groups lazily, so a hot key (one page seen a million times) needs no
+    memory per duplicate, and the first pass unpacks nothing. The rejected copies name the kept
+    one in `meta["duplicate_of"]`, and in the reason (`duplicate_of:<id>`) when `name_winner`.
+    """
+    _, values = item
+    winner = min((v[0], v[1]) for v in values)
+    kept = False
+    why = f"{reason}:{winner[1]}" if name_winner else reason
+    for order, doc_id, packed in values:
+        doc = unpack_document(packed)
+        if not kept and (order, doc_id) == winner:
+            kept = True
+            yield doc
+        else:
+            dup = doc.with_text(doc.text, duplicate_of=winner[1])
+            yield beam.pvalue.TaggedOutput("rejected", Rejected(dup, why))
+
+
+class ExactDedup(beam.PTransform):
+    """Global exact dedup by `key_fn(doc)` (a digest of 8+ bytes): `.kept` and `.rejected`.
+
+    The scope is the whole input, not a file or a worker; the kept copy is chosen by `order_fn`
+    (default: smallest (id, source)), so the result does not depend on worker count or arrival
+    order. `reason` is the rejection reason (`duplicate_of:<kept id>` by default, the bare
+    `reason` when `name_winner` is False).
+    """
+
+    def __init__(
+        self,
+        key_fn: Callable[[Document], bytes],
+        stage: str,
+        order_fn: Callable[[Document], tuple[str, ...]] = default_order,
+        reason: str = "duplicate_of",
+        name_winner: bool = True,
+        shards: int = DEFAULT_SHARDS,
+    ) -> None:
+        super().__init__()
+        self.key_fn = key_fn
+        self.stage = stage
+        self.order_fn = order_fn
+        self.reason = reason
+        self.name_winner = name_winner
+        self.shards = shards
+
+    def expand(self, docs):
+        key_fn, reason, name_winner = self.key_fn, self.reason, self.name_winner
+        keyed = docs | "Key" >> beam.Map(lambda d: (key_fn(d), d))
+        duplicated = (
+            keyed
+            | "BundleKeys" >> beam.ParDo(_BundleKeysFn(self.shards))
+            | "ByShard" >> beam.GroupByKey()
+            | "Duplicated" >> beam.Map(_duplicated_in_shard)
+        )
+        total = (
+            duplicated
+            | "Count" >> beam.Map(lambda packed: len(packed) // 8)
+            | "Total" >> beam.CombineGlobally(sum)
+        )
+        bloom = (
+            duplicated
+            | "BloomParts" >> beam.ParDo(_BloomPartFn(), total=beam.pvalue.AsSingleton(total))
+            | "Bloom" >> beam.CombineGlobally(_UnionFn())
+        )
+        routed = keyed | "Route" >> beam.ParDo(
+            _RouteFn(self.stage, self.order_fn), bloom=beam.pvalue.AsSingleton(bloom)
+        ).with_outputs("contested", main="unique")
+        picked = (
+            routed.contested
+            | "Group" >> beam.GroupByKey()
+            | "Pick"
+            >> beam.FlatMap(pick_first, reason=reason, name_winner=name_winner).with_outputs(
+                "rejected", main="kept"
+            )
+        )
+        kept = (routed.unique, picked.kept) | "Kept" >> beam.Flatten()
+        return _DedupOutputs(kept, picked.rejected)
+
+
+class _DedupOutputs:
+    def __init__(self, kept, rejected) -> None:
+        self.kept = kept
+        self.rejected = rejected
+
+
+__all__ = ["ExactDedup", "default_order", "pick_first"]
