@@ -151,6 +151,9 @@ def _route_shard(item: tuple[int, dict[str, Iterable[bytes]]]):
             yield from route_duplicates(dup, chunk)
 
 
+_DOC, _KEYS = 0, 1
+
+
 class _ApplyLineDedupFn(beam.DoFn):
     def __init__(self, stage: str, groups: dict[str, int] | None) -> None:
         self.stage = stage
@@ -161,12 +164,16 @@ class _ApplyLineDedupFn(beam.DoFn):
         self._chars_in = Metrics.counter(self.stage, "line_dedup.chars_in")
         self._chars_out = Metrics.counter(self.stage, "line_dedup.chars_kept")
 
-    def process(self, item: tuple[bytes, dict[str, list]]):
-        _, grouped = item
+    def process(self, item: tuple[bytes, Iterable[tuple[int, bytes]]]):
+        # two passes over the re-iterable group: its few packed key sets, then its document(s)
+        _, values = item
         dup: set[bytes] = set()
-        for packed in grouped["dup"]:
-            dup |= unpack_keys(packed)
-        for packed_doc in grouped["doc"]:  # one per key, unless two ids collide in 8 bytes
+        for tag, packed in values:
+            if tag == _KEYS:
+                dup |= unpack_keys(packed)
+        for tag, packed_doc in values:  # one per key, unless two ids collide in 8 bytes
+            if tag != _DOC:
+                continue
             doc = unpack_document(packed_doc)
             out = finish(remove_lines(doc, dup, _scope_prefix(doc, self.groups)))
             d = out.doc if isinstance(out, Rejected) else out
@@ -204,10 +211,13 @@ class LineDedup(beam.PTransform):
             | "ByShard" >> beam.CoGroupByKey()
             | "Route" >> beam.FlatMap(_route_shard).with_output_types(tuple[bytes, bytes])
         )
-        keyed = docs | "DocKey" >> beam.Map(lambda d: (doc_key(d), pack_document(d)))
+        keyed = docs | "DocKey" >> beam.Map(lambda d: (doc_key(d), (_DOC, pack_document(d))))
+        tagged = to_remove | "TagKeys" >> beam.Map(lambda kv: (kv[0], (_KEYS, kv[1])))
+        # a tagged-union GroupByKey: what CoGroupByKey does, without copying groups into lists
         return (
-            {"doc": keyed, "dup": to_remove}
-            | "Regroup" >> beam.CoGroupByKey()
+            (keyed, tagged)
+            | "Both" >> beam.Flatten()
+            | "Regroup" >> beam.GroupByKey()
             | "Apply"
             >> beam.ParDo(_ApplyLineDedupFn(self.stage, self.file_groups)).with_outputs(
                 "rejected", main="kept"
@@ -256,6 +266,21 @@ def file_groups(paths: Sequence[str], group_files: int | None) -> dict[str, int]
     return {p: i // group_files for i, p in enumerate(sorted(paths))}
 
 
+BYTES_PER_SHARD = 64 << 20
+"""Input bytes (compressed WET/WARC) per line-dedup shard: ~4 million lines, a 32 MB count state."""
+
+
+def line_dedup_shards(input_bytes: int) -> int:
+    """Shards of the line-dedup shuffle for an input of this size.
+
+    A document gets one routed element per shard holding one of its duplicated lines (a page with
+    100 boilerplate lines gets ~100 at 256 shards, ~8 at 8), so few shards are cheaper; many
+    bound each reducer's state. One per 64 MB of input, between 8 and 4096 (a whole Common Crawl
+    snapshot then holds ~50 million distinct lines a shard, 400 MB of state).
+    """
+    return max(8, min(4096, -(-input_bytes // BYTES_PER_SHARD)))
+
+
 def make_ccnet_stage(
     inputs: Sequence[str],
     lm_dir: str,
@@ -279,7 +304,9 @@ def make_ccnet_stage(
         read = p | "Read" >> ReadDocuments(
             matched, CommonCrawlReader(source), ctx.name, ctx.progress_dir
         )
-        lines = read.docs | "LineDedup" >> LineDedup(ctx.name, groups)
+        shards = line_dedup_shards(sum(f.size for f in matched))
+        ctx.stats["line_dedup_shards"] = shards
+        lines = read.docs | "LineDedup" >> LineDedup(ctx.name, groups, shards=shards)
         scored = lines.kept | "Score" >> ApplySteps(
             [LanguageId(langs, min_lang_score), Perplexity(lm_dir, langs)], ctx.name
         )

@@ -126,7 +126,8 @@ def pick_first(item: tuple[bytes, Iterable[Any]], reason: str = "duplicate_of", 
     Values are (order key, id, packed document). Two passes over the grouped values instead of a
     list: runners page large groups lazily, so a hot key (one page seen a million times) needs no
     memory per duplicate, and the first pass unpacks nothing. The rejected copies name the kept
-    one in `meta["duplicate_of"]`, and in the reason (`duplicate_of:<id>`) when `name_winner`.
+    one in `meta["duplicate_of"]`, and in the reason (`duplicate_of:<id>`) when `name_winner`;
+    their text, which the kept copy has, is not written again.
     """
     _, values = item
     winner = min((v[0], v[1]) for v in values)
@@ -138,7 +139,7 @@ def pick_first(item: tuple[bytes, Iterable[Any]], reason: str = "duplicate_of", 
             kept = True
             yield doc
         else:
-            dup = doc.with_text(doc.text, duplicate_of=winner[1])
+            dup = doc.with_text("", duplicate_of=winner[1])  # the kept copy has the text
             yield beam.pvalue.TaggedOutput("rejected", Rejected(dup, why))
 
 

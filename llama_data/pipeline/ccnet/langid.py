@@ -79,7 +79,9 @@ class LanguageId(Step):
         doc = doc.with_text(doc.text, language=lang, language_score=round(score, 4))
         if self.languages and lang not in self.languages:
             self.count(f"rejected_lang.{lang}")
-            return Rejected(doc, "lang")
+            # rejected for what it is, not for its content: url, digest, label and score find it
+            # again, and the other languages' text would double what a crawl writes
+            return Rejected(doc.with_text(""), "lang")
         if score < self.min_score:
             self.count("rejected_low_score")
             return Rejected(doc, "lang")
