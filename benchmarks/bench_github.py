@@ -2,11 +2,13 @@
 
 Input: the sample corpus (`../shared/corpus/github`) when present, else the bundled demo, copied
 `--copies` times under new repository names with one line changed per copy, so that files stay
-unique (dedup still shuffles every one of them) and the run lasts long enough to measure.
+unique across copies (the dedup shuffles only the files whose content occurs twice, so this
+input sends few through it) and the run lasts long enough to measure.
 
 "alone" = read rows + licence lookup + all steps + content hash, in one process, no engine.
 "end to end" = `make_github_stage` under `run_stage` (DirectRunner, one worker): reading, the
-licence join shuffle, the steps, the dedup shuffle and the Parquet/JSON writers.
+licence table side input, the steps, the dedup (key shuffle, Bloom filter, contested files) and
+the Parquet/JSON writers.
 Prints one JSON line: files/s and MB/s per core for both, and their ratio (target >= 0.70),
 by wall clock and by CPU time (the machine may be shared), in total and in steady state (the
 start-up cost, measured on a one-copy run, left out).

@@ -75,6 +75,30 @@ def test_dedup_is_global_and_keeps_the_smallest_id(tmp_path: Path):
     assert not list(stage.glob("_tmp-*"))
 
 
+def test_dedup_verdicts_do_not_depend_on_the_bloom_filter(tmp_path: Path, monkeypatch):
+    """Only contested documents are shuffled; at a 99% false-positive rate nearly every unique
+    document goes through the shuffle too, and the kept and rejected sets stay the same."""
+    from llama_data.beam_jobs import dedup
+
+    # d000-d079 hold 40 texts twice each, d080-d199 are unique
+    rows = [{"id": f"d{i:03d}", "text": f"text {i % 40 if i < 80 else i}"} for i in range(200)]
+    write_jsonl(tmp_path / "in" / "a.jsonl", rows)
+    results = {}
+    for rate in (0.01, 0.99):
+        monkeypatch.setattr(dedup, "BLOOM_ERROR_RATE", rate)
+        spec = make_dedup_exact_stage([str(tmp_path / "in" / "*")])
+        result = run_stage(spec, str(tmp_path / f"out-{rate}"), LOCAL)
+        stage = tmp_path / f"out-{rate}" / "dedup-exact"
+        rejected = {r["id"]: (r["reason"], r["text"]) for r in _rejected(stage)}
+        results[rate] = (sorted(r["id"] for r in _kept(stage)), rejected)
+        contested = result.stats["counters"].get("dedup.contested", 0)
+        assert contested > 100 if rate == 0.99 else contested < 90  # 80 are true duplicates
+    kept, rejected = results[0.01]
+    assert results[0.99] == results[0.01]
+    assert kept == [f"d{i:03d}" for i in (*range(40), *range(80, 200))]
+    assert rejected["d077"] == ("duplicate_of:d037", "")  # the kept copy holds the text
+
+
 class Shout(Step):
     name = "shout"
 
