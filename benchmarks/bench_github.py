@@ -11,7 +11,8 @@ licence table side input, the steps, the dedup (key shuffle, Bloom filter, conte
 the Parquet/JSON writers.
 Prints one JSON line: files/s and MB/s per core for both, and their ratio (target >= 0.70),
 by wall clock and by CPU time (the machine may be shared), in total and in steady state (the
-start-up cost, measured on a one-copy run, left out).
+start-up cost, measured on a one-copy run, left out); each the best of `--repeats` interleaved
+rounds (the run with the least CPU time).
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=20)
     parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved rounds; the best of each is kept"
+    )
+    parser.add_argument(
         "--source", type=Path, default=None, help="folder with files.jsonl + licenses.jsonl"
     )
     args = parser.parse_args(argv or [])
@@ -98,9 +102,20 @@ def main(argv: list[str] | None = None) -> None:
         (work / "small").mkdir()
         files, licenses, nbytes = make_input(src, args.copies, work)
         small_files, small_lic, small_bytes = make_input(src, 1, work / "small")
-        n_alone, t_alone, c_alone = filters_alone(files, licenses)
-        n_small, t_small, c_small = end_to_end(small_files, small_lic, work / "small")
-        n_e2e, t_e2e, c_e2e = end_to_end(files, licenses, work)
+        best: dict[str, tuple[int, float, float]] = {}
+
+        def keep_best(name: str, run: tuple[int, float, float]) -> None:
+            if name not in best or run[2] < best[name][2]:
+                best[name] = run
+
+        # interleaved rounds, so that load from other processes hits every contender alike
+        for _ in range(max(1, args.repeats)):
+            keep_best("alone", filters_alone(files, licenses))
+            keep_best("small", end_to_end(small_files, small_lic, work / "small"))
+            keep_best("e2e", end_to_end(files, licenses, work))
+        n_alone, t_alone, c_alone = best["alone"]
+        n_small, t_small, c_small = best["small"]
+        n_e2e, t_e2e, c_e2e = best["e2e"]
     mb = nbytes / 1e6
     # Beam's start-up (graph, workers, output commit) measured on one copy, then left out
     marginal_t = max(t_e2e - t_small, 1e-9) * n_e2e / max(n_e2e - n_small, 1)
@@ -109,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         "bench": "github",
         "input": str(src),
         "copies": args.copies,
+        "repeats": args.repeats,
         "files": n_alone,
         "mb": round(mb, 2),
         "cores": 1,

@@ -333,17 +333,21 @@ def make_ccnet_stage(
         dedup = bucketed.kept | "DocDedup" >> ExactDedup(
             doc_dedup_key, ctx.name, reason="duplicate", name_winner=False
         )
-        final = dedup.kept | "Length" >> ApplySteps([MinLength(min_length)], ctx.name)
+        # the length rule on each part of the dedup's output, so no document is buffered again
+        final = [
+            part | f"Length{i or ''}" >> ApplySteps([MinLength(min_length)], ctx.name)
+            for i, part in enumerate(dedup.kept)
+        ]
         return StageOutputs(
-            kept=final.kept,
+            kept=[f.kept for f in final],
             rejected=[
                 lines.rejected,
                 scored.rejected,
                 bucketed.rejected,
                 dedup.rejected,
-                final.rejected,
+                *(f.rejected for f in final),
             ],
-            errors=[read.errors, scored.errors, final.errors],
+            errors=[read.errors, scored.errors, *(f.errors for f in final)],
         )
 
     return StageSpec(

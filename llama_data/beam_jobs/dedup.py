@@ -199,12 +199,15 @@ class ExactDedup(beam.PTransform):
                 "rejected", main="kept"
             )
         )
-        kept = (routed.unique, picked.kept) | "Kept" >> beam.Flatten()
-        return _DedupOutputs(kept, picked.rejected)
+        return _DedupOutputs([routed.unique, picked.kept], picked.rejected)
 
 
 class _DedupOutputs:
-    def __init__(self, kept, rejected) -> None:
+    """`.kept` is a list: the unique documents and the winners of the contested groups, which
+    come from different stages (flattening them would buffer every document once more; the
+    harness writes a list of PCollections as it is)."""
+
+    def __init__(self, kept: list, rejected) -> None:
         self.kept = kept
         self.rejected = rejected
 

@@ -3,7 +3,8 @@
 Composition only; the logic is in `llama_data.pipeline.github`. Neither global step shuffles all
 files. The licence join gives every worker a `LicenseTable` (~9 bytes a repository: 30 MB for all
 3.3 million of BigQuery's licensed repositories) as a side input, built from the licence rows
-alone, and files look their repository up where they are read. Exact dedup (`ExactDedup`, keyed by
+alone, and files look their repository up as they are read (so the runner holds back file
+splits, not files, until the table is ready). Exact dedup (`ExactDedup`, keyed by
 a 16-byte content hash) shuffles the keys first and then only the files whose content occurs more
 than once; the copy with the smallest (repo_name, path) is kept.
 """
@@ -173,24 +174,11 @@ class BuildLicenseTable(beam.PTransform):
         )
 
 
-class _AttachLicenseFn(beam.DoFn):
-    def process(self, doc: Document, table: LicenseTable):
-        license_key = table.license_of(doc.meta["repo_name"], doc.meta.get("license"))
-        yield doc.with_text(doc.text, license=license_key)
-
-
-class JoinLicenses(beam.PTransform):
-    """Give each file its repository's licence from a `LicenseTable` side input."""
-
-    def __init__(self, pairs) -> None:
-        super().__init__()
-        self.pairs = pairs
-
-    def expand(self, docs):
-        table = self.pairs | "LicenseTable" >> BuildLicenseTable()
-        return docs | "Attach" >> beam.ParDo(
-            _AttachLicenseFn(), table=beam.pvalue.AsSingleton(table)
-        )
+def attach_license(doc: Document, table: LicenseTable) -> Document:
+    """The file with its repository's licence: the table's, else the row's own column."""
+    return doc.with_text(
+        doc.text, license=table.license_of(doc.meta["repo_name"], doc.meta.get("license"))
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,12 +299,31 @@ def make_github_stage(options: GithubOptions, name: str = "github") -> StageSpec
         if options.bigquery is not None:
             check_bigquery_ready(ctx.run.pipeline_args)
         docs_parts, errors, license_parts = [], [], []
+        bigquery_docs = None
+        if options.bigquery is not None:
+            bigquery_docs, bq_errors, pairs = read_bigquery(
+                p, options.bigquery, ctx.name, options.max_row_bytes
+            )
+            errors.append(bq_errors)
+            license_parts.append(pairs)
+        if options.licenses:
+            lic = p | "ReadLicenses" >> ReadLicenses(options.licenses, ctx.name)
+            license_parts.append(lic.pairs)
+            errors.append(lic.errors)
+        table = None
+        if license_parts:
+            pairs = (
+                license_parts[0]
+                if len(license_parts) == 1
+                else tuple(license_parts) | "AllLicenses" >> beam.Flatten()
+            )
+            table = pairs | "LicenseTable" >> BuildLicenseTable()
+        # files get their licence as they are read: the side input holds back file splits only
+        annotate = dict(annotate=attach_license, side=table) if table is not None else {}
         if options.inputs:
+            reader = GithubRowReader(max_row_bytes=options.max_row_bytes)
             read = p | "ReadRows" >> ReadDocuments(
-                list(options.inputs),
-                GithubRowReader(max_row_bytes=options.max_row_bytes),
-                ctx.name,
-                ctx.progress_dir,
+                list(options.inputs), reader, ctx.name, ctx.progress_dir, **annotate
             )
             docs_parts.append(read.docs)
             errors.append(read.errors)
@@ -324,33 +331,20 @@ def make_github_stage(options: GithubOptions, name: str = "github") -> StageSpec
             reader = GitCheckoutReader(options.repos, max_row_bytes=options.max_row_bytes)
             checkouts = [fs.MatchedFile(path, 0, 0.0) for _, path in repos]
             read = p | "ReadCheckouts" >> ReadDocuments(
-                checkouts, reader, ctx.name, ctx.progress_dir
+                checkouts, reader, ctx.name, ctx.progress_dir, **annotate
             )
             docs_parts.append(read.docs)
             errors.append(read.errors)
-        if options.bigquery is not None:
-            docs, bq_errors, pairs = read_bigquery(
-                p, options.bigquery, ctx.name, options.max_row_bytes
+        if bigquery_docs is not None:
+            docs_parts.append(
+                bigquery_docs
+                | "Licenses" >> beam.Map(attach_license, beam.pvalue.AsSingleton(table))
             )
-            docs_parts.append(docs)
-            errors.append(bq_errors)
-            license_parts.append(pairs)
-        if options.licenses:
-            lic = p | "ReadLicenses" >> ReadLicenses(options.licenses, ctx.name)
-            license_parts.append(lic.pairs)
-            errors.append(lic.errors)
         docs = (
             docs_parts[0]
             if len(docs_parts) == 1
             else tuple(docs_parts) | "AllFiles" >> beam.Flatten()
         )
-        if license_parts:
-            pairs = (
-                license_parts[0]
-                if len(license_parts) == 1
-                else tuple(license_parts) | "AllLicenses" >> beam.Flatten()
-            )
-            docs = docs | "Licenses" >> JoinLicenses(pairs)
         steps = docs | "Filter" >> ApplySteps(options.steps(), ctx.name)
         rejected = [steps.rejected]
         errors.append(steps.errors)
@@ -368,7 +362,8 @@ def make_github_stage(options: GithubOptions, name: str = "github") -> StageSpec
 __all__ = [
     "GITHUB_SCHEMA",
     "GithubOptions",
-    "JoinLicenses",
+    "BuildLicenseTable",
+    "attach_license",
     "ReadLicenses",
     "check_bigquery_ready",
     "make_github_stage",

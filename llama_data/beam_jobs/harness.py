@@ -42,7 +42,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindows
 
 from llama_data import __version__
-from llama_data.beam_jobs import fs
+from llama_data.beam_jobs import beam_speedups, fs
 from llama_data.beam_jobs.progress import ProgressDisplay, ProgressWriter
 from llama_data.beam_jobs.runners import RunOptions, explain_runner_failure, pipeline_options
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
@@ -50,6 +50,8 @@ from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.io import FileSplit, Reader
 from llama_data.pipeline.schema import BASE_SCHEMA, DocumentSchema
 from llama_data.pipeline.steps import Step, run_steps
+
+beam_speedups.apply()
 
 log = logging.getLogger("llama_data")
 
@@ -106,16 +108,24 @@ class _PlanSplitsFn(beam.DoFn):
 
 
 class _ReadSplitFn(beam.DoFn):
-    def __init__(self, reader: Reader, stage: str, progress_dir: str | None) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        stage: str,
+        progress_dir: str | None,
+        annotate: Callable[[Document, Any], Document] | None = None,
+    ) -> None:
         self.reader = reader
         self.stage = stage
         self.progress_dir = progress_dir
+        self.annotate = annotate
 
     def setup(self) -> None:
         self._count = _Counters(self.stage)
         self._progress = ProgressWriter(self.progress_dir)
 
-    def process(self, split: FileSplit):
+    def process(self, split: FileSplit, side: Any = None):
+        annotate = self.annotate
         try:
             for rec in self.reader.read(split, fs.open_raw):
                 self._count("in")
@@ -126,7 +136,7 @@ class _ReadSplitFn(beam.DoFn):
                     nbytes = len(rec.text.encode("utf-8", "surrogatepass"))
                     self._count("read.bytes", nbytes)
                     self._progress.add(1, nbytes)
-                    yield rec
+                    yield rec if annotate is None else annotate(rec, side)
         except Exception as exc:  # noqa: BLE001 - a reader bug or an I/O failure mid-file
             self._count("in")
             yield beam.pvalue.TaggedOutput(
@@ -149,6 +159,10 @@ class ReadDocuments(beam.PTransform):
 
     Files are matched in the driver (so a pattern matching nothing fails before any work), split
     by the reader, and the splits reshuffled so that workers share them.
+
+    `annotate(doc, side)` is applied to each document as it is read, with `side` the singleton
+    side input `side` (a lookup table built by the same pipeline, e.g. GitHub's licences): the
+    runner then holds back the few file splits until the table is ready, not every document.
     """
 
     def __init__(
@@ -157,12 +171,16 @@ class ReadDocuments(beam.PTransform):
         reader: Reader,
         stage: str,
         progress_dir: str | None = None,
+        annotate: Callable[[Document, Any], Document] | None = None,
+        side: Any = None,
     ) -> None:
         super().__init__()
         self.patterns = list(patterns)
         self.reader = reader
         self.stage = stage
         self.progress_dir = progress_dir
+        self.annotate = annotate
+        self.side = side
 
     def expand(self, pbegin):
         files = [p if isinstance(p, fs.MatchedFile) else None for p in self.patterns]
@@ -176,13 +194,12 @@ class ReadDocuments(beam.PTransform):
                 "errors", main="splits"
             )
         )
+        fn = _ReadSplitFn(self.reader, self.stage, self.progress_dir, self.annotate)
+        side = {} if self.side is None else {"side": beam.pvalue.AsSingleton(self.side)}
         read = (
             planned.splits
             | "Spread" >> beam.Reshuffle()
-            | "Read"
-            >> beam.ParDo(_ReadSplitFn(self.reader, self.stage, self.progress_dir)).with_outputs(
-                "errors", main="docs"
-            )
+            | "Read" >> beam.ParDo(fn, **side).with_outputs("errors", main="docs")
         )
         errors = (planned.errors, read.errors) | "Errors" >> beam.Flatten()
         return _Tagged(docs=read.docs, errors=errors)
@@ -273,6 +290,9 @@ class ApplySteps(beam.PTransform):
 
 @dataclass
 class StageOutputs:
+    """What a stage writes. `kept` is one PCollection or a list of them (written without
+    flattening the documents first)."""
+
     kept: Any
     rejected: list[Any] = field(default_factory=list)
     errors: list[Any] = field(default_factory=list)
@@ -524,19 +544,32 @@ def worker_logs_captured(run: RunOptions):
             os.unlink(log_file.name)
 
 
+def _tables(p: beam.Pipeline, pcolls: Any, spec: StageSpec, kind: str):
+    """Each PCollection turned into Arrow tables where it is made, then the tables flattened.
+
+    Flattening documents from several stages makes the runner buffer every document once more
+    before the writer; turned into tables first, what crosses is one table per bundle.
+    """
+    parts = pcolls if isinstance(pcolls, list | tuple) else [pcolls]
+    label = kind.capitalize()
+    tables = [
+        pc | f"{label}Rows{i or ''}" >> beam.ParDo(_ToTableFn(spec.name, spec.schema, kind))
+        for i, pc in enumerate(parts)
+    ]
+    return _flatten(p, tables, f"{label}Tables")
+
+
 def _write_stage_outputs(p: beam.Pipeline, spec: StageSpec, outs: StageOutputs, tmp: str) -> None:
     schema = spec.schema
     (
-        outs.kept
-        | "KeptRows" >> beam.ParDo(_ToTableFn(spec.name, schema, "kept"))
+        _tables(p, outs.kept, spec, "kept")
         | "WriteKept"
         >> beam.io.WriteToParquetBatched(
             fs.join(tmp, "kept", "part"), schema.arrow, codec="zstd", file_name_suffix=".parquet"
         )
     )
     (
-        _flatten(p, outs.rejected, "Rejected")
-        | "RejectedRows" >> beam.ParDo(_ToTableFn(spec.name, schema, "rejected"))
+        _tables(p, outs.rejected, spec, "rejected")
         | "WriteRejected"
         >> beam.io.WriteToParquetBatched(
             fs.join(tmp, "rejected", "part"),

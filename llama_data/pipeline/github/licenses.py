@@ -218,6 +218,7 @@ class LicenseTable:
         self.hashes = np.ascontiguousarray(hashes[order], dtype=np.uint64)
         self.codes = np.ascontiguousarray(codes[order])
         self.keys = tuple(keys)
+        self._last: tuple[str | None, str | None] = (None, None)
 
     @classmethod
     def from_items(cls, items: Iterable[tuple[str, str]]) -> LicenseTable:
@@ -235,11 +236,16 @@ class LicenseTable:
         return int(self.hashes.nbytes + self.codes.nbytes)
 
     def get(self, repo_name: str) -> str | None:
+        # the files of a repository come together in exports and checkouts: one search each
+        if repo_name == self._last[0]:
+            return self._last[1]
         h = np.uint64(repo_hash(repo_name))
         i = int(np.searchsorted(self.hashes, h))
-        if i < len(self.hashes) and self.hashes[i] == h:
-            return self.keys[int(self.codes[i])]
-        return None
+        found = (
+            self.keys[int(self.codes[i])] if i < len(self.hashes) and self.hashes[i] == h else None
+        )
+        self._last = (repo_name, found)
+        return found
 
     def license_of(self, repo_name: str, row_key: object = None) -> str:
         """The table's licence for the repository, else the row's own column (`resolve_license`)."""

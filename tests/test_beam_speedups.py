@@ -1,0 +1,29 @@
+"""The memo of Beam's DoFn inspection: same answers as Beam's own function, once per DoFn."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.transforms import userstate
+from apache_beam.transforms.userstate import BagStateSpec
+
+from llama_data.beam_jobs import beam_speedups
+
+
+class _Stateful(beam.DoFn):
+    BAG = BagStateSpec("bag", beam.coders.StrUtf8Coder())
+
+    def process(self, item, bag=beam.DoFn.StateParam(BAG)):
+        yield item
+
+
+def test_memo_is_installed_and_answers_like_beam() -> None:
+    assert beam_speedups.apply()
+    assert userstate.get_dofn_specs is beam_speedups._memoized_get_dofn_specs
+    for fn in (_Stateful(), beam.Map(lambda x: x).fn):
+        expected = beam_speedups._original(fn)
+        assert userstate.get_dofn_specs(fn) == expected
+        assert userstate.get_dofn_specs(fn) == expected  # from the memo
+        assert userstate.is_stateful_dofn(fn) == bool(expected[0] or expected[1])
+    fn = _Stateful()
+    userstate.get_dofn_specs(fn)[0].clear()  # callers get copies: the memo stays as it was
+    assert userstate.get_dofn_specs(fn)[0]
