@@ -421,17 +421,17 @@ class _ToTableFn(beam.DoFn):
         self._arrow = self.schema.arrow if self.kind == "kept" else self.schema.rejected_arrow
 
     def start_bundle(self) -> None:
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[tuple[Any, ...]] = []
         self._batches: list[pa.RecordBatch] = []
         self._bytes = 0
         self._counts: dict[str, int] = {}
 
     def process(self, item):
         if self.kind == "kept":
-            key, row, text = "kept", self.schema.to_row(item), item.text
+            key, row, text = "kept", self.schema.to_values(item), item.text
         else:
             key = f"rejected.{reason_key(item.reason)}"
-            row, text = self.schema.rejected_row(item), item.doc.text
+            row, text = self.schema.to_values(item.doc, item.reason), item.doc.text
         self._counts[key] = self._counts.get(key, 0) + 1
         self._rows.append(row)
         self._bytes += len(text)
@@ -448,7 +448,7 @@ class _ToTableFn(beam.DoFn):
             yield GlobalWindows.windowed_value_at_end_of_window(self._table())
 
     def _batch(self) -> None:
-        self._batches.append(pa.RecordBatch.from_pylist(self._rows, schema=self._arrow))
+        self._batches.append(self.schema.batch(self._rows, rejected=self.kind != "kept"))
         self._rows = []
 
     def _table(self) -> pa.Table:

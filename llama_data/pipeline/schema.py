@@ -21,7 +21,7 @@ BASE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("source", pa.string(), nullable=False),
     pa.field("text", pa.string(), nullable=False),
     pa.field("meta", pa.string(), nullable=True),  # JSON object of the remaining meta keys
-)
+)  # `to_values` relies on this order
 BASE_NAMES = frozenset(f.name for f in BASE_FIELDS)
 REASON_FIELD = pa.field("reason", pa.string(), nullable=False)
 
@@ -34,6 +34,9 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+_META_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=_json_default)
 
 
 @dataclass(frozen=True)
@@ -56,20 +59,30 @@ class DocumentSchema:
         return pa.schema([*BASE_FIELDS, *self.extra, REASON_FIELD])
 
     def to_row(self, doc: Document, reason: str | None = None) -> dict[str, Any]:
-        meta = dict(doc.meta)
-        row: dict[str, Any] = {"id": doc.id, "source": doc.source, "text": doc.text}
-        for f in self.extra:
-            row[f.name] = meta.pop(f.name, None)
-        row["meta"] = json.dumps(meta, ensure_ascii=False, sort_keys=True, default=_json_default)
+        names = [f.name for f in (*BASE_FIELDS, *self.extra)]
         if reason is not None:
-            row["reason"] = reason
-        return row
+            names.append("reason")
+        return dict(zip(names, self.to_values(doc, reason), strict=True))
+
+    def to_values(self, doc: Document, reason: str | None = None) -> tuple[Any, ...]:
+        """One row as values in column order (`arrow`, or `rejected_arrow` with a reason)."""
+        meta = dict(doc.meta)
+        extra = [meta.pop(f.name, None) for f in self.extra]
+        values = (doc.id, doc.source, doc.text, _META_JSON.encode(meta), *extra)
+        return values if reason is None else (*values, reason)
+
+    def batch(self, rows: list[tuple[Any, ...]], rejected: bool = False) -> pa.RecordBatch:
+        """Rows from `to_values` as one record batch, built column by column."""
+        schema = self.rejected_arrow if rejected else self.arrow
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+        arrays = [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def rejected_row(self, rejected: Rejected) -> dict[str, Any]:
         return self.to_row(rejected.doc, rejected.reason)
 
     def to_table(self, docs: Iterable[Document]) -> pa.Table:
-        return pa.Table.from_pylist([self.to_row(d) for d in docs], schema=self.arrow)
+        return pa.Table.from_batches([self.batch([self.to_values(d) for d in docs])])
 
 
 def row_to_document(row: dict[str, Any]) -> Document:
