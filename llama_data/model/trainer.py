@@ -239,11 +239,10 @@ def want_compile(cfg: TrainConfig, device: torch.device) -> bool:
 
 
 def build_for_training(
-    mcfg: LlamaConfig, cfg: TrainConfig, d: Dist
+    mcfg: LlamaConfig, cfg: TrainConfig, d: Dist, compile_: bool = False
 ) -> tuple[nn.Module, Llama, torch.dtype]:
     """Returns (the module to call, the bare Llama inside it, compute dtype)."""
     compute = _compute_dtype(cfg, d.device)
-    compile_ = want_compile(cfg, d.device)
     with torch.device("meta"):
         model = Llama(mcfg, activation_checkpointing=cfg.activation_checkpointing)
     fsdp = d.enabled and cfg.parallel == "fsdp"
@@ -390,7 +389,8 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if d.device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 for what runs outside bf16 autocast
-    model, raw, compute = build_for_training(mcfg, cfg, d)
+    compiled = want_compile(cfg, d.device)
+    model, raw, compute = build_for_training(mcfg, cfg, d, compiled)
     optimizer = build_optimizer(raw, lr, cfg.weight_decay, device_type=d.device.type)
     loader = ShardLoader(ds, cfg.micro_batch, d.rank, d.world)
     fsdp = d.enabled and cfg.parallel == "fsdp"
@@ -453,6 +453,7 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
         f"x {plan.context} = {plan.tokens_per_step:,} tokens ({cfg.micro_batch} rows x "
         f"{d.world} ranks x {plan.accum} accumulation); {plan.total_steps} steps; "
         f"{d.device.type} {str(compute).removeprefix('torch.')}"
+        + ("; torch.compile: the first step compiles (--no-compile to skip)" if compiled else "")
     )
 
     autocast = (
