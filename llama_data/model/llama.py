@@ -246,11 +246,13 @@ class Llama(nn.Module):
         *,
         targets: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits (B, T, vocab); with `targets` (B, T), the per-token losses (B, T) instead.
+        """Logits (B, T, vocab); with `targets` (B, T), each row's mean token loss (B,) instead.
 
         Training passes the targets so that the loss is part of the model's graph: under
         torch.compile the log-softmax and the loss become one fused kernel (and its backward
-        another) instead of materializing the log-probabilities of the whole vocabulary.
+        another) instead of materializing the log-probabilities of the whole vocabulary. Rows,
+        not tokens: what the trainer needs (batch mean, per-source loss), and a reduction rather
+        than a view, which FSDP2 wants of a root module's output.
         """
         t = tokens.shape[1]
         start = caches[0].length if caches else 0
@@ -265,7 +267,7 @@ class Llama(nn.Module):
             else:
                 h = layer(h, cos, sin, cache)
         logits = self.output(self.norm(h))
-        return logits if targets is None else token_losses(logits, targets)
+        return logits if targets is None else token_losses(logits, targets).mean(dim=1)
 
     def new_caches(self, batch: int, dtype: torch.dtype | None = None) -> list[KVCache]:
         device = self.output.weight.device

@@ -484,7 +484,7 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
                 model.set_requires_gradient_sync(last_micro)
             with sync:
                 with autocast:
-                    row_loss = model(x, targets=y).mean(dim=1)
+                    row_loss = model(x, targets=y)
                 (row_loss.mean() / plan.accum).backward()
             src_loss.index_add_(0, src, row_loss.detach().double())
             src_rows.index_add_(0, src, torch.ones_like(src, dtype=torch.float64))
