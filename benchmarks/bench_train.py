@@ -4,10 +4,14 @@ CPU mode: one model shape, three contenders, measured in interleaved rounds (bar
 alternate step by step) so that load from other processes on the machine hits them alike; CPU
 seconds per step after a warm-up, median over rounds.
 - fit: `llama_data.model.trainer.fit` on shards written for the benchmark (loader, accumulation,
-  clipping, per-source loss, logging: everything a run does except checkpoints);
-- bare: the same model, data already in memory, forward / cross-entropy / backward / AdamW step;
-- hf: transformers' LlamaForCausalLM with the same config (sdpa attention), same loop as bare.
-Targets: fit within 5% of bare; fit >= 1.2x hf.
+  clipping, per-source loss, logging: everything a run does except checkpoints), with fit's own
+  defaults: torch.compile on where it works (`--no-compile` / `--compile` to force either way);
+- bare: the same model (compiled when fit compiles), data already in memory, forward with the
+  loss / backward / AdamW step;
+- hf: transformers' LlamaForCausalLM with the same config, fp32 and batch, with its own defaults
+  (sdpa attention, eager; `--hf-compile` compiles it too), torch's AdamW, F.cross_entropy.
+Targets: fit within 5% of bare; fit >= 1.2x hf. Compilation is not steady-state throughput: the
+first `fit` run (which compiles) is timed apart, as `fit_first_run_wall_s`.
 
 GPU mode (`--gpu`, and by default when CUDA is available): `fit` with the 1b preset at context 2048 in bf16 (torch.compile on), MFU as
 the trainer logs it (6N + 12*layers*d*context FLOPs per token over the GPU's peak bf16 FLOP/s).
@@ -29,9 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llama_data.model.llama import LlamaConfig, build_model
+from llama_data.model.llama import Llama, LlamaConfig, build_model
 from llama_data.model.optim import build_optimizer
-from llama_data.model.trainer import TrainConfig, fit
+from llama_data.model.trainer import TrainConfig, fit, want_compile
 from llama_data.pipeline.shards import ShardWriter
 
 
@@ -54,9 +58,10 @@ def _paired_cost(loops: list, batches, warmup: int, steps: int) -> list[tuple[li
         x, y = batches[i % len(batches)]
         for j, (model, opt) in enumerate(loops):
             c0, w0 = time.process_time(), time.perf_counter()
-            logits = model(x)
-            logits = getattr(logits, "logits", logits)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            if isinstance(model, Llama):  # ours: the loss inside the model, as `fit` runs it
+                loss = model(x, targets=y).mean()
+            else:  # what transformers' own causal-LM loss does with the logits
+                loss = F.cross_entropy(model(x).logits.float().flatten(0, 1), y.flatten())
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -156,8 +161,9 @@ def cpu_bench(args) -> dict:
         t = torch.randint(0, args.vocab, (args.rows, args.context + 1), generator=g)
         batches.append((t[:, :-1], t[:, 1:]))
 
+    compiled = want_compile(TrainConfig(compile=args.compile), torch.device("cpu"))
     ours = build_model(cfg, seed=0)
-    if args.compile:
+    if compiled:
         ours.compile()
     ours_opt = build_optimizer(ours, 3e-4)
 
@@ -171,14 +177,21 @@ def cpu_bench(args) -> dict:
         tie_word_embeddings=False, use_cache=False, attn_implementation="sdpa",
     )  # fmt: skip
     hf = LlamaForCausalLM(hf_cfg).train()
+    if args.hf_compile:
+        hf.compile()
     # what one writes around transformers: torch's AdamW with its defaults (foreach), no decay split
     hf_opt = torch.optim.AdamW(hf.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
 
-    _fit_steps(data, root, model_over, args, "prime")  # imports and first-call costs
+    w0 = time.perf_counter()
+    _fit_steps(data, root, model_over, args, "prime")  # imports, compilation, first-call costs
+    first_wall = time.perf_counter() - w0
+    run_wall = []
     wall: dict[str, list[float]] = {"bare": [], "hf": []}
     cpu: dict[str, list[float]] = {"fit": [], "bare": [], "hf": []}
     for r in range(args.rounds):
+        w0 = time.perf_counter()
         cpu["fit"] += _fit_steps(data, root, model_over, args, str(r))
+        run_wall.append(time.perf_counter() - w0)
         (cb, wb), (ch, wh) = _paired_cost(
             [(ours, ours_opt), (hf, hf_opt)], batches, args.warmup, args.steps
         )
@@ -196,7 +209,8 @@ def cpu_bench(args) -> dict:
             **cfg.to_dict(),
             "rows": args.rows,
             "threads": args.threads,
-            "compile": args.compile,
+            "compile": compiled,
+            "hf_compile": args.hf_compile,
             "params": cfg.num_params(),
         },  # fmt: skip
         "tokens_per_cpu_s": {k: round(v, 1) for k, v in tps.items()},
@@ -210,6 +224,9 @@ def cpu_bench(args) -> dict:
         "fit_extra_work_vs_bare_step": round(
             sum(extra.values()) / statistics.median(cpu["bare"]), 4
         ),
+        # the first fit run holds compilation (from an empty or a warm inductor cache)
+        "fit_first_run_wall_s": round(first_wall, 1),
+        "fit_run_wall_s": round(statistics.median(run_wall), 1),
         "rounds": args.rounds,
         "steps_per_round": args.steps,
         "load_average": round(__import__("os").getloadavg()[0], 1),
@@ -266,7 +283,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, default=None,
+        help="torch.compile ours (default: as fit does, on where supported)",
+    )  # fmt: skip
+    ap.add_argument("--hf-compile", action="store_true", help="torch.compile transformers' too")
     ap.add_argument("--gpu-micro-batch", type=int, default=8)
     ap.add_argument("--gpu-accum", type=int, default=4)
     ap.add_argument("--gpu-steps", type=int, default=40)

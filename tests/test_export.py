@@ -71,7 +71,7 @@ def run(build) -> Path:
     fit(TrainConfig(
         data=str(build / "tokens"), out=str(out), preset="tiny",
         model={"dim": 32, "n_heads": 4, "multiple_of": 16}, batch_tokens=128, micro_batch=8,
-        steps=3, warmup_steps=1, lr=1e-2, progress=False,
+        steps=3, warmup_steps=1, lr=1e-2, progress=False, compile=False,
     ))  # fmt: skip
     return out
 
@@ -118,7 +118,7 @@ def test_hf_folder_roundtrip_and_init_from(run, build, tmp_path):
     res = CliRunner().invoke(train_main, [
         "fit", "--data", str(build / "tokens"), "--out", str(out), "--init-from", str(hf_dir),
         "--steps", "1", "--batch-tokens", "128", "--micro-batch", "8", "--lr", "1e-12",
-        "--warmup-steps", "0", "--no-progress",
+        "--warmup-steps", "0", "--no-progress", "--no-compile",
     ])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "initialized weights from" in res.output

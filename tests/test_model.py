@@ -8,10 +8,12 @@ from click.testing import CliRunner
 
 from llama_data.model.llama import (
     LlamaConfig,
+    RMSNorm,
     apply_rotary,
     build_model,
     count_parameters,
     rotary_tables,
+    token_losses,
 )
 from llama_data.model.presets import PRESETS, get_preset
 
@@ -30,6 +32,28 @@ def test_forward_shapes_and_dtype():
     assert logits.shape == (3, 10, TINY.vocab_size)
     assert logits.dtype == torch.float32
     assert TINY.hidden_dim == 96  # 2/3 * 4 * 32 = 85.3 -> next multiple of 16
+
+
+def test_targets_give_each_rows_mean_token_loss():
+    model = build_model(TINY, seed=0)
+    tokens = torch.randint(0, TINY.vocab_size, (2, 11))
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    losses = model(x, targets=y)
+    assert losses.shape == (2,)
+    assert not losses._is_view()  # FSDP2 warns about a view as a root module's output
+    torch.testing.assert_close(losses, token_losses(model(x), y).mean(1), rtol=0, atol=0)
+    manual = -model(x).log_softmax(-1).gather(-1, y[..., None]).squeeze(-1)
+    torch.testing.assert_close(losses, manual.mean(1))
+
+
+def test_rmsnorm_fp32_path_matches_the_formula():
+    norm = RMSNorm(8, 1e-6)
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(0.5, 2.0, 8))
+    x = torch.randn(3, 8)
+    want = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight
+    torch.testing.assert_close(norm(x), want)
+    torch.testing.assert_close(norm(x.bfloat16()).float(), want, atol=3e-2, rtol=3e-2)
 
 
 @pytest.mark.parametrize(

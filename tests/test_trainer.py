@@ -36,7 +36,7 @@ def config(data: Path, out: Path, **kw) -> TrainConfig:
     base = dict(
         data=str(data), out=str(out), preset="tiny", model=dict(SMALL), batch_tokens=128,
         micro_batch=4, steps=8, warmup_steps=2, log_every=1, checkpoint_every=4, lr=3e-3,
-        progress=False,
+        progress=False, compile=False,
     )  # fmt: skip
     base.update(kw)
     return TrainConfig(**base)
@@ -44,6 +44,20 @@ def config(data: Path, out: Path, **kw) -> TrainConfig:
 
 def losses(run: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_compile_is_on_by_default_where_supported(monkeypatch):
+    from llama_data.model import trainer
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch._dynamo.config, "suppress_errors", False)
+    monkeypatch.setattr(trainer, "compile_supported", lambda device: True)
+    assert trainer.want_compile(TrainConfig(), cpu)
+    assert torch._dynamo.config.suppress_errors  # left to the default, failures run eagerly
+    assert not trainer.want_compile(TrainConfig(compile=False), cpu)
+    monkeypatch.setattr(trainer, "compile_supported", lambda device: False)
+    assert not trainer.want_compile(TrainConfig(), cpu)
+    assert trainer.want_compile(TrainConfig(compile=True), cpu)  # asked for: tried, errors shown
 
 
 def test_loss_falls_and_logs_per_source(shards, tmp_path):

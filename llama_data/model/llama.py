@@ -93,6 +93,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:  # one fused op, gain included
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
         normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x)
         return normed * self.weight
 
@@ -241,7 +243,17 @@ class Llama(nn.Module):
         self,
         tokens: torch.Tensor,
         caches: list[KVCache] | None = None,
+        *,
+        targets: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Logits (B, T, vocab); with `targets` (B, T), each row's mean token loss (B,) instead.
+
+        Training passes the targets so that the loss is part of the model's graph: under
+        torch.compile the log-softmax and the loss become one fused kernel (and its backward
+        another) instead of materializing the log-probabilities of the whole vocabulary. Rows,
+        not tokens: what the trainer needs (batch mean, per-source loss), and a reduction rather
+        than a view, which FSDP2 wants of a root module's output.
+        """
         t = tokens.shape[1]
         start = caches[0].length if caches else 0
         if start + t > self.cfg.max_seq_len:
@@ -254,12 +266,20 @@ class Llama(nn.Module):
                 h = checkpoint(layer, h, cos, sin, use_reentrant=False)
             else:
                 h = layer(h, cos, sin, cache)
-        return self.output(self.norm(h))
+        logits = self.output(self.norm(h))
+        return logits if targets is None else token_losses(logits, targets).mean(dim=1)
 
     def new_caches(self, batch: int, dtype: torch.dtype | None = None) -> list[KVCache]:
         device = self.output.weight.device
         dtype = dtype or self.output.weight.dtype
         return [KVCache(batch, self.cfg, device, dtype) for _ in self.layers]
+
+
+def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy per token in fp32, shape (B, T); `.float()` is free when logits are fp32."""
+    return F.cross_entropy(
+        logits.float().flatten(0, 1), targets.flatten(), reduction="none"
+    ).view_as(targets)
 
 
 def _normal_(p: torch.Tensor, std: float, gen: torch.Generator | None) -> None:

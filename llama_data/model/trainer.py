@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from llama_data.model import checkpoint as ckpt
@@ -35,7 +34,7 @@ from llama_data.model.distributed import (
     init_distributed,
     shutdown,
 )
-from llama_data.model.llama import Llama, LlamaConfig, count_parameters
+from llama_data.model.llama import Llama, LlamaConfig, count_parameters, token_losses
 from llama_data.model.metrics import Progress, RunLog, mfu, peak_tflops
 from llama_data.model.optim import build_optimizer, lr_at, set_lr
 from llama_data.model.presets import get_preset
@@ -70,7 +69,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
-    compile: bool = False
+    compile: bool | None = None  # None: on where torch.compile works (see compile_supported)
     activation_checkpointing: bool = False
     parallel: str = "ddp"  # ddp | fsdp (with more than one process)
     checkpoint_every: int = 1000
@@ -209,8 +208,38 @@ def _compute_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def compile_supported(device: torch.device) -> bool:
+    """Whether torch.compile can be expected to work here: dynamo supports this Python, and the
+    inductor backend has what it generates code with (Triton on CUDA, a C++ compiler on CPU)."""
+    if not torch._dynamo.is_dynamo_supported():
+        return False
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        return has_triton()
+    if device.type == "cpu":
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        try:
+            return bool(get_cpp_compiler())
+        except Exception:  # noqa: BLE001 - any failure to find one means "no compiler"
+            return False
+    return False
+
+
+def want_compile(cfg: TrainConfig, device: torch.device) -> bool:
+    """`compile` if set, else on where supported. Left to this default, a graph that still fails
+    to compile runs eagerly (dynamo's suppress_errors) instead of stopping the run."""
+    if cfg.compile is not None:
+        return cfg.compile
+    if not compile_supported(device):
+        return False
+    torch._dynamo.config.suppress_errors = True
+    return True
+
+
 def build_for_training(
-    mcfg: LlamaConfig, cfg: TrainConfig, d: Dist
+    mcfg: LlamaConfig, cfg: TrainConfig, d: Dist, compile_: bool = False
 ) -> tuple[nn.Module, Llama, torch.dtype]:
     """Returns (the module to call, the bare Llama inside it, compute dtype)."""
     compute = _compute_dtype(cfg, d.device)
@@ -226,13 +255,13 @@ def build_for_training(
             param_dtype=compute if compute != torch.float32 else None, reduce_dtype=torch.float32
         )
         for layer in model.layers:
-            if cfg.compile:
+            if compile_:
                 layer.compile()
             fully_shard(layer, mesh=mesh, mp_policy=mp)
         fully_shard(model, mesh=mesh, mp_policy=mp)
     model.to_empty(device=d.device)
     model.init_weights(cfg.seed)
-    if cfg.compile and not fsdp:
+    if compile_ and not fsdp:
         model.compile()
     wrapped: nn.Module = model
     if d.enabled and not fsdp:
@@ -360,7 +389,8 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if d.device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 for what runs outside bf16 autocast
-    model, raw, compute = build_for_training(mcfg, cfg, d)
+    compiled = want_compile(cfg, d.device)
+    model, raw, compute = build_for_training(mcfg, cfg, d, compiled)
     optimizer = build_optimizer(raw, lr, cfg.weight_decay, device_type=d.device.type)
     loader = ShardLoader(ds, cfg.micro_batch, d.rank, d.world)
     fsdp = d.enabled and cfg.parallel == "fsdp"
@@ -423,6 +453,7 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
         f"x {plan.context} = {plan.tokens_per_step:,} tokens ({cfg.micro_batch} rows x "
         f"{d.world} ranks x {plan.accum} accumulation); {plan.total_steps} steps; "
         f"{d.device.type} {str(compute).removeprefix('torch.')}"
+        + ("; torch.compile: the first step compiles (--no-compile to skip)" if compiled else "")
     )
 
     autocast = (
@@ -453,8 +484,7 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
                 model.set_requires_gradient_sync(last_micro)
             with sync:
                 with autocast:
-                    logits = model(x)
-                row_loss = token_losses(logits, y).mean(dim=1)
+                    row_loss = model(x, targets=y)
                 (row_loss.mean() / plan.accum).backward()
             src_loss.index_add_(0, src, row_loss.detach().double())
             src_rows.index_add_(0, src, torch.ones_like(src, dtype=torch.float64))
@@ -510,13 +540,6 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     progress.close()
     log.close()
     return {"step": plan.total_steps, "total_steps": plan.total_steps, "last": last}
-
-
-def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy per token in fp32, shape (B, T)."""
-    return F.cross_entropy(
-        logits.float().flatten(0, 1), targets.flatten(), reduction="none"
-    ).view_as(targets)
 
 
 def _save(out, step, model, optimizer, loader, d, cfg, mcfg, manifest_sha, schedule) -> None:
