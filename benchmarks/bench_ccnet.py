@@ -35,6 +35,7 @@ from llama_data.pipeline.ccnet.lines import (
     duplicated_keys,
     finish,
     hash_counts,
+    line_keys,
     remove_lines,
     route_duplicates,
     unpack_keys,
@@ -127,9 +128,11 @@ def main() -> None:
         def line_dedup():
             """The job's engine-free line dedup work in one process: one bundle, 256 shards."""
             buf = LineKeyBuffer()
+            keys = {}
             for d in docs:
-                c = hash_counts(doc_hashes(d.text))
-                buf.add_document(doc_key(d), ((dedup_key(h), k) for h, k in c.items()))
+                keys[d.id] = line_keys(d.text)
+                c = hash_counts(keys[d.id])
+                buf.add_document(doc_key(d), c.items())
             counter_bytes = buf.counter.nbytes()
             counts, pairs = buf.drain(256)
             by_shard = dict(pairs)
@@ -138,7 +141,10 @@ def main() -> None:
                 dup = duplicated_keys([state])
                 for dkey, packed in route_duplicates(dup, by_shard.get(shard, b"")):
                     routed.setdefault(dkey, set()).update(unpack_keys(packed))
-            out = [finish(remove_lines(d, routed.get(doc_key(d), set()))) for d in docs]
+            out = [
+                finish(remove_lines(d, routed.get(doc_key(d), set()), keys=keys[d.id]))
+                for d in docs
+            ]
             return out, counter_bytes
 
         def dedup_state_peak() -> tuple[int, HashCounter]:
@@ -257,8 +263,9 @@ def main() -> None:
             doc_distinct_lines=pairs,
             dedup_state_bytes_per_hash=round(counter.nbytes() / distinct, 2),
             dedup_peak_traced_bytes_per_hash=round(peak / distinct, 2),
-            # shuffled: 8 bytes per distinct key per bundle (count state) + 16 per pair
-            shuffle_bytes_per_line=round((8 * distinct + 16 * pairs) / lines_in, 2),
+            # shuffled: 8 bytes per distinct key per bundle (count state) + 16 per pair, plus
+            # the 8-byte key of every line that travels with its document to the regroup
+            shuffle_bytes_per_line=round((8 * distinct + 16 * pairs) / lines_in + 8, 2),
         )
 
         # --- whole job on the local runner ------------------------------------------------

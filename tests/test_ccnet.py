@@ -23,7 +23,10 @@ from llama_data.pipeline.ccnet.lines import (
     dedup_key,
     dedup_lines_local,
     doc_hashes,
+    line_keys,
+    pack_line_keys,
     remove_lines,
+    unpack_line_keys,
 )
 from llama_data.pipeline.ccnet.perplexity import LanguageModel, perplexity
 from llama_data.pipeline.document import Document, Rejected
@@ -116,6 +119,17 @@ def test_remove_lines_keeps_unique_lines_only() -> None:
     d = doc(1, "keep me\ndrop me\n\n• • •\nkeep me too")
     dup = {dedup_key(doc_hashes("drop me")[0])}
     assert remove_lines(d, dup).text == "keep me\nkeep me too"
+    # the keys computed once for counting travel packed with the document and give the same cut
+    keys = line_keys(d.text)
+    assert keys[2] is None and keys[3] is None  # empty and punctuation-only lines have no key
+    assert unpack_line_keys(pack_line_keys(keys)) == keys
+    assert remove_lines(d, dup, keys=unpack_line_keys(pack_line_keys(keys))).text == (
+        "keep me\nkeep me too"
+    )
+    scoped = line_keys(d.text, scope=b"\0\0\0\1")
+    assert scoped[0] != keys[0]
+    by_scope = remove_lines(d, {scoped[1]}, scope=b"\0\0\0\1")
+    assert by_scope.text == remove_lines(d, {scoped[1]}, keys=scoped).text == "keep me\nkeep me too"
 
 
 def test_language_id_real_lid176() -> None:

@@ -12,7 +12,8 @@ normalization itself):
    present in two bundles, occurs at least twice), then streams the pair chunks and sends each
    document the packed keys it must drop: (doc key, packed keys), one element per document.
 3. `Regroup` + `Apply`: documents keyed by an 8-byte doc key meet their duplicated keys and lose
-   those lines.
+   those lines. Each document travels with its line keys (8 bytes a line), computed once in step
+   1: normalizing and hashing the lines is most of the line dedup's work.
 
 With `group_files=N` the scope is groups of N input files (in sorted path order): the group
 number is mixed into the 8-byte key (`scoped_hash`), so lines are counted per group, as cc_net's
@@ -56,14 +57,15 @@ from llama_data.pipeline.ccnet.filters import MinLength, doc_dedup_key
 from llama_data.pipeline.ccnet.langid import LanguageId
 from llama_data.pipeline.ccnet.lines import (
     LineKeyBuffer,
-    doc_hashes,
     duplicated_keys,
     finish,
     hash_counts,
+    line_keys,
+    pack_line_keys,
     remove_lines,
     route_duplicates,
-    scoped_hash,
     unpack_keys,
+    unpack_line_keys,
 )
 from llama_data.pipeline.ccnet.perplexity import (
     Perplexity,
@@ -115,12 +117,15 @@ class _LineKeysFn(beam.DoFn):
         self._buf = LineKeyBuffer()
 
     def process(self, doc: Document):
-        scope = _scope_prefix(doc, self.groups)
-        counts = hash_counts(doc_hashes(doc.text))
-        self._lines.inc(doc.text.count("\n") + 1)
+        keys = line_keys(doc.text, _scope_prefix(doc, self.groups))
+        counts = hash_counts(keys)
+        dkey = doc_key(doc)
+        self._lines.inc(len(keys))
         self._pairs.inc(len(counts))
-        self._buf.add_document(
-            doc_key(doc), ((scoped_hash(scope, h), n) for h, n in counts.items())
+        self._buf.add_document(dkey, counts.items())
+        # the document goes to the regroup with its line keys, so they are not computed twice
+        yield beam.pvalue.TaggedOutput(
+            "docs", (dkey, (_DOC, (pack_document(doc), pack_line_keys(keys))))
         )
         if self._buf.pairs() >= self.flush_pairs:
             yield from self._drain()
@@ -171,11 +176,11 @@ class _ApplyLineDedupFn(beam.DoFn):
         for tag, packed in values:
             if tag == _KEYS:
                 dup |= unpack_keys(packed)
-        for tag, packed_doc in values:  # one per key, unless two ids collide in 8 bytes
+        for tag, payload in values:  # one per key, unless two ids collide in 8 bytes
             if tag != _DOC:
                 continue
-            doc = unpack_document(packed_doc)
-            out = finish(remove_lines(doc, dup, _scope_prefix(doc, self.groups)))
+            doc = unpack_document(payload[0])
+            out = finish(remove_lines(doc, dup, keys=unpack_line_keys(payload[1])))
             d = out.doc if isinstance(out, Rejected) else out
             self._removed.inc(d.meta["original_nlines"] - d.meta["nlines"])
             self._chars_in.inc(d.meta["original_length"])
@@ -205,17 +210,16 @@ class LineDedup(beam.PTransform):
     def expand(self, docs):
         keys = docs | "LineKeys" >> beam.ParDo(
             _LineKeysFn(self.stage, self.file_groups, self.shards, self.flush_pairs)
-        ).with_outputs("pairs", main="counts")
+        ).with_outputs("pairs", "docs", main="counts")
         to_remove = (
             {"counts": keys.counts, "pairs": keys.pairs}
             | "ByShard" >> beam.CoGroupByKey()
             | "Route" >> beam.FlatMap(_route_shard).with_output_types(tuple[bytes, bytes])
         )
-        keyed = docs | "DocKey" >> beam.Map(lambda d: (doc_key(d), (_DOC, pack_document(d))))
         tagged = to_remove | "TagKeys" >> beam.Map(lambda kv: (kv[0], (_KEYS, kv[1])))
         # a tagged-union GroupByKey: what CoGroupByKey does, without copying groups into lists
         return (
-            (keyed, tagged)
+            (keys.docs, tagged)
             | "Both" >> beam.Flatten()
             | "Regroup" >> beam.GroupByKey()
             | "Apply"

@@ -48,13 +48,39 @@ def scoped_hash(scope: bytes, h: bytes) -> bytes:
     return dedup_key(h)
 
 
-def remove_lines(doc: Document, duplicated: set[bytes], scope: bytes = b"") -> Document:
-    """Drop the lines whose (scoped) hash is in `duplicated`, and empty lines; record sizes."""
+_NO_LINE = b"\xff" * 8  # never a key: keys have their top bit clear (`dedup_key`)
+
+
+def line_keys(text: str, scope: bytes = b"") -> list[bytes | None]:
+    """The shuffle key of each line of `text` (None for lines that normalize to nothing)."""
+    return [None if h is None else scoped_hash(scope, h) for h in doc_hashes(text)]
+
+
+def pack_line_keys(keys: Sequence[bytes | None]) -> bytes:
+    """A document's line keys, 8 bytes a line, to travel with it: normalizing and hashing every
+    line is most of the line dedup's cost, and is then done once, not again to remove lines."""
+    return b"".join(_NO_LINE if k is None else k for k in keys)
+
+
+def unpack_line_keys(packed: bytes) -> list[bytes | None]:
+    keys = [packed[i : i + 8] for i in range(0, len(packed), 8)]
+    return [None if k == _NO_LINE else k for k in keys]
+
+
+def remove_lines(
+    doc: Document,
+    duplicated: set[bytes],
+    scope: bytes = b"",
+    keys: Sequence[bytes | None] | None = None,
+) -> Document:
+    """Drop the lines whose (scoped) key is in `duplicated`, and empty lines; record sizes.
+
+    `keys` are the document's `line_keys` when already computed (with the same scope)."""
     lines = doc.text.split("\n")
+    if keys is None:
+        keys = line_keys(doc.text, scope)
     kept = [
-        line
-        for line, h in zip(lines, doc_hashes(doc.text), strict=True)
-        if h is not None and scoped_hash(scope, h) not in duplicated
+        line for line, k in zip(lines, keys, strict=True) if k is not None and k not in duplicated
     ]
     text = "\n".join(kept)
     return doc.with_text(
@@ -73,13 +99,14 @@ def dedup_lines_local(docs: Sequence[Document]) -> list[Document | Rejected]:
     and perplexity models never see empty text.
     """
     counts: Counter[bytes] = Counter()
-    per_doc = [hash_counts(doc_hashes(d.text)) for d in docs]
+    keys = [line_keys(d.text) for d in docs]
+    per_doc = [hash_counts(k) for k in keys]
     for c in per_doc:
         counts.update(c)
     out: list[Document | Rejected] = []
-    for doc, c in zip(docs, per_doc, strict=True):
-        dup = {dedup_key(h) for h in c if counts[h] >= 2}
-        out.append(finish(remove_lines(doc, dup)))
+    for doc, k, c in zip(docs, keys, per_doc, strict=True):
+        dup = {h for h in c if counts[h] >= 2}
+        out.append(finish(remove_lines(doc, dup, keys=k)))
     return out
 
 
