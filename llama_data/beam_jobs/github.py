@@ -175,10 +175,13 @@ class BuildLicenseTable(beam.PTransform):
 
 
 def attach_license(doc: Document, table: LicenseTable) -> Document:
-    """The file with its repository's licence: the table's, else the row's own column."""
-    return doc.with_text(
-        doc.text, license=table.license_of(doc.meta["repo_name"], doc.meta.get("license"))
-    )
+    """The file with its repository's licence: the table's, else the row's own column.
+
+    Called on documents the reader has just made (`ReadDocuments(annotate=...)`), before anyone
+    else holds them, so the meta is set in place rather than copied.
+    """
+    doc.meta["license"] = table.license_of(doc.meta["repo_name"], doc.meta.get("license"))
+    return doc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,7 +341,11 @@ def make_github_stage(options: GithubOptions, name: str = "github") -> StageSpec
         if bigquery_docs is not None:
             docs_parts.append(
                 bigquery_docs
-                | "Licenses" >> beam.Map(attach_license, beam.pvalue.AsSingleton(table))
+                | "Licenses"
+                >> beam.Map(
+                    lambda d, t: attach_license(d.with_text(d.text), t),
+                    beam.pvalue.AsSingleton(table),
+                )
             )
         docs = (
             docs_parts[0]
