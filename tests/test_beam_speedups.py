@@ -27,3 +27,14 @@ def test_memo_is_installed_and_answers_like_beam() -> None:
     fn = _Stateful()
     userstate.get_dofn_specs(fn)[0].clear()  # callers get copies: the memo stays as it was
     assert userstate.get_dofn_specs(fn)[0]
+
+
+def test_freeze_then_thaw_returns_objects_to_the_collector() -> None:
+    import gc
+
+    before = gc.get_freeze_count()
+    beam_speedups.freeze_long_lived()
+    beam_speedups.freeze_long_lived()  # once per process until thawed
+    assert gc.get_freeze_count() > before
+    beam_speedups.thaw()
+    assert gc.get_freeze_count() == 0

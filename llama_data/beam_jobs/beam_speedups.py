@@ -1,4 +1,6 @@
-"""One memo for Beam's graph translation, which otherwise costs ~1.3 s of CPU per stage.
+"""Two remedies for costs the Beam runner adds to every stage, whatever the stage does.
+
+1. A memo for Beam's graph translation, which otherwise costs ~1.3 s of CPU per stage.
 
 While it builds, translates and runs a pipeline, Beam asks `userstate.get_dofn_specs(dofn)`
 whether each DoFn uses state or timers about twenty times per DoFn (is_stateful_dofn,
@@ -10,10 +12,20 @@ that unpickles a DoFn gets a new instance and computes it once again).
 
 Applied only to the Beam release this project pins (see setup.cfg), where the function's contract
 was read; any other release runs unpatched.
+
+2. Freezing what the runner holds out of Python's cyclic GC. A worker holds ~130,000 long-lived
+objects (the pipeline graph, protos, bundle processors); every full collection, triggered by the
+allocations of a step such as wikitext parsing (mwparserfromhell makes millions of small objects),
+walks them all again. `freeze_long_lived()` (called from the first DoFn setup in a process) moves
+them to the permanent generation: the Wikipedia stage's CPU fell from 20.9 to 15.6 s on the
+benchmark input, with no change in what it writes. `thaw()` undoes it when a stage run by the
+in-process runner ends, so a stage's graph can be collected before the next one is built.
 """
 
 from __future__ import annotations
 
+import gc
+import threading
 import weakref
 from typing import Any
 
@@ -47,3 +59,27 @@ def apply() -> bool:
     if userstate.get_dofn_specs is not _memoized_get_dofn_specs:
         userstate.get_dofn_specs = _memoized_get_dofn_specs
     return True
+
+
+_freeze_lock = threading.Lock()
+_frozen = False
+
+
+def freeze_long_lived() -> None:
+    """Collect once, then freeze every tracked object (once per process until `thaw`)."""
+    global _frozen
+    with _freeze_lock:
+        if _frozen:
+            return
+        gc.collect()
+        gc.freeze()
+        _frozen = True
+
+
+def thaw() -> None:
+    """Return frozen objects to the collector (after a stage run in this process)."""
+    global _frozen
+    with _freeze_lock:
+        if _frozen:
+            gc.unfreeze()
+            _frozen = False

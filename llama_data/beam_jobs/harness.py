@@ -121,6 +121,7 @@ class _ReadSplitFn(beam.DoFn):
         self.annotate = annotate
 
     def setup(self) -> None:
+        beam_speedups.freeze_long_lived()
         self._count = _Counters(self.stage)
         self._progress = ProgressWriter(self.progress_dir)
 
@@ -257,6 +258,7 @@ class _StepsFn(beam.DoFn):
         self.stage = stage
 
     def setup(self) -> None:
+        beam_speedups.freeze_long_lived()
         counters = _Counters(self.stage)
         for step in self.steps:
             step.bind_counters(counters)
@@ -628,6 +630,7 @@ def run_stage(
             raise friendly from exc
         raise
     finally:
+        beam_speedups.thaw()
         if progress_dir:
             shutil.rmtree(progress_dir, ignore_errors=True)
 
