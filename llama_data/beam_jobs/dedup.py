@@ -50,7 +50,7 @@ class _BundleKeysFn(beam.DoFn):
     def start_bundle(self) -> None:
         self._keys: list[int] = []
 
-    def process(self, item: tuple[bytes, Document]):
+    def process(self, item: tuple[bytes, bytes]):
         self._keys.append(key64(item[0]))
         return ()
 
@@ -110,13 +110,14 @@ class _RouteFn(beam.DoFn):
     def setup(self) -> None:
         self._contested = Metrics.counter(self.stage, "dedup.contested")
 
-    def process(self, item: tuple[bytes, Document], bloom: BloomFilter | None):
-        key, doc = item
+    def process(self, item: tuple[bytes, bytes], bloom: BloomFilter | None):
+        key, packed = item
+        doc = unpack_document(packed)
         if bloom is None or key64(key) not in bloom:
             yield doc
             return
         self._contested.inc()
-        value = (self.order_fn(doc), doc.id, pack_document(doc))
+        value = (self.order_fn(doc), doc.id, packed)
         yield beam.pvalue.TaggedOutput("contested", (key, value))
 
 
@@ -171,7 +172,9 @@ class ExactDedup(beam.PTransform):
 
     def expand(self, docs):
         key_fn, reason, name_winner = self.key_fn, self.reason, self.name_winner
-        keyed = docs | "Key" >> beam.Map(lambda d: (key_fn(d), d))
+        # packed (LZ4): the runner buffers these until the Bloom filter is ready; as bytes they
+        # are about half the size and cross with one pickle of a plain tuple (GitHub stage: -4%)
+        keyed = docs | "Key" >> beam.Map(lambda d: (key_fn(d), pack_document(d)))
         duplicated = (
             keyed
             | "BundleKeys" >> beam.ParDo(_BundleKeysFn(self.shards))
