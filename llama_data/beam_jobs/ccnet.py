@@ -278,11 +278,11 @@ def line_dedup_shards(input_bytes: int) -> int:
     """Shards of the line-dedup shuffle for an input of this size.
 
     A document gets one routed element per shard holding one of its duplicated lines (a page with
-    100 boilerplate lines gets ~100 at 256 shards, ~8 at 8), so few shards are cheaper; many
-    bound each reducer's state. One per 64 MB of input, between 8 and 4096 (a whole Common Crawl
+    100 boilerplate lines gets ~100 at 256 shards, one at 1), so few shards are cheaper; many
+    bound each reducer's state. One per 64 MB of input, up to 4096 (a whole Common Crawl
     snapshot then holds ~50 million distinct lines a shard, 400 MB of state).
     """
-    return max(8, min(4096, -(-input_bytes // BYTES_PER_SHARD)))
+    return max(1, min(4096, -(-input_bytes // BYTES_PER_SHARD)))
 
 
 def make_ccnet_stage(
