@@ -42,7 +42,7 @@ def default_order(doc: Document) -> tuple[str, ...]:
 
 
 class _BundleKeysFn(beam.DoFn):
-    """(key, doc) -> per bundle and shard, the packed uint64 keys it saw."""
+    """(key, packed doc) -> per bundle and shard, the packed uint64 keys it saw."""
 
     def __init__(self, shards: int) -> None:
         self.shards = shards
