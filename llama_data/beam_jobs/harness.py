@@ -592,6 +592,41 @@ def _write_stage_outputs(p: beam.Pipeline, spec: StageSpec, outs: StageOutputs, 
     )
 
 
+def run_pipeline(
+    run: RunOptions,
+    name: str,
+    build: Callable[[beam.Pipeline], None],
+    progress_dir: str | None = None,
+) -> Any:
+    """Build one pipeline with `build(p)` and run it to completion on `run`'s runner.
+
+    Beam's log chatter is captured (`worker_logs_captured`), a runner that cannot be reached is
+    explained in one line, and the progress written to `progress_dir` is shown while it runs.
+    """
+    try:
+        with worker_logs_captured(run) as display_stream:
+            p = beam.Pipeline(options=pipeline_options(run, name))
+            build(p)
+            display = (
+                ProgressDisplay(progress_dir, name, stream=display_stream)
+                if progress_dir
+                else contextlib.nullcontext()
+            )
+            with display:
+                result = p.run()
+                result.wait_until_finish()
+            return result
+    except UserError:
+        raise
+    except Exception as exc:
+        friendly = explain_runner_failure(run, exc)
+        if friendly is not None:
+            raise friendly from exc
+        raise
+    finally:
+        beam_speedups.thaw()
+
+
 def run_stage(
     spec: StageSpec, output_root: str, run: RunOptions, force: bool = False
 ) -> StageResult:
@@ -612,25 +647,13 @@ def run_stage(
     ctx = StageContext(spec.name, output_root, stage_dir, run, progress_dir)
     started = time.time()
     try:
-        with worker_logs_captured(run) as display_stream:
-            p = beam.Pipeline(options=pipeline_options(run, spec.name))
-            _write_stage_outputs(p, spec, spec.build(p, ctx), tmp)
-            if progress_dir:
-                with ProgressDisplay(progress_dir, spec.name, stream=display_stream):
-                    result = p.run()
-                    result.wait_until_finish()
-            else:
-                result = p.run()
-                result.wait_until_finish()
-    except UserError:
-        raise
-    except Exception as exc:
-        friendly = explain_runner_failure(run, exc)
-        if friendly is not None:
-            raise friendly from exc
-        raise
+        result = run_pipeline(
+            run,
+            spec.name,
+            lambda p: _write_stage_outputs(p, spec, spec.build(p, ctx), tmp),
+            progress_dir,
+        )
     finally:
-        beam_speedups.thaw()
         if progress_dir:
             shutil.rmtree(progress_dir, ignore_errors=True)
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from llama_data.beam_jobs.harness import StageContext, TaskSpec, worker_logs_captured
-from llama_data.beam_jobs.runners import RunOptions, explain_runner_failure, pipeline_options
+from llama_data.beam_jobs.harness import StageContext, TaskSpec, run_pipeline
+from llama_data.beam_jobs.runners import RunOptions
 from llama_data.pipeline.doc_batches import DocUnit, InputError, doc_units, expand_inputs
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.mix import MixJob, ShardBuilder, finish_mix, prepare_mix
@@ -33,23 +33,6 @@ from llama_data.pipeline.tokenizer import (
     resolve_model_path,
     train_tokenizer_from_files,
 )
-
-
-def _run_pipeline(run: RunOptions, name: str, build: Callable[[beam.Pipeline], None]) -> Any:
-    try:
-        with worker_logs_captured(run):
-            p = beam.Pipeline(options=pipeline_options(run, name))
-            build(p)
-            result = p.run()
-            result.wait_until_finish()
-            return result
-    except UserError:
-        raise
-    except Exception as exc:
-        friendly = explain_runner_failure(run, exc)
-        if friendly is not None:
-            raise friendly from exc
-        raise
 
 
 class _TokenizeUnitFn(beam.DoFn):
@@ -90,7 +73,7 @@ def run_tokenize(
     tmp.mkdir(parents=True)
     tok = Tokenizer(model)
     items = list(enumerate(units))
-    _run_pipeline(
+    run_pipeline(
         run,
         "tokenize",
         lambda p: (
@@ -133,7 +116,7 @@ def run_mix(job: MixJob, output: str, run: RunOptions) -> dict[str, Any]:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    _run_pipeline(
+    run_pipeline(
         run,
         "mix",
         lambda p: (

@@ -30,6 +30,17 @@ OpenRaw = Callable[[str], BinaryIO]
 ReadResult = Iterator[Document | DeadLetter]
 
 
+def stream_failure(path: str, offset: int, exc: BaseException, after: str = "") -> DeadLetter:
+    """The dead letter of a file that failed while being read: `unreadable_file` when nothing
+    was read yet, `corrupt_stream` after `offset` records (`after` says what was read)."""
+    return DeadLetter(
+        file=path,
+        offset=offset,
+        error=f"{type(exc).__name__}: {exc}" + (f" (after {after})" if after else ""),
+        reason="unreadable_file" if offset == 0 else "corrupt_stream",
+    )
+
+
 def local_open(path: str) -> BinaryIO:
     return open(path, "rb")  # noqa: SIM115 - the caller closes it
 
@@ -123,12 +134,7 @@ class JsonLinesReader(Reader):
             lzma.LZMAError,
             ValueError,
         ) as exc:
-            yield DeadLetter(
-                file=path,
-                offset=lineno,
-                error=f"{type(exc).__name__}: {exc} (after line {lineno})",
-                reason="unreadable_file" if lineno == 0 else "corrupt_stream",
-            )
+            yield stream_failure(path, lineno, exc, f"line {lineno}")
 
     def _parse(self, line: bytes, path: str, fname: str, lineno: int) -> Document | DeadLetter:
         raise NotImplementedError
@@ -202,12 +208,7 @@ class ParquetDocumentReader(Reader):
                             row["source"] = self.source
                         yield row_to_document(row)
         except (OSError, pa.ArrowException, ValueError) as exc:
-            yield DeadLetter(
-                file=path,
-                offset=row_no,
-                error=f"{type(exc).__name__}: {exc}",
-                reason="unreadable_file" if row_no == 0 else "corrupt_stream",
-            )
+            yield stream_failure(path, row_no, exc)
 
 
 def document_reader_for(path: str, source: str = "documents") -> Reader:

@@ -22,7 +22,7 @@ from llama_data.pipeline.arxiv.archive import (
 )
 from llama_data.pipeline.arxiv.project import Project, find_main, flatten
 from llama_data.pipeline.document import DeadLetter, Document
-from llama_data.pipeline.io import FileSplit, OpenRaw, Reader, ReadResult
+from llama_data.pipeline.io import FileSplit, OpenRaw, Reader, ReadResult, stream_failure
 
 SOURCE = "arxiv"
 
@@ -105,12 +105,7 @@ class ArxivReader(Reader):
                         error=f"{type(exc).__name__}: {exc}",
                     )
         except (OSError, EOFError, tarfile.TarError, zlib.error, ValueError) as exc:
-            yield DeadLetter(
-                file=path,
-                offset=count,
-                reason="unreadable_file" if count == 0 else "corrupt_stream",
-                error=f"{type(exc).__name__}: {exc} (after {count} papers)",
-            )
+            yield stream_failure(path, count, exc, f"{count} papers")
 
 
 def display_name(path: str) -> str:

@@ -266,11 +266,7 @@ class LicenseTableBuilder:
         self._pending: list[tuple[int, int]] = []
 
     def add(self, repo_name: str, key: str) -> None:
-        code = self._codes_of.get(key)
-        if code is None:
-            code = self._codes_of[key] = len(self.keys)
-            self.keys.append(key)
-        self._pending.append((repo_hash(repo_name), code))
+        self._pending.append((repo_hash(repo_name), self._code(key)))
         if len(self._pending) >= self._CHUNK:
             self._flush()
 

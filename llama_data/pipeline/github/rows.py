@@ -30,7 +30,14 @@ from llama_data.pipeline.github.licenses import (
     is_license_file,
     normalize_license_key,
 )
-from llama_data.pipeline.io import FileSplit, OpenRaw, Reader, ReadResult, open_decompressed
+from llama_data.pipeline.io import (
+    FileSplit,
+    OpenRaw,
+    Reader,
+    ReadResult,
+    open_decompressed,
+    stream_failure,
+)
 from llama_data.pipeline.schema import DocumentSchema
 
 SOURCE = "github"
@@ -173,12 +180,7 @@ class GithubRowReader(Reader):
                     if line.strip():
                         yield self._parse_line(path, lineno, line)
         except (OSError, EOFError, ValueError) as exc:  # decompressor and I/O errors
-            yield DeadLetter(
-                file=path,
-                offset=lineno,
-                error=f"{type(exc).__name__}: {exc} (after line {lineno})",
-                reason="unreadable_file" if lineno == 0 else "corrupt_stream",
-            )
+            yield stream_failure(path, lineno, exc, f"line {lineno}")
         except Exception as exc:  # zstd/lzma errors have no common base
             yield DeadLetter(
                 file=path,
@@ -256,12 +258,7 @@ class GithubRowReader(Reader):
                         else:
                             yield result
         except (OSError, pa.ArrowException, ValueError) as exc:
-            yield DeadLetter(
-                file=path,
-                offset=row_no,
-                error=f"{type(exc).__name__}: {exc}",
-                reason="unreadable_file" if row_no == 0 else "corrupt_stream",
-            )
+            yield stream_failure(path, row_no, exc)
 
     def _oversize_mask(self, batch: pa.RecordBatch) -> pa.Array | None:
         if "content" not in batch.schema.names:
@@ -307,12 +304,7 @@ def read_license_rows(path: str, open_raw: OpenRaw) -> Iterator[tuple[str, str] 
                         continue
                     yield _license_pair(row, path, row_no)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a dead letter, never a crash
-        yield DeadLetter(
-            file=path,
-            offset=row_no,
-            error=f"{type(exc).__name__}: {exc}",
-            reason="unreadable_file" if row_no == 0 else "corrupt_stream",
-        )
+        yield stream_failure(path, row_no, exc)
 
 
 def _license_pair(row: Any, path: str, row_no: int) -> tuple[str, str] | DeadLetter:
