@@ -603,6 +603,7 @@ def run_pipeline(
     Beam's log chatter is captured (`worker_logs_captured`), a runner that cannot be reached is
     explained in one line, and the progress written to `progress_dir` is shown while it runs.
     """
+    beam_speedups.keep_freed_buffers()
     try:
         with worker_logs_captured(run) as display_stream:
             p = beam.Pipeline(options=pipeline_options(run, name))
