@@ -38,3 +38,37 @@ def test_freeze_then_thaw_returns_objects_to_the_collector() -> None:
     assert gc.get_freeze_count() > before
     beam_speedups.thaw()
     assert gc.get_freeze_count() == 0
+
+
+def _malloc_probe(env: dict[str, str]) -> list[str]:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "from llama_data.beam_jobs import beam_speedups as b\n"
+        "print(b.keep_freed_buffers(), b.keep_freed_buffers(), b._glibc() is not None)\n"
+        "print(os.environ.get('MALLOC_MMAP_THRESHOLD_'), os.environ.get('MALLOC_TRIM_THRESHOLD_'))\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_keep_freed_buffers_sets_glibc_thresholds_once_and_exports_them() -> None:
+    first, again, glibc, mmap, trim = _malloc_probe({})
+    if glibc == "False":  # musl or another C library: nothing is changed
+        assert (first, mmap, trim) == ("False", "None", "None")
+        return
+    assert first == again == "True"
+    assert mmap == trim == str(beam_speedups.FREED_BUFFER_BYTES)  # for worker processes
+
+
+def test_keep_freed_buffers_leaves_the_users_settings_alone() -> None:
+    first, _, _, mmap, trim = _malloc_probe({"MALLOC_TRIM_THRESHOLD_": "131072"})
+    assert first == "False"
+    assert (mmap, trim) == ("None", "131072")

@@ -213,3 +213,57 @@ def test_task_writes_files_stats_and_success(tmp_path: Path):
     assert first.stats["trained"] and (tmp_path / "out" / "lm" / "_SUCCESS").exists()
     assert run_task(TaskSpec("lm", train, config={"order": 5}), out, LOCAL).skipped
     assert not run_task(TaskSpec("lm", train, config={"order": 4}), out, LOCAL).skipped
+
+
+def test_dedup_writes_kept_files_before_the_verdict(tmp_path: Path):
+    """The exact dedup writes documents to provisional files as they come (the runner holds no
+    document until the verdict) and settles each file: moved as it is, or rewritten without its
+    contested rows. Two worker processes, so the files come from different processes."""
+    rows = [{"id": f"d{i:04d}", "text": f"text {i % 300 if i < 600 else i}"} for i in range(2000)]
+    write_jsonl(tmp_path / "in" / "a.jsonl", rows[:1000])
+    write_jsonl(tmp_path / "in" / "b.jsonl", rows[1000:])
+    spec = make_dedup_exact_stage([str(tmp_path / "in" / "*")])
+    result = run_stage(spec, str(tmp_path / "out"), RunOptions(workers=2, quiet=True))
+    stage = tmp_path / "out" / "dedup-exact"
+    kept = _kept(stage)
+    assert sorted(r["id"] for r in kept) == [f"d{i:04d}" for i in (*range(300), *range(600, 2000))]
+    assert len(kept) == result.stats["kept"] == 1700
+    assert result.stats["rejected"] == {"duplicate_of": 300}
+    assert any(f.name.startswith("part-dedup-") for f in stage.glob("*.parquet"))
+    assert not list(stage.glob("_tmp-*")) and not list(stage.rglob("*scratch*"))
+
+
+def test_settling_a_provisional_file_twice_gives_the_same_result(tmp_path: Path):
+    """A retried bundle settles a file again: a moved file is found moved, a rewritten one is
+    rewritten from the provisional file, which settling never changes."""
+    import numpy as np
+
+    from llama_data.beam_jobs.dedup import _SettleFileFn
+    from llama_data.beam_jobs.documents import text_key
+    from llama_data.beam_jobs.harness import KeptFiles
+    from llama_data.pipeline.bloom import BloomFilter
+    from llama_data.pipeline.dedup import key64, order_key
+    from llama_data.pipeline.schema import BASE_SCHEMA
+
+    files = KeptFiles(BASE_SCHEMA, str(tmp_path / "kept"), str(tmp_path / "scratch"))
+    docs = [Document(f"d{i}", "test", f"text {i}") for i in range(4)]
+    keys = np.array([key64(text_key(d)) for d in docs], dtype=np.uint64)
+    (tmp_path / "scratch").mkdir()
+    for name in ("plain", "mixed"):
+        pq.write_table(BASE_SCHEMA.to_table(docs), tmp_path / "scratch" / f"{name}.parquet")
+    bloom = BloomFilter.for_capacity(1)
+    bloom.add(keys[:1])  # d0 is contested
+    fn = _SettleFileFn("t", text_key, lambda d: order_key(d.id, d.source), files)
+    fn.setup()
+    plain = (str(tmp_path / "scratch" / "plain.parquet"), keys.tobytes())
+    mixed = (str(tmp_path / "scratch" / "mixed.parquet"), keys.tobytes())
+    for _ in range(2):
+        assert list(fn.process(plain, None)) == []
+        contested = list(fn.process(mixed, bloom))
+        assert [c.value[1][1] for c in contested] == ["d0"]
+    assert pq.read_table(tmp_path / "kept" / "part-plain.parquet").num_rows == 4
+    assert pq.read_table(tmp_path / "kept" / "part-mixed.parquet")["id"].to_pylist() == [
+        "d1",
+        "d2",
+        "d3",
+    ]

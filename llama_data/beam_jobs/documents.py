@@ -14,6 +14,7 @@ from llama_data.beam_jobs.harness import (
 from llama_data.pipeline.dedup import exact_text_key
 from llama_data.pipeline.document import Document
 from llama_data.pipeline.io import DocumentReader
+from llama_data.pipeline.schema import BASE_SCHEMA
 
 
 def text_key(doc: Document) -> bytes:
@@ -29,7 +30,9 @@ def make_dedup_exact_stage(
         read = p | "Read" >> ReadDocuments(
             inputs, DocumentReader(source), ctx.name, ctx.progress_dir
         )
-        dedup = read.docs | "Dedup" >> ExactDedup(text_key, ctx.name)
+        dedup = read.docs | "Dedup" >> ExactDedup(
+            text_key, ctx.name, kept_files=ctx.kept_files(BASE_SCHEMA)
+        )
         return StageOutputs(kept=dedup.kept, rejected=[dedup.rejected], errors=[read.errors])
 
     return StageSpec(

@@ -13,6 +13,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystem import (
     BeamIOError,
     CompressionTypes,
@@ -231,6 +233,34 @@ def write_text(path: str, text: str) -> None:
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([tmp], [path])
+
+
+def write_parquet(path: str, table: pa.Table) -> None:
+    """One Arrow table as a zstd Parquet file (the stage outputs' codec), on any filesystem."""
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        pq.write_table(table, f, compression="zstd")
+
+
+def read_parquet(path: str) -> pa.Table:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return pq.read_table(f)
+
+
+def move(src: str, dst: str) -> None:
+    """Rename `src` to `dst`; done already (a retried bundle) when only `dst` exists."""
+    if not FileSystems.exists(src) and FileSystems.exists(dst):
+        return
+    parent = FileSystems.split(dst)[0]
+    if not FileSystems.exists(parent):
+        try:
+            FileSystems.mkdirs(parent)
+        except BeamIOError:  # another worker made it first
+            pass
+    FileSystems.rename([src], [dst])
+
+
+def basename(path: str) -> str:
+    return FileSystems.split(path)[1]
 
 
 def join(base: str, *parts: str) -> str:

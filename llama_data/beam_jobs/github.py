@@ -357,7 +357,12 @@ def make_github_stage(options: GithubOptions, name: str = "github") -> StageSpec
         errors.append(steps.errors)
         kept = steps.kept
         if options.dedup:
-            dedup = kept | "Dedup" >> ExactDedup(content_key, ctx.name, order_fn=keep_order_key)
+            dedup = kept | "Dedup" >> ExactDedup(
+                content_key,
+                ctx.name,
+                order_fn=keep_order_key,
+                kept_files=ctx.kept_files(GITHUB_SCHEMA),
+            )
             kept = dedup.kept
             rejected.append(dedup.rejected)
         return StageOutputs(kept=kept, rejected=rejected, errors=errors)

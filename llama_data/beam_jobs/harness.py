@@ -314,6 +314,28 @@ class StageContext:
     run: RunOptions
     progress_dir: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)  # extra entries for stats.json
+    tmp_dir: str | None = None  # this run's folder, renamed into `stage_dir` when it succeeds
+
+    def kept_files(self, schema: DocumentSchema) -> KeptFiles | None:
+        """Where a transform may write kept documents itself (see `KeptFiles`)."""
+        if self.tmp_dir is None:
+            return None
+        return KeptFiles(schema, fs.join(self.tmp_dir, "kept"), fs.join(self.tmp_dir, "scratch"))
+
+
+@dataclass(frozen=True)
+class KeptFiles:
+    """A stage's kept-documents folder, for a transform that writes Parquet files there itself
+    (the exact dedup, which writes documents before their verdict is known rather than have
+    the runner hold them). Files in `kept_dir` are the stage's output, their rows counted as
+    `kept` by the writer; `scratch_dir` is for files not yet final. Both are under the run's
+    temporary folder, so nothing appears in the stage's folder unless the whole run succeeds,
+    and files a failed bundle left behind are deleted with it.
+    """
+
+    schema: DocumentSchema
+    kept_dir: str
+    scratch_dir: str
 
 
 @dataclass
@@ -406,16 +428,48 @@ class _ToRowFn(beam.DoFn):
         yield item.to_json()
 
 
-class _ToTableFn(beam.DoFn):
-    """Counts what leaves the stage (kept / rejected by reason) and turns it into Arrow tables.
+class TableBuffer:
+    """Rows -> record batches of 1,000 -> one table per ~64 MB of text.
 
-    Rows become record batches of 1,000 and the batches one table per ~64 MB (one row group, as
-    Beam's row-dict writer makes), so the Parquet writer does no per-row work; counts are summed
-    per bundle and added to the Beam counters once.
+    Tables that large are one Parquet row group each (as Beam's row-dict writer makes), so the
+    writer does no per-row work, and what crosses a stage boundary is a few big buffers.
     """
 
     BATCH_ROWS = 1000
     FLUSH_BYTES = 64 * 1024 * 1024
+
+    def __init__(self, schema: DocumentSchema, rejected: bool = False) -> None:
+        self.schema = schema
+        self.rejected = rejected
+        self.arrow = schema.rejected_arrow if rejected else schema.arrow
+        self._rows: list[tuple[Any, ...]] = []
+        self._batches: list[pa.RecordBatch] = []
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._rows) + sum(b.num_rows for b in self._batches)
+
+    def add(self, row: tuple[Any, ...], text_bytes: int) -> bool:
+        """Buffer one `to_values` row; True when the buffer should be flushed."""
+        self._rows.append(row)
+        self._bytes += text_bytes
+        if len(self._rows) >= self.BATCH_ROWS:
+            self._batches.append(self.schema.batch(self._rows, rejected=self.rejected))
+            self._rows = []
+        return self._bytes >= self.FLUSH_BYTES
+
+    def flush(self) -> pa.Table:
+        if self._rows:
+            self._batches.append(self.schema.batch(self._rows, rejected=self.rejected))
+            self._rows = []
+        table = pa.Table.from_batches(self._batches, schema=self.arrow)
+        self._batches, self._bytes = [], 0
+        return table
+
+
+class _ToTableFn(beam.DoFn):
+    """Counts what leaves the stage (kept / rejected by reason) and turns it into Arrow tables
+    (`TableBuffer`); counts are summed per bundle and added to the Beam counters once."""
 
     def __init__(self, stage: str, schema: DocumentSchema, kind: str) -> None:
         self.stage = stage
@@ -424,12 +478,9 @@ class _ToTableFn(beam.DoFn):
 
     def setup(self) -> None:
         self._count = _Counters(self.stage)
-        self._arrow = self.schema.arrow if self.kind == "kept" else self.schema.rejected_arrow
 
     def start_bundle(self) -> None:
-        self._rows: list[tuple[Any, ...]] = []
-        self._batches: list[pa.RecordBatch] = []
-        self._bytes = 0
+        self._buffer = TableBuffer(self.schema, rejected=self.kind != "kept")
         self._counts: dict[str, int] = {}
 
     def process(self, item):
@@ -439,30 +490,15 @@ class _ToTableFn(beam.DoFn):
             key = f"rejected.{reason_key(item.reason)}"
             row, text = self.schema.to_values(item.doc, item.reason), item.doc.text
         self._counts[key] = self._counts.get(key, 0) + 1
-        self._rows.append(row)
-        self._bytes += len(text)
-        if len(self._rows) >= self.BATCH_ROWS:
-            self._batch()
-        if self._bytes >= self.FLUSH_BYTES:
-            yield self._table()
+        if self._buffer.add(row, len(text)):
+            yield self._buffer.flush()
 
     def finish_bundle(self):
         for key, n in self._counts.items():
             self._count(key, n)
         self._counts = {}
-        if self._rows or self._batches:
-            yield GlobalWindows.windowed_value_at_end_of_window(self._table())
-
-    def _batch(self) -> None:
-        self._batches.append(self.schema.batch(self._rows, rejected=self.kind != "kept"))
-        self._rows = []
-
-    def _table(self) -> pa.Table:
-        if self._rows:
-            self._batch()
-        table = pa.Table.from_batches(self._batches, schema=self._arrow)
-        self._batches, self._bytes = [], 0
-        return table
+        if len(self._buffer):
+            yield GlobalWindows.windowed_value_at_end_of_window(self._buffer.flush())
 
 
 def _counters(result, stage: str) -> dict[str, int]:
@@ -645,7 +681,7 @@ def run_stage(
     _clear_stage_dir(stage_dir)
     tmp = fs.join(stage_dir, f"_tmp-{uuid.uuid4().hex[:12]}")
     progress_dir = _local_progress_dir(run, stage_dir)
-    ctx = StageContext(spec.name, output_root, stage_dir, run, progress_dir)
+    ctx = StageContext(spec.name, output_root, stage_dir, run, progress_dir, tmp_dir=tmp)
     started = time.time()
     try:
         result = run_pipeline(
