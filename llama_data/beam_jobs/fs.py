@@ -7,6 +7,7 @@ file; reads use Range requests, which makes the stream seekable (Parquet reads i
 
 from __future__ import annotations
 
+import contextlib
 import io
 import urllib.error
 import urllib.request
@@ -252,10 +253,8 @@ def move(src: str, dst: str) -> None:
         return
     parent = FileSystems.split(dst)[0]
     if not FileSystems.exists(parent):
-        try:
+        with contextlib.suppress(BeamIOError):  # another worker made it first
             FileSystems.mkdirs(parent)
-        except BeamIOError:  # another worker made it first
-            pass
     FileSystems.rename([src], [dst])
 
 
