@@ -29,6 +29,60 @@ def test_memo_is_installed_and_answers_like_beam() -> None:
     assert userstate.get_dofn_specs(fn)[0]
 
 
+class _WithMethod:
+    def method(self, a, b=2):
+        return a + b
+
+
+def test_signature_memo_answers_like_beam() -> None:
+    from apache_beam.transforms import core
+    from apache_beam.typehints import decorators
+
+    assert beam_speedups.apply()
+    assert core.get_signature is decorators.get_signature is beam_speedups._memoized_get_signature
+
+    def plain(x, y=1):
+        return x
+
+    for fn in (
+        plain,
+        _WithMethod().method,
+        _WithMethod().method,
+        _WithMethod.method,
+        len,
+        str.upper,
+    ):
+        expected = beam_speedups._original_get_signature(fn)
+        assert decorators.get_signature(fn) == expected
+        assert decorators.get_signature(fn) == expected  # from the memo where memoized
+    # bound and unbound forms of one function are remembered apart
+    assert list(decorators.get_signature(_WithMethod().method).parameters) == ["a", "b"]
+    assert list(decorators.get_signature(_WithMethod.method).parameters) == ["self", "a", "b"]
+    assert core.get_function_args_defaults(_WithMethod().method) == (["a", "b"], [2])
+
+
+def test_view_memo_keeps_views_live_and_shared() -> None:
+    from apache_beam.options.pipeline_options import (
+        DebugOptions,
+        PipelineOptions,
+        StandardOptions,
+    )
+
+    assert beam_speedups.apply()
+    options = PipelineOptions(["--runner", "DirectRunner", "--experiments", "a"])
+    standard = options.view_as(StandardOptions)
+    assert options.view_as(StandardOptions) is standard
+    assert standard.runner == "DirectRunner"
+    standard.runner = "FlinkRunner"  # a write through one view shows in every other
+    assert options.view_as(StandardOptions).runner == "FlinkRunner"
+    assert options.get_all_options()["runner"] == "FlinkRunner"
+    debug = options.view_as(DebugOptions)
+    debug.add_experiment("b")
+    assert options.view_as(DebugOptions).experiments == ["a", "b"]
+    other = PipelineOptions(["--runner", "SparkRunner"])  # another object has its own views
+    assert other.view_as(StandardOptions).runner == "SparkRunner"
+
+
 def test_freeze_then_thaw_returns_objects_to_the_collector() -> None:
     import gc
 

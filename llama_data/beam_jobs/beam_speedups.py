@@ -1,6 +1,6 @@
 """Three remedies for costs the Beam runner adds to every stage, whatever the stage does.
 
-1. A memo for Beam's graph translation, which otherwise costs ~1.3 s of CPU per stage.
+1. Memos for Beam's graph translation, which otherwise costs ~1.5 s of CPU per stage.
 
 While it builds, translates and runs a pipeline, Beam asks `userstate.get_dofn_specs(dofn)`
 whether each DoFn uses state or timers about twenty times per DoFn (is_stateful_dofn,
@@ -10,8 +10,13 @@ stages, 40% of its start-up on the local runner. The answer depends only on the 
 methods, which do not change after construction, so it is memoized per DoFn instance (a worker
 that unpickles a DoFn gets a new instance and computes it once again).
 
-Applied only to the Beam release this project pins (see setup.cfg), where the function's contract
-was read; any other release runs unpatched.
+Two more answers that depend on nothing that changes are memoized the same way: a function's
+signature (`typehints.decorators.get_signature`, ~6,000 calls a stage, ~10 us each) and
+`PipelineOptions.view_as(cls)` (~500 calls a stage, each a new argparse parser of ~160 us; views
+share their object's option dict, so one view per object and class is what every call gave).
+
+Applied only to the Beam release this project pins (see setup.cfg), where the functions' contracts
+were read; any other release runs unpatched.
 
 2. Freezing what the runner holds out of Python's cyclic GC. A worker holds ~130,000 long-lived
 objects (the pipeline graph, protos, bundle processors); every full collection, triggered by the
@@ -41,11 +46,15 @@ import ctypes.util
 import gc
 import os
 import threading
+import types
 import weakref
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.transforms import userstate
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms import core, ptransform, userstate
+from apache_beam.transforms import util as beam_util
+from apache_beam.typehints import decorators
 
 PATCHED_RELEASES = ("2.77.",)
 
@@ -60,19 +69,73 @@ def _memoized_get_dofn_specs(dofn: Any) -> tuple[set, set]:
         return set(hit[1]), set(hit[2])
     states, timers = _original(dofn)
     try:
-        ref = weakref.ref(dofn, lambda _, key=key: _memo.pop(key, None))
+        ref = weakref.ref(dofn, lambda _, key=key, memo=_memo: memo.pop(key, None))
     except TypeError:  # an object without weak references: not memoized
         return states, timers
     _memo[key] = (ref, frozenset(states), frozenset(timers))
     return set(states), set(timers)
 
 
+_original_get_signature = decorators.get_signature
+_signature_memo: dict[tuple[int, bool], tuple[weakref.ref, Any]] = {}
+
+
+def _memoized_get_signature(func: Any) -> Any:
+    """`get_signature` of a plain function or a method bound to anything, once per function
+    (a bound method's signature is its function's without the first parameter, whatever the
+    object); other callables are not memoized."""
+    if isinstance(func, types.MethodType) and isinstance(func.__func__, types.FunctionType):
+        target, bound = func.__func__, True
+    elif isinstance(func, types.FunctionType):
+        target, bound = func, False
+    else:
+        return _original_get_signature(func)
+    key = (id(target), bound)
+    hit = _signature_memo.get(key)
+    if hit is not None and hit[0]() is target:
+        return hit[1]
+    signature = _original_get_signature(func)  # immutable: one object serves every caller
+    ref = weakref.ref(target, lambda _, key=key, memo=_signature_memo: memo.pop(key, None))
+    _signature_memo[key] = (ref, signature)
+    return signature
+
+
+_original_view_as = PipelineOptions.view_as
+_views: dict[int, tuple[weakref.ref, dict[type, Any]]] = {}
+
+
+def _memoized_view_as(self: PipelineOptions, cls: type) -> Any:
+    """One view per options object and class. A view is a new parse of the object's flags that
+    shares its `_all_options` dict, so a second view of the same class is the same as the first;
+    Beam asks for ~500 of them while it builds and runs a stage, each a new argparse parser."""
+    entry = _views.get(id(self))
+    if entry is None or entry[0]() is not self:
+        key = id(self)
+        entry = (weakref.ref(self, lambda _, key=key, memo=_views: memo.pop(key, None)), {})
+        _views[key] = entry
+    view = entry[1].get(cls)
+    if view is None:
+        view = entry[1][cls] = _original_view_as(self, cls)
+    return view
+
+
+_PATCHES = (
+    (userstate, "get_dofn_specs", _memoized_get_dofn_specs),
+    (decorators, "get_signature", _memoized_get_signature),
+    (core, "get_signature", _memoized_get_signature),
+    (ptransform, "get_signature", _memoized_get_signature),
+    (beam_util, "get_signature", _memoized_get_signature),
+    (PipelineOptions, "view_as", _memoized_view_as),
+)
+
+
 def apply() -> bool:
-    """Install the memo once; True when it is active."""
+    """Install the memos once; True when they are active."""
     if not beam.__version__.startswith(PATCHED_RELEASES):
         return False
-    if userstate.get_dofn_specs is not _memoized_get_dofn_specs:
-        userstate.get_dofn_specs = _memoized_get_dofn_specs
+    for owner, name, memo in _PATCHES:
+        if getattr(owner, name) is not memo:
+            setattr(owner, name, memo)
     return True
 
 
