@@ -3,7 +3,9 @@
 Input: the sample corpus (`../shared/corpus/github`) when present, else the bundled demo, copied
 `--copies` times under new repository names with one line changed per copy, so that files stay
 unique across copies (the dedup shuffles only the files whose content occurs twice, so this
-input sends few through it) and the run lasts long enough to measure.
+input sends few through it) and the run lasts long enough to measure; `--duplicates 0.3` leaves
+30% of the files unchanged in every copy, for an input where the dedup has work, as on real
+exports.
 
 "alone" = read rows + licence lookup + all steps + content hash, in one process, no engine.
 "end to end" = `make_github_stage` under `run_stage` (DirectRunner, one worker): reading, the
@@ -45,15 +47,21 @@ CORPUS = ROOT.parent / "shared" / "corpus" / "github"
 DEMO = ROOT / "llama_data" / "demo" / "github"
 
 
-def make_input(src: Path, copies: int, workdir: Path) -> tuple[Path, Path, int]:
+def make_input(
+    src: Path, copies: int, workdir: Path, duplicates: float = 0.0
+) -> tuple[Path, Path, int]:
+    """`copies` renamed copies of the corpus; in copies after the first, a `duplicates` share
+    of the files (the same ones in every copy) keep their content unchanged, so the dedup
+    has that share of contested files, as real exports do (vendored code, forks)."""
     rows = [json.loads(line) for line in (src / "files.jsonl").read_text().splitlines() if line]
     licenses = [json.loads(line) for line in (src / "licenses.jsonl").read_text().splitlines()]
     files_out, lic_out = workdir / "files.jsonl", workdir / "licenses.jsonl"
     with files_out.open("w") as f:
         for i in range(copies):
-            for row in rows:
+            for j, row in enumerate(rows):
                 row = dict(row, repo_name=f"{row['repo_name']}-{i}")
-                if isinstance(row.get("content"), str):
+                unchanged = (j * 0.6180339887) % 1.0 < duplicates  # spread over the files
+                if isinstance(row.get("content"), str) and not unchanged:
                     row["content"] = row["content"] + f"\n# variant {i}\n"
                 f.write(json.dumps(row) + "\n")
     with lic_out.open("w") as f:
@@ -116,13 +124,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--source", type=Path, default=None, help="folder with files.jsonl + licenses.jsonl"
     )
+    parser.add_argument(
+        "--duplicates",
+        type=float,
+        default=0.0,
+        help="share of files whose copies keep their content (exact duplicates for the dedup)",
+    )
     args = parser.parse_args(argv)
     src = args.source or (CORPUS if CORPUS.exists() else DEMO)
     with tempfile.TemporaryDirectory(prefix="bench-github-") as tmp:
         work = Path(tmp)
         (work / "small").mkdir()
-        files, licenses, nbytes = make_input(src, args.copies, work)
-        small_files, small_lic, small_bytes = make_input(src, 1, work / "small")
+        files, licenses, nbytes = make_input(src, args.copies, work, args.duplicates)
+        small_files, small_lic, small_bytes = make_input(src, 1, work / "small", args.duplicates)
         best: dict[str, tuple[int, float, float]] = {}
 
         def keep_best(name: str, run: tuple[int, float, float]) -> None:
@@ -145,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         "bench": "github",
         "input": str(src),
         "copies": args.copies,
+        "duplicates": args.duplicates,
         "repeats": args.repeats,
         "files": n_alone,
         "mb": round(mb, 2),
