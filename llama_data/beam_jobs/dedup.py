@@ -28,6 +28,7 @@ stage's benchmark from 7.3 to ~5.8 CPU-s and its peak memory from 0.9 to 0.45 GB
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -119,10 +120,18 @@ class _WriteProvisionalFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput("keys", chunk)
 
     def _write(self) -> tuple[str, bytes]:
-        path = fs.join(self.files.scratch_dir, f"dedup-{uuid.uuid4().hex}.parquet")
-        fs.write_parquet(path, self._buffer.flush())
+        table = self._buffer.flush()
         keys = np.array(self._file_keys, dtype=np.uint64).tobytes()
         self._file_keys = []
+        # Named by what the file holds, so the stage's files sort the same way in every run
+        # (readers take a stage's files in name order), then made unique: two bundles holding
+        # the same rows (one input given twice) must not overwrite each other.
+        digest = hashlib.sha1(keys, usedforsecurity=False)
+        for chunk in table.column("id").chunks:
+            digest.update(chunk.buffers()[2] or b"")
+        name = f"dedup-{digest.hexdigest()[:20]}-{uuid.uuid4().hex[:8]}.parquet"
+        path = fs.join(self.files.scratch_dir, name)
+        fs.write_parquet(path, table)
         return path, keys
 
 
