@@ -91,8 +91,8 @@ class _WriteProvisionalFn(beam.DoFn):
 
     Written at once, the documents need not wait for the verdict: the runner would otherwise
     hold every one of them until the Bloom filter is ready (on the local runner, all in memory
-    and each copied through its data plane), which cost the GitHub stage more than the filters'
-    own time at scale.
+    and each copied through its data plane), which cost the GitHub stage about a third of the
+    filters' own time.
     """
 
     def __init__(self, key_fn: Callable[[Document], bytes], files: KeptFiles, shards: int):
