@@ -111,8 +111,11 @@ def _memoized_view_as(self: PipelineOptions, cls: type) -> Any:
     entry = _views.get(id(self))
     if entry is None or entry[0]() is not self:
         key = id(self)
-        entry = (weakref.ref(self, lambda _, key=key, memo=_views: memo.pop(key, None)), {})
-        _views[key] = entry
+        try:
+            ref = weakref.ref(self, lambda _, key=key, memo=_views: memo.pop(key, None))
+        except TypeError:  # a subclass without weak references: not memoized
+            return _original_view_as(self, cls)
+        entry = _views[key] = (ref, {})
     view = entry[1].get(cls)
     if view is None:
         view = entry[1][cls] = _original_view_as(self, cls)
