@@ -58,26 +58,45 @@ from apache_beam.typehints import decorators
 
 PATCHED_RELEASES = ("2.77.",)
 
+
+class _WeakMemo:
+    """Values remembered per live object (by identity, dropped when the object dies): DoFns,
+    functions and options objects are compared by identity and may not be hashable."""
+
+    _MISS = object()
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, Any], tuple[weakref.ref, Any]] = {}
+
+    def get(self, obj: Any, tag: Any = None) -> Any:
+        hit = self._entries.get((id(obj), tag))
+        return hit[1] if hit is not None and hit[0]() is obj else self._MISS
+
+    def put(self, obj: Any, value: Any, tag: Any = None) -> None:
+        """Remember `value` (not at all for an object without weak references)."""
+        key, entries = (id(obj), tag), self._entries
+        try:
+            ref = weakref.ref(obj, lambda _, key=key, entries=entries: entries.pop(key, None))
+        except TypeError:
+            return
+        entries[key] = (ref, value)
+
+
 _original = userstate.get_dofn_specs
-_memo: dict[int, tuple[weakref.ref, frozenset, frozenset]] = {}
+_dofn_specs = _WeakMemo()
 
 
 def _memoized_get_dofn_specs(dofn: Any) -> tuple[set, set]:
-    key = id(dofn)
-    hit = _memo.get(key)
-    if hit is not None and hit[0]() is dofn:
-        return set(hit[1]), set(hit[2])
-    states, timers = _original(dofn)
-    try:
-        ref = weakref.ref(dofn, lambda _, key=key, memo=_memo: memo.pop(key, None))
-    except TypeError:  # an object without weak references: not memoized
-        return states, timers
-    _memo[key] = (ref, frozenset(states), frozenset(timers))
-    return set(states), set(timers)
+    hit = _dofn_specs.get(dofn)
+    if hit is _WeakMemo._MISS:
+        states, timers = _original(dofn)
+        hit = (frozenset(states), frozenset(timers))
+        _dofn_specs.put(dofn, hit)
+    return set(hit[0]), set(hit[1])  # callers may change what they get
 
 
 _original_get_signature = decorators.get_signature
-_signature_memo: dict[tuple[int, bool], tuple[weakref.ref, Any]] = {}
+_signatures = _WeakMemo()
 
 
 def _memoized_get_signature(func: Any) -> Any:
@@ -90,35 +109,25 @@ def _memoized_get_signature(func: Any) -> Any:
         target, bound = func, False
     else:
         return _original_get_signature(func)
-    key = (id(target), bound)
-    hit = _signature_memo.get(key)
-    if hit is not None and hit[0]() is target:
-        return hit[1]
-    signature = _original_get_signature(func)  # immutable: one object serves every caller
-    ref = weakref.ref(target, lambda _, key=key, memo=_signature_memo: memo.pop(key, None))
-    _signature_memo[key] = (ref, signature)
+    signature = _signatures.get(target, bound)
+    if signature is _WeakMemo._MISS:
+        signature = _original_get_signature(func)  # immutable: one object serves every caller
+        _signatures.put(target, signature, bound)
     return signature
 
 
 _original_view_as = PipelineOptions.view_as
-_views: dict[int, tuple[weakref.ref, dict[type, Any]]] = {}
+_views = _WeakMemo()
 
 
 def _memoized_view_as(self: PipelineOptions, cls: type) -> Any:
     """One view per options object and class. A view is a new parse of the object's flags that
     shares its `_all_options` dict, so a second view of the same class is the same as the first;
     Beam asks for ~500 of them while it builds and runs a stage, each a new argparse parser."""
-    entry = _views.get(id(self))
-    if entry is None or entry[0]() is not self:
-        key = id(self)
-        try:
-            ref = weakref.ref(self, lambda _, key=key, memo=_views: memo.pop(key, None))
-        except TypeError:  # a subclass without weak references: not memoized
-            return _original_view_as(self, cls)
-        entry = _views[key] = (ref, {})
-    view = entry[1].get(cls)
-    if view is None:
-        view = entry[1][cls] = _original_view_as(self, cls)
+    view = _views.get(self, cls)
+    if view is _WeakMemo._MISS:
+        view = _original_view_as(self, cls)
+        _views.put(self, view, cls)
     return view
 
 

@@ -102,18 +102,16 @@ class _WriteProvisionalFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._buffer = TableBuffer(self.files.schema)
-        self._file_keys: list[int] = []
-        self._keys: list[int] = []
+        self._keys: list[int] = []  # the bundle's; those from `_file_start` on are the file's
+        self._file_start = 0
 
     def process(self, doc: Document):
-        key = key64(self.key_fn(doc))
-        self._file_keys.append(key)
-        self._keys.append(key)
+        self._keys.append(key64(self.key_fn(doc)))
         if self._buffer.add(self.files.schema.to_values(doc), len(doc.text)):
             yield self._write()
 
     def finish_bundle(self):
-        if self._file_keys:
+        if self._file_start < len(self._keys):
             yield GlobalWindows.windowed_value_at_end_of_window(self._write())
         keys, self._keys = self._keys, []
         for chunk in _shard_chunks(keys, self.shards):
@@ -121,8 +119,8 @@ class _WriteProvisionalFn(beam.DoFn):
 
     def _write(self) -> tuple[str, bytes]:
         table = self._buffer.flush()
-        keys = np.array(self._file_keys, dtype=np.uint64).tobytes()
-        self._file_keys = []
+        keys = np.array(self._keys[self._file_start :], dtype=np.uint64).tobytes()
+        self._file_start = len(self._keys)
         # Named by what the file holds, so the stage's files sort the same way in every run
         # (readers take a stage's files in name order), then made unique: two bundles holding
         # the same rows (one input given twice) must not overwrite each other.
