@@ -7,13 +7,18 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 KENLM  := $(BIN)/lmplz $(BIN)/build_binary
 
-.PHONY: demo test bench install kenlm lint clean
+.PHONY: demo test conformance bench install kenlm lint clean
 
 demo: install kenlm
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/llama-data build
 
 test: install kenlm
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest --ignore=tests/conformance $(PYTEST_ARGS)
+
+# Our functions beside the reference implementations' own code (cc_net, langdetect, TFDS C4,
+# datatrove), each installed from PyPI into its own virtual environment under .conformance/.
+conformance: install kenlm
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest tests/conformance $(PYTEST_ARGS)
 
 bench: install kenlm
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks
@@ -37,4 +42,4 @@ kenlm: $(BIN)/python
 	@VENV_BIN="$(CURDIR)/$(BIN)" PYTHON="$(CURDIR)/$(BIN)/python" bash scripts/build_kenlm.sh
 
 clean:
-	rm -rf $(VENV) .kenlm-build
+	rm -rf $(VENV) .kenlm-build .conformance

@@ -1,0 +1,68 @@
+"""Runs inside the cc_net reference environment: answers with cc_net's own functions.
+
+Request on stdin: {"op": ..., "cases": [...], "params": {...}}; answer: a JSON list.
+"""
+
+import json
+import sys
+
+from cc_net import dedup, perplexity, text_normalizer
+
+
+def line_hashes(cases, params):
+    """cc_net's `compute_hashes` of each document: the 8 bytes of SHA-1 per line, as hex."""
+    out = []
+    for text in cases:
+        hashes = dedup.compute_hashes(text)
+        out.append([] if hashes is None else [h.tobytes().hex() for h in hashes])
+    return out
+
+
+def dedup_two_pass(cases, params):
+    """cc_net's paper setting (`deduplicate_two_pass`, mine.py's dedup): collect every line
+    hash of the group, then remove lines seen in two documents and repeats inside a page.
+    Each case is a list of documents; the answer is the text left of each (None: dropped)."""
+    out = []
+    for texts in cases:
+        collector = dedup.HashesCollector(field="raw_content")
+        for text in texts:
+            collector.do({"raw_content": text})
+        remover = dedup.DuplicatesRemover(field="raw_content", hashes_files=[])
+        remover.duplicates = collector.hashes
+        kept = []
+        for text in texts:
+            doc = remover.do({"raw_content": text})
+            kept.append(None if doc is None else doc["raw_content"])
+        out.append(kept)
+    return out
+
+
+def doc_perplexity(cases, params):
+    """mine.py's scoring: MultiSentencePiece(normalize=True) then DocLM(normalize=False)."""
+    lang = params["lang"]
+    sp = perplexity.MultiSentencePiece(
+        {lang: params["sp_model"]}, field="raw_content", output_field="tokenized", normalize=True
+    )
+    lm = perplexity.DocLM(
+        {lang: params["lm_model"]}, field="tokenized", output_field="perplexity", normalize=False
+    )
+    out = []
+    for text in cases:
+        doc = lm.do(sp.do({"raw_content": text, "language": lang}))
+        out.append(doc.get("perplexity"))
+    return out
+
+
+OPS = {
+    "normalize_for_dedup": lambda cases, params: [
+        text_normalizer.normalize_for_dedup(x) for x in cases
+    ],
+    "normalize": lambda cases, params: [text_normalizer.normalize(x) for x in cases],
+    "line_hashes": line_hashes,
+    "dedup_two_pass": dedup_two_pass,
+    "doc_perplexity": doc_perplexity,
+}
+
+if __name__ == "__main__":
+    request = json.load(sys.stdin)
+    json.dump(OPS[request["op"]](request["cases"], request.get("params", {})), sys.stdout)
