@@ -32,10 +32,10 @@ from llama_data.pipeline.ccnet.lines import (
     HashCounter,
     LineKeyBuffer,
     dedup_key,
+    distinct_keys,
     doc_hashes,
     duplicated_keys,
     finish,
-    hash_counts,
     line_keys,
     remove_lines,
     route_duplicates,
@@ -132,8 +132,7 @@ def main() -> None:
             keys = {}
             for d in docs:
                 keys[d.id] = line_keys(d.text)
-                c = hash_counts(keys[d.id])
-                buf.add_document(doc_key(d), c.items())
+                buf.add_document(doc_key(d), distinct_keys(keys[d.id]))
             counter_bytes = buf.counter.nbytes()
             counts, pairs = buf.drain(256)
             by_shard = dict(pairs)
@@ -150,12 +149,12 @@ def main() -> None:
 
         def dedup_state_peak() -> tuple[int, HashCounter]:
             """Peak traced memory of the counting state alone (hashes computed per document)."""
-            hashes = [list(hash_counts(doc_hashes(d.text)).items()) for d in docs]
+            hashes = [distinct_keys(doc_hashes(d.text)) for d in docs]
             tracemalloc.start()
             counter = HashCounter()
             for c in hashes:
-                for h, k in c:
-                    counter.add(dedup_key(h), k)
+                for h in c:
+                    counter.add(dedup_key(h))
             counter.compact()
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
@@ -263,7 +262,7 @@ def main() -> None:
 
         # --- dedup state and shuffle cost -------------------------------------------------
         lines_in = sum(d.text.count("\n") + 1 for d in docs)
-        pairs = sum(len(hash_counts(doc_hashes(d.text))) for d in docs)
+        pairs = sum(len(distinct_keys(doc_hashes(d.text))) for d in docs)
         results.update(
             lines=lines_in,
             distinct_line_hashes=distinct,

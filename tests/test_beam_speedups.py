@@ -1,12 +1,24 @@
-"""The memo of Beam's DoFn inspection: same answers as Beam's own function, once per DoFn."""
+"""The runner tuning: memos answer like Beam's own functions, malloc settings stay in the process
+that made them, and all of it is confined to a pipeline run and can be turned off."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import apache_beam as beam
+import pytest
 from apache_beam.transforms import userstate
 from apache_beam.transforms.userstate import BagStateSpec
 
 from llama_data.beam_jobs import beam_speedups
+
+
+@pytest.fixture(autouse=True)
+def _unpatched() -> Iterator[None]:
+    """Each test leaves Beam as it found it (the tuning is never left installed)."""
+    yield
+    beam_speedups.thaw()
+    beam_speedups.remove()
 
 
 class _Stateful(beam.DoFn):
@@ -100,12 +112,15 @@ def _malloc_probe(env: dict[str, str]) -> list[str]:
     import sys
 
     code = (
-        "import os\n"
+        "import os, subprocess, sys\n"
         "from llama_data.beam_jobs import beam_speedups as b\n"
         "print(b.keep_freed_buffers(), b.keep_freed_buffers(), b._glibc() is not None)\n"
-        "print(os.environ.get('MALLOC_MMAP_THRESHOLD_'), os.environ.get('MALLOC_TRIM_THRESHOLD_'))\n"
+        "child = \"import os; print(os.environ.get('MALLOC_MMAP_THRESHOLD_'), "
+        "os.environ.get('MALLOC_TRIM_THRESHOLD_'))\"\n"
+        "sys.stdout.flush()\n"
+        "subprocess.run([sys.executable, '-c', child], check=True)\n"
     )
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "LLAMA_DATA_NO"))}
     out = subprocess.run(
         [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
     )
@@ -113,16 +128,47 @@ def _malloc_probe(env: dict[str, str]) -> list[str]:
     return out.stdout.split()
 
 
-def test_keep_freed_buffers_sets_glibc_thresholds_once_and_exports_them() -> None:
+def test_keep_freed_buffers_sets_glibc_thresholds_once_and_exports_nothing() -> None:
     first, again, glibc, mmap, trim = _malloc_probe({})
     if glibc == "False":  # musl or another C library: nothing is changed
         assert (first, mmap, trim) == ("False", "None", "None")
         return
     assert first == again == "True"
-    assert mmap == trim == str(beam_speedups.FREED_BUFFER_BYTES)  # for worker processes
+    # a child process (fastText training, a shell command) starts with glibc's own defaults
+    assert (mmap, trim) == ("None", "None")
 
 
 def test_keep_freed_buffers_leaves_the_users_settings_alone() -> None:
     first, _, _, mmap, trim = _malloc_probe({"MALLOC_TRIM_THRESHOLD_": "131072"})
     assert first == "False"
     assert (mmap, trim) == ("None", "131072")
+
+
+def test_tuning_can_be_turned_off() -> None:
+    first, again, _, mmap, trim = _malloc_probe({beam_speedups.DISABLE_ENV: "1"})
+    assert (first, again, mmap, trim) == ("False", "False", "None", "None")
+
+
+def test_tuning_is_confined_to_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside `tuned_run` the memos are installed; after it Beam's functions are back, nothing
+    is frozen and the environment is as it was. Turned off, nothing is installed at all."""
+    import gc
+    import os
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    original = userstate.get_dofn_specs
+    environ = dict(os.environ)
+    with beam_speedups.tuned_run():
+        assert userstate.get_dofn_specs is beam_speedups._memoized_get_dofn_specs
+        beam_speedups.freeze_long_lived()
+        assert gc.get_freeze_count() > 0
+    assert userstate.get_dofn_specs is original
+    assert PipelineOptions.view_as is beam_speedups._original_view_as
+    assert gc.get_freeze_count() == 0
+    assert dict(os.environ) == environ
+    monkeypatch.setenv(beam_speedups.DISABLE_ENV, "1")
+    with beam_speedups.tuned_run():
+        beam_speedups.freeze_long_lived()
+        assert userstate.get_dofn_specs is original
+        assert gc.get_freeze_count() == 0

@@ -46,19 +46,20 @@ from llama_data.pipeline.steps import LocalCounters, run_steps
     [
         ("  Hello World  ", "hello world"),  # strip + lowercase
         ("Copyright 2019-2023", "copyright 0000-0000"),  # digits -> 0, ASCII '-' kept
-        ("Café Crème", "cafe creme"),  # accents removed
-        ("Ñandú", "nandu"),
+        ("Café Crème", "café crème"),  # accents kept (cc_net's normalize_for_dedup)
+        ("Ñandú", "ñandú"),
         ("«Bonjour» – dit-il…", "bonjour  dit-il"),  # Unicode punctuation removed
         ("你好，世界。", "你好世界"),  # CJK punctuation removed
         (
             "Ｐｒｉｃｅ：１２０",
             "ｐｒｉｃｅ000",
         ),  # full-width digits are digits; full-width colon goes
-        ("Tab\tand\x00nul\u200b", "tabandnul"),  # non-printing characters removed
+        ("Tab\tand\x00nul\u200b", "tabandnul\u200b"),  # control characters removed, only those
+        ("¿Qué? • ok", "¿qué? • ok"),  # punctuation outside cc_net's set stays
         ("٣ apples", "0 apples"),  # Arabic-Indic digit
         ("   ", ""),
         ("…", ""),  # punctuation only normalizes to nothing
-        ("C'est l'été!", "c'est l'ete!"),  # ASCII punctuation stays (as in cc_net)
+        ("C'est l'été!", "c'est l'été!"),  # ASCII punctuation stays (as in cc_net)
     ],
 )
 def test_normalize_line_table(raw: str, expected: str) -> None:
@@ -66,8 +67,10 @@ def test_normalize_line_table(raw: str, expected: str) -> None:
 
 
 def test_normalize_for_lm_replaces_punctuation() -> None:
-    assert normalize_for_lm("«Él dijo»： ¿qué？ 2024…") == '"el dijo": que? 0000...'
+    assert normalize_for_lm("«Él dijo»： ¿qué？ 2024…") == '"el dijo": ¿que? 0000...'
     assert normalize_for_lm("你好，世界。") == "你好,世界."
+    # a whole page becomes one line: its newlines are control characters (cc_net's normalize)
+    assert normalize_for_lm("One line\nTwo\n") == "one linetwo"
     assert strip_accents("naïve façade") == "naive facade"
 
 
@@ -93,16 +96,18 @@ def test_dedup_rule_boilerplate_in_three_pages() -> None:
     boiler = "Subscribe to our newsletter"
     docs = [
         doc(1, f"Alpha unique first line\n{boiler}\nAlpha unique second line"),
-        doc(2, f"» {boiler.upper()}…\nBeta content here"),  # case + Unicode punctuation
+        doc(2, f"{boiler.upper()}…\nBeta content here"),  # case + Unicode punctuation
         doc(3, f"Gamma page text\n  {boiler}  \n\nGamma end"),
-        doc(4, "Delta only\nDelta twice\nDelta twice"),  # repeated inside one page: also removed
+        doc(4, "Delta only\nDelta twice\nDelta twice"),  # repeated inside one page only
     ]
     out = dedup_lines_local(docs)
     texts = [o.text if isinstance(o, Document) else None for o in out]
     assert texts[0] == "Alpha unique first line\nAlpha unique second line"
     assert texts[1] == "Beta content here"
-    assert texts[2] == "Gamma page text\nGamma end"
-    assert texts[3] == "Delta only"
+    # the blank line is in one page only: kept, as cc_net keeps it
+    assert texts[2] == "Gamma page text\n\nGamma end"
+    # a line repeated inside one page is not a duplicate: its first occurrence stays
+    assert texts[3] == "Delta only\nDelta twice"
     first = out[0]
     assert isinstance(first, Document)
     assert first.meta["original_nlines"] == 3 and first.meta["nlines"] == 2
@@ -116,20 +121,25 @@ def test_dedup_rule_empty_after_dedup_is_too_short() -> None:
 
 
 def test_remove_lines_keeps_unique_lines_only() -> None:
-    d = doc(1, "keep me\ndrop me\n\n• • •\nkeep me too")
+    d = doc(1, "keep me\ndrop me\n\n• • •\nkeep me too\n\nKeep me")
     dup = {dedup_key(doc_hashes("drop me")[0])}
-    assert remove_lines(d, dup).text == "keep me\nkeep me too"
+    # duplicated lines go; a repeat inside the page goes after its first occurrence
+    assert remove_lines(d, dup).text == "keep me\n\n• • •\nkeep me too"
     # the keys computed once for counting travel packed with the document and give the same cut
     keys = line_keys(d.text)
-    assert keys[2] is None and keys[3] is None  # empty and punctuation-only lines have no key
+    assert keys[2] == keys[5] == dedup_key(doc_hashes("")[0])  # blank lines hash as ""
     assert unpack_line_keys(pack_line_keys(keys)) == keys
     assert remove_lines(d, dup, keys=unpack_line_keys(pack_line_keys(keys))).text == (
-        "keep me\nkeep me too"
+        "keep me\n\n• • •\nkeep me too"
     )
     scoped = line_keys(d.text, scope=b"\0\0\0\1")
     assert scoped[0] != keys[0]
     by_scope = remove_lines(d, {scoped[1]}, scope=b"\0\0\0\1")
-    assert by_scope.text == remove_lines(d, {scoped[1]}, keys=scoped).text == "keep me\nkeep me too"
+    assert (
+        by_scope.text
+        == remove_lines(d, {scoped[1]}, keys=scoped).text
+        == ("keep me\n\n• • •\nkeep me too")
+    )
 
 
 def test_language_id_real_lid176() -> None:
@@ -203,8 +213,12 @@ def test_perplexity_matches_hand_computed_kenlm_score(tmp_path: Path) -> None:
     log10_prob, tokens = lm.score_lines(lines)
     assert tokens == sum(n) + len(n)
     assert log10_prob == pytest.approx(-sum(k + 0.5 for k in n), abs=1e-4)
-    expected = 10 ** (sum(k + 0.5 for k in n) / (sum(n) + len(n)))
-    assert lm.doc_perplexity("\n".join(lines)) == pytest.approx(expected, rel=1e-4)
+    # the page is scored as cc_net scores it: normalized whole (its lines run together), one
+    # sentence of m pieces, m + 1 tokens
+    page = "\n".join(lines)
+    m = len(sp.encode(normalize_for_lm(page), out_type=str))
+    assert lm.doc_score(page) == (pytest.approx(-(m + 0.5), abs=1e-4), m + 1)
+    assert lm.doc_perplexity(page) == pytest.approx(10 ** ((m + 0.5) / (m + 1)), rel=1e-4)
 
 
 def test_cutoffs_and_buckets(tmp_path: Path) -> None:
@@ -213,7 +227,8 @@ def test_cutoffs_and_buckets(tmp_path: Path) -> None:
     assert (lo, hi) == (3.0, 6.0)
     assert bucket_of(2.9, (lo, hi)) == "head"
     assert bucket_of(3.0, (lo, hi)) == "middle"
-    assert bucket_of(6.0, (lo, hi)) == "middle"
+    assert bucket_of(5.9, (lo, hi)) == "middle"
+    assert bucket_of(6.0, (lo, hi)) == "tail"  # cc_net: middle is below p60
     assert bucket_of(6.1, (lo, hi)) == "tail"
     cut = cutoffs_from_values({"en": values, "de": [5.0, 1.0, 9.0]})
     assert cut["de"] == (1.0, 5.0)
@@ -274,8 +289,8 @@ def test_packed_shuffle_records_give_the_same_duplicates_as_the_rule() -> None:
     from llama_data.pipeline.ccnet.lines import (
         LineKeyBuffer,
         dedup_key,
+        distinct_keys,
         duplicated_keys,
-        hash_counts,
         route_duplicates,
         unpack_keys,
     )
@@ -288,9 +303,9 @@ def test_packed_shuffle_records_give_the_same_duplicates_as_the_rule() -> None:
     for start in range(0, len(docs), 25):  # bundles of 25 documents
         buf = LineKeyBuffer()
         for d in docs[start : start + 25]:
-            c = hash_counts(doc_hashes(d.text))
             buf.add_document(
-                d.id.encode().ljust(8, b"\0"), ((dedup_key(h), n) for h, n in c.items())
+                d.id.encode().ljust(8, b"\0"),
+                distinct_keys(dedup_key(h) for h in doc_hashes(d.text)),
             )
         cs, ps = buf.drain(shards)
         for s, v in cs:

@@ -532,3 +532,30 @@ def test_citations_of_the_enwiki_sample(corpus: Path) -> None:
     assert len(pages) > 50 and len(urls) > 1000
     assert all(wikiref.normalize_url(u) == u for u in urls[:500])  # idempotent
     assert not any(u.startswith("web.archive.org") for u in urls)
+
+
+@pytest.mark.slow
+@pytest.mark.corpus
+def test_train_wikiref_twice_from_scratch_on_real_inputs_gives_identical_models(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """Issue #14, defect 1: with these inputs and settings the training child diverged
+    ("Encountered NaN") when the runner's malloc tuning was exported into the environment it
+    inherited. Trained twice from scratch, in a process that has run Beam stages, the model is
+    the same bytes and no lower learning rate had to be tried."""
+    from conftest import run_cli
+
+    cc = corpus / "commoncrawl"
+    args = ["train-wikiref", "--wikipedia", str(corpus / "wikipedia" / "enwiki-sample.xml.bz2")]
+    args += ["--cc", str(cc / "pages.warc.wet.gz"), "--refs-warc", str(cc / "wget-sample.warc.gz")]
+    args += ["--dim", "16", "--bucket", "100000", "--force", "--quiet"]
+    digests = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        res = run_cli(*args, "--output", str(out))
+        assert res.returncode == 0, res.stderr[-2000:]
+        card = json.loads((out / "wikiref-model" / "card.json").read_text())
+        assert card["lr_attempts"] == [0.5], card["lr_attempts"]
+        assert card["model_sha256"] == wikiref.file_sha256(str(out / "wikiref-model" / "model.bin"))
+        digests.append(card["model_sha256"])
+    assert digests[0] == digests[1]

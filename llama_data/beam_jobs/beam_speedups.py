@@ -34,13 +34,21 @@ in afresh. On the GitHub stage's 150-copy benchmark input that was 430,000-680,0
 and 1.3-2.0 s of system CPU, a fifth of the stage. `keep_freed_buffers()` raises both thresholds
 to 256 MB (`mallopt`), after which the same run takes ~190,000 faults and ~0.5 s of system CPU,
 for ~100 MB more peak RSS. It runs in the launching process (the in-process runner) and in each
-worker at its first DoFn setup, and exports the same settings as `MALLOC_*_` variables for the
-worker processes the local runner starts. Where the user set either variable, or where the C
-library is not glibc, nothing is changed.
+worker process at its first DoFn setup. Where the user set `MALLOC_MMAP_THRESHOLD_` or
+`MALLOC_TRIM_THRESHOLD_`, or where the C library is not glibc, nothing is changed.
+
+Scope. All three are process-wide, so they are confined to the pipeline run: `tuned_run()`
+installs them when a stage's pipeline starts and undoes them when it ends (memos removed, GC
+thawed, glibc's thresholds back to their defaults), and nothing is ever written to `os.environ`:
+an exported `MALLOC_*_` once reached the fastText training child of `train-wikiref`, whose
+training then diverged ("Encountered NaN"). A worker process that Beam starts (the local runner's
+multi-process mode, a portable worker pool, Dataflow) is the runner's own and keeps them for its
+life. `LLAMA_DATA_NO_RUNNER_TUNING=1` in the environment turns all of it off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -57,6 +65,12 @@ from apache_beam.transforms import util as beam_util
 from apache_beam.typehints import decorators
 
 PATCHED_RELEASES = ("2.77.",)
+DISABLE_ENV = "LLAMA_DATA_NO_RUNNER_TUNING"
+
+
+def enabled() -> bool:
+    """False when the user turned the tuning off (`LLAMA_DATA_NO_RUNNER_TUNING=1`)."""
+    return os.environ.get(DISABLE_ENV, "").strip().lower() in ("", "0", "false", "no")
 
 
 class _WeakMemo:
@@ -141,9 +155,12 @@ _PATCHES = (
 )
 
 
+_ORIGINALS = tuple((owner, name, getattr(owner, name)) for owner, name, _ in _PATCHES)
+
+
 def apply() -> bool:
-    """Install the memos once; True when they are active."""
-    if not beam.__version__.startswith(PATCHED_RELEASES):
+    """Install the memos (idempotent); True when they are active."""
+    if not enabled() or not beam.__version__.startswith(PATCHED_RELEASES):
         return False
     for owner, name, memo in _PATCHES:
         if getattr(owner, name) is not memo:
@@ -151,13 +168,23 @@ def apply() -> bool:
     return True
 
 
+def remove() -> None:
+    """Put Beam's own functions back."""
+    for owner, name, original in _ORIGINALS:
+        setattr(owner, name, original)
+
+
 _freeze_lock = threading.Lock()
 _frozen = False
 
 
 def freeze_long_lived() -> None:
-    """Collect once, then freeze every tracked object (once per process until `thaw`)."""
+    """At a DoFn's setup: the memos and malloc settings (for a worker process Beam started),
+    then collect once and freeze every tracked object (once per process until `thaw`)."""
     global _frozen
+    if not enabled():
+        return
+    apply()
     keep_freed_buffers()
     with _freeze_lock:
         if _frozen:
@@ -180,6 +207,7 @@ def thaw() -> None:
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 FREED_BUFFER_BYTES = 256 * 1024 * 1024
+GLIBC_DEFAULT_BYTES = 128 * 1024  # both thresholds' initial values (malloc.h, M_*_THRESHOLD)
 _MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 _malloc_tuned: bool | None = None
 
@@ -197,21 +225,50 @@ def _glibc() -> Any:
 
 
 def keep_freed_buffers() -> bool:
-    """Raise glibc's mmap and trim thresholds (once per process); True when they are set."""
+    """Raise glibc's mmap and trim thresholds in this process (once until `release_buffers`);
+    True when they are set. Nothing is exported: child processes start with glibc's defaults."""
     global _malloc_tuned
     with _freeze_lock:
         if _malloc_tuned is not None:
             return _malloc_tuned
         _malloc_tuned = False
-        if any(name in os.environ for name in _MALLOC_ENV):
-            return False  # the user's own settings stand
+        if not enabled() or any(name in os.environ for name in _MALLOC_ENV):
+            return False  # turned off, or the user's own settings stand
         libc = _glibc()
         if libc is None:
             return False
         ok = libc.mallopt(_M_MMAP_THRESHOLD, FREED_BUFFER_BYTES) == 1
         ok = libc.mallopt(_M_TRIM_THRESHOLD, FREED_BUFFER_BYTES) == 1 and ok
-        if ok:
-            for name in _MALLOC_ENV:  # read by glibc at the start of the workers it launches
-                os.environ[name] = str(FREED_BUFFER_BYTES)
         _malloc_tuned = ok
         return ok
+
+
+def release_buffers() -> None:
+    """Put glibc's thresholds back to their initial values (when `keep_freed_buffers` set them;
+    glibc's dynamic mmap threshold stays off after any `mallopt`) and trim the heap."""
+    global _malloc_tuned
+    with _freeze_lock:
+        if _malloc_tuned:
+            libc = _glibc()
+            if libc is not None:
+                libc.mallopt(_M_MMAP_THRESHOLD, GLIBC_DEFAULT_BYTES)
+                libc.mallopt(_M_TRIM_THRESHOLD, GLIBC_DEFAULT_BYTES)
+                with contextlib.suppress(AttributeError):
+                    libc.malloc_trim(0)
+        _malloc_tuned = None
+
+
+@contextlib.contextmanager
+def tuned_run():
+    """The three remedies for the length of one pipeline run in this process, undone after."""
+    if not enabled():
+        yield
+        return
+    apply()
+    keep_freed_buffers()
+    try:
+        yield
+    finally:
+        thaw()
+        release_buffers()
+        remove()

@@ -57,9 +57,9 @@ from llama_data.pipeline.ccnet.filters import MinLength, doc_dedup_key
 from llama_data.pipeline.ccnet.langid import LanguageId
 from llama_data.pipeline.ccnet.lines import (
     LineKeyBuffer,
+    distinct_keys,
     duplicated_keys,
     finish,
-    hash_counts,
     line_keys,
     pack_line_keys,
     remove_lines,
@@ -118,11 +118,11 @@ class _LineKeysFn(beam.DoFn):
 
     def process(self, doc: Document):
         keys = line_keys(doc.text, _scope_prefix(doc, self.groups))
-        counts = hash_counts(keys)
+        distinct = distinct_keys(keys)
         dkey = doc_key(doc)
         self._lines.inc(len(keys))
-        self._pairs.inc(len(counts))
-        self._buf.add_document(dkey, counts.items())
+        self._pairs.inc(len(distinct))
+        self._buf.add_document(dkey, distinct)
         # the document goes to the regroup with its line keys, so they are not computed twice
         yield beam.pvalue.TaggedOutput(
             "docs", (dkey, (_DOC, (pack_document(doc), pack_line_keys(keys))))

@@ -51,8 +51,6 @@ from llama_data.pipeline.io import FileSplit, Reader
 from llama_data.pipeline.schema import BASE_SCHEMA, DocumentSchema
 from llama_data.pipeline.steps import Step, run_steps
 
-beam_speedups.apply()
-
 log = logging.getLogger("llama_data")
 
 SUCCESS = "_SUCCESS"
@@ -639,9 +637,8 @@ def run_pipeline(
     Beam's log chatter is captured (`worker_logs_captured`), a runner that cannot be reached is
     explained in one line, and the progress written to `progress_dir` is shown while it runs.
     """
-    beam_speedups.keep_freed_buffers()
     try:
-        with worker_logs_captured(run) as display_stream:
+        with beam_speedups.tuned_run(), worker_logs_captured(run) as display_stream:
             p = beam.Pipeline(options=pipeline_options(run, name))
             build(p)
             display = (
@@ -660,8 +657,6 @@ def run_pipeline(
         if friendly is not None:
             raise friendly from exc
         raise
-    finally:
-        beam_speedups.thaw()
 
 
 def run_stage(

@@ -1,28 +1,42 @@
-"""cc_net's line normalization and 8-byte line hashes.
+"""cc_net's two normalizations, character for character, and its 8-byte line hashes.
 
-Two normalizations, as in cc_net (Wenzek et al., 2020):
+cc_net (Wenzek et al., 2020; `cc_net/text_normalizer.py`) normalizes text twice, differently:
 
-* `normalize_line` is the *dedup* key: boilerplate such as "© 2019 Acme – All rights reserved"
-  and "© 2021 ACME — all rights reserved" must hash alike, so case, digits, accents, Unicode
-  punctuation and non-printing characters are folded away. ASCII punctuation is kept, as cc_net
-  keeps it (it carries meaning in code and formulas).
-* `normalize_for_lm` is the text the perplexity model sees: the same folding, except that Unicode
-  punctuation is *replaced* by its ASCII counterpart rather than removed, so the LM still sees
-  sentence boundaries.
+* `normalize_line` is cc_net's `normalize_for_dedup`, the key of the line dedup: stripped,
+  lowercased, every Unicode decimal digit turned into `0`, then cc_net's own set of Unicode
+  punctuation (`UNICODE_PUNCT`'s keys, below) and the control characters U+0000-U+001F and
+  U+007F-U+009F removed. Accents are *kept* ("café" and "cafe" are different lines) and so is
+  every other punctuation mark, ASCII or not. Nothing is stripped after the removals.
+* `normalize_for_lm` is cc_net's `normalize` with its defaults, what SentencePiece and the
+  KenLM model see: stripped, lowercased, accents removed (NFD, combining marks of category Mn
+  dropped), digits to `0`, the same punctuation *replaced* by its ASCII counterpart, control
+  characters removed. cc_net applies it to the whole document, so its newlines go with the
+  other control characters and a page becomes one line (see `ccnet/perplexity.py`).
+
+The conformance suite (`tests/conformance/test_ccnet.py`) holds both to cc_net's own functions
+on every line of the sample corpus.
+
+Speed: each is one `str.translate` pass through a table filled on first sight of a character,
+instead of cc_net's regex passes. That is exact because every step after `lower()` acts on
+characters one at a time, except the canonical reordering inside NFD; it can only change the
+result when a text holds one of the few characters whose decomposition keeps a combining mark
+that is not Mn, and such texts take cc_net's whole-string path (`_REORDERING`).
 
 `line_hash` takes the first 8 bytes of the SHA-1 of the normalized line as a little-endian uint64
-(cc_net reads the same bytes with `np.frombuffer(..., np.uint64)`): 8 bytes per line is what the
-dedup shuffle carries, and at 2^64 the chance of a false duplicate among 10^10 lines is ~3e-9.
+(cc_net reads the same bytes with `np.frombuffer(..., np.uint64)`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 
-# Unicode punctuation and the ASCII it stands for in LM text. cc_net's table covers CJK full-width
-# forms, typographic quotes and dashes; we add the few others that are common on the web.
+# cc_net's Unicode punctuation and the ASCII each stands for in LM text. `normalize_line` removes
+# these characters; `normalize_for_lm` replaces them. ("１" is there in cc_net too, but digits
+# become "0" before punctuation is looked at, so it never applies.)
 UNICODE_PUNCT: dict[str, str] = {
     "，": ",",
     "。": ".",
@@ -30,21 +44,14 @@ UNICODE_PUNCT: dict[str, str] = {
     "„": '"',
     "”": '"',
     "“": '"',
-    "‟": '"',
     "«": '"',
     "»": '"',
+    "１": '"',
     "」": '"',
     "「": '"',
     "《": '"',
     "》": '"',
-    "『": '"',
-    "』": '"',
     "´": "'",
-    "‘": "'",
-    "’": "'",
-    "‚": "'",
-    "‹": "'",
-    "›": "'",
     "∶": ":",
     "：": ":",
     "？": "?",
@@ -54,9 +61,9 @@ UNICODE_PUNCT: dict[str, str] = {
     "；": ";",
     "–": "-",
     "—": " - ",
-    "―": " - ",
     "．": ". ",
     "～": "~",
+    "’": "'",
     "…": "...",
     "━": "-",
     "〈": "<",
@@ -65,73 +72,77 @@ UNICODE_PUNCT: dict[str, str] = {
     "】": "]",
     "％": "%",
     "►": "-",
-    "•": "-",
-    "·": "-",
-    "¡": "",
-    "¿": "",
-    "†": "",
-    "‡": "",
-    "§": "",
-    "¶": "",
 }
 
-# C0 and C1 control characters (tab and newline included: a line never contains them after
-# splitting, and inside a line they are layout, not content) plus zero-width and bidi marks.
-_NON_PRINTING = (
-    "".join(map(chr, [*range(0, 32), *range(127, 160)]))
-    + "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
-)
-_NON_PRINTING_SET = frozenset(_NON_PRINTING)
+# C0 and C1 control characters (tab and newline included), as cc_net's NON_PRINTING_CHARS_RE.
+NON_PRINTING = frozenset(map(chr, [*range(0, 32), *range(127, 160)]))
 
 
-def _is_unicode_punct(ch: str) -> bool:
-    """Non-ASCII punctuation (Unicode category P*) or one of cc_net's listed symbols."""
-    if ch in UNICODE_PUNCT:
-        return True
-    return ord(ch) > 127 and unicodedata.category(ch).startswith("P")
-
-
-def _fold(ch: str) -> str:
-    """One (already lowercased) character without its accents: NFD minus combining marks.
-
-    Per character this equals cc_net's NFD of the whole line followed by dropping category Mn:
-    NFD only reorders combining marks, and all of them are dropped anyway.
-    """
-    if ch.isdecimal():  # what re's \d matches: every Unicode decimal digit
+def _dedup_value(ch: str) -> str:
+    if ch.isdecimal():  # what re's \d matches: every Unicode decimal digit (category Nd)
         return "0"
-    if ch in _NON_PRINTING_SET:
+    if ch in UNICODE_PUNCT or ch in NON_PRINTING:
         return ""
-    return "".join(c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) != "Mn")
+    return ch
+
+
+def _lm_value(text: str) -> str:
+    """cc_net's `normalize` steps after `lower()`, on an already lowercased string."""
+    nfd = unicodedata.normalize("NFD", text)
+    out = []
+    for c in nfd:
+        if unicodedata.category(c) == "Mn":
+            continue
+        if c.isdecimal():
+            c = "0"
+        c = UNICODE_PUNCT.get(c, c)
+        out.append("".join(x for x in c if x not in NON_PRINTING))
+    return "".join(out)
 
 
 class _Table(dict):
-    """A translation table filled on first sight of each character: after warm-up a whole
-    normalization is one `str.translate` pass in C (~10x faster than NFD + regexes per line)."""
+    """A `str.translate` table filled on first sight of each character."""
 
-    def __init__(self, punct: str) -> None:
+    def __init__(self, value) -> None:  # noqa: ANN001
         super().__init__()
-        self.punct = punct  # "remove" (dedup key) or "replace" (LM text)
+        self.value = value
 
     def __missing__(self, code: int) -> str:
-        ch = chr(code)
-        if _is_unicode_punct(ch):
-            value = "" if self.punct == "remove" else _fold_all(UNICODE_PUNCT.get(ch, ""))
-        else:
-            value = _fold(ch)
-        self[code] = value
+        value = self[code] = self.value(chr(code))
         return value
 
 
-def _fold_all(text: str) -> str:
-    return "".join(_fold(c) for c in text)
+_DEDUP_TABLE = _Table(_dedup_value)
+_LM_TABLE = _Table(_lm_value)
 
 
-_DEDUP_TABLE = _Table("remove")
-_LM_TABLE = _Table("replace")
+def _reordering_chars() -> str:
+    """Characters whose NFD keeps a combining mark (ccc != 0) that is not Mn: NFD reorders such
+    marks across character boundaries, which a per-character table cannot (38 in Unicode 14)."""
+    found = []
+    for code in range(0x300, sys.maxunicode + 1):
+        ch = chr(code)
+        if unicodedata.combining(ch) or unicodedata.decomposition(ch):
+            nfd = unicodedata.normalize("NFD", ch)
+            if any(unicodedata.combining(c) and unicodedata.category(c) != "Mn" for c in nfd):
+                found.append(ch)
+    return "".join(found)
+
+
+_REORDERING: re.Pattern[str] | None = None
+
+
+def _needs_whole_string_nfd(text: str) -> bool:
+    global _REORDERING
+    if text.isascii():
+        return False
+    if _REORDERING is None:
+        _REORDERING = re.compile(f"[{re.escape(_reordering_chars())}]")
+    return _REORDERING.search(text) is not None
 
 
 def strip_accents(text: str) -> str:
-    """Decompose (NFD) and drop combining marks: "é" -> "e", "ñ" -> "n"."""
+    """cc_net's `strip_accents`: NFD, then combining marks of category Mn dropped."""
     if text.isascii():
         return text
     nfd = unicodedata.normalize("NFD", text)
@@ -139,29 +150,26 @@ def strip_accents(text: str) -> str:
 
 
 def normalize_line(line: str) -> str:
-    """The dedup key of a line: stripped, lowercased, digits -> 0, no accents, no Unicode
-    punctuation, no non-printing characters.
-
-    An empty result means the line carries no content worth deduplicating (blank, or only
-    punctuation); callers skip such lines rather than hash them.
-    """
+    """cc_net's `normalize_for_dedup`: the line dedup key (may be empty: "" is hashed too)."""
     line = line.strip()
     if not line:
-        return ""
-    return line.lower().translate(_DEDUP_TABLE).strip()
+        return line
+    return line.lower().translate(_DEDUP_TABLE)
 
 
-def normalize_for_lm(line: str) -> str:
-    """What the perplexity model is trained on and scores: like the dedup key, but Unicode
-    punctuation becomes ASCII (cc_net's `normalize(..., punct=1)`), so sentence marks survive."""
-    line = line.strip()
-    if not line:
-        return ""
-    return line.lower().translate(_LM_TABLE).strip()
+def normalize_for_lm(text: str) -> str:
+    """cc_net's `normalize(text)` with its defaults (accents, case, digits, punct=1)."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text.lower()
+    if _needs_whole_string_nfd(text):
+        return _lm_value(text)
+    return text.translate(_LM_TABLE)
 
 
 def hash_bytes(normalized: str) -> bytes:
-    """First 8 bytes of SHA-1 of the UTF-8 normalized line (the shuffle key)."""
+    """First 8 bytes of SHA-1 of the UTF-8 normalized line (cc_net's line hash)."""
     return hashlib.sha1(normalized.encode("utf-8", "surrogatepass")).digest()[:8]
 
 
@@ -170,24 +178,18 @@ def line_hash(normalized: str) -> int:
     return int.from_bytes(hash_bytes(normalized), "little")
 
 
-def line_hashes(lines: Iterable[str]) -> list[int | None]:
-    """Hash of each line after normalization; None for lines that normalize to nothing."""
-    out: list[int | None] = []
-    for line in lines:
-        norm = normalize_line(line)
-        out.append(line_hash(norm) if norm else None)
-    return out
+def line_hashes(lines: Iterable[str]) -> list[int]:
+    """cc_net's hash of each line (blank lines included: they hash as "")."""
+    return [line_hash(normalize_line(line)) for line in lines]
 
 
 def text_digest(text: str) -> bytes:
-    """16-byte digest of a whole document after normalizing each line: the exact-dedup key.
-
-    Normalizing first means two copies of a page that differ only in a date or in typographic
-    quotes are the same document; 16 bytes keep false matches negligible at web scale.
-    """
+    """16-byte digest of a whole document after normalizing each line: the exact-dedup key
+    (ours: cc_net has no document dedup). Lines normalizing to nothing are skipped and
+    whitespace is collapsed, so two copies differing in a date or in layout are one document."""
     h = hashlib.sha1()
     for line in text.split("\n"):
-        norm = " ".join(normalize_line(line).split())  # removed punctuation leaves double spaces
+        norm = " ".join(normalize_line(line).split())
         if norm:
             h.update(norm.encode("utf-8", "surrogatepass"))
             h.update(b"\n")

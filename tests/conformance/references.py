@@ -156,9 +156,7 @@ class ConformanceTable:
                 continue
             row.unexplained += 1
             if not row.first_difference:
-                row.first_difference = (
-                    f"{case_id}: input {_short(given)}; ours {_short(ours)}; theirs {_short(theirs)}"
-                )
+                row.first_difference = f"{case_id}: input {_short(given)}; ours {_short(ours)}; theirs {_short(theirs)}"
         self.rows.append(row)
         return row
 
@@ -168,10 +166,19 @@ class ConformanceTable:
         for r in self.rows:
             explained = sum(r.explained.values())
             lines.append(
-                (r.reference, r.what, str(r.cases), str(r.identical), str(explained), str(r.unexplained))
+                (
+                    r.reference,
+                    r.what,
+                    str(r.cases),
+                    str(r.identical),
+                    str(explained),
+                    str(r.unexplained),
+                )
             )
         widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-        out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines]
+        out = [
+            "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines
+        ]
         for r in self.rows:
             for reason, n in sorted(r.explained.items()):
                 out.append(f"  {r.reference} / {r.what}: {n} explained: {reason}")

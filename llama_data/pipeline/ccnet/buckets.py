@@ -45,13 +45,14 @@ def cutoffs_from_values(by_lang: Mapping[str, Iterable[float]]) -> dict[str, tup
 
 
 def bucket_of(ppl: float, cutoffs: tuple[float, float]) -> str:
-    """cc_net's rule: below p30 -> head, above p60 -> tail, otherwise middle."""
+    """cc_net's `PerplexityBucket`: below p30 -> head, below p60 -> middle, otherwise tail (a
+    page exactly at p60 is tail)."""
     lo, hi = cutoffs
     if ppl < lo:
         return "head"
-    if ppl > hi:
-        return "tail"
-    return "middle"
+    if ppl < hi:
+        return "middle"
+    return "tail"
 
 
 def load_cutoffs(path: str | Path) -> dict[str, tuple[float, float]]:

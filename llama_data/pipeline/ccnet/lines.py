@@ -1,14 +1,19 @@
-"""The line dedup rule: a line whose normalized hash occurs at least twice in the scope is removed
-from every document that has it (cc_net keeps no "first" copy: navigation, cookie banners and
-footers are boilerplate wherever they appear).
+"""The line dedup rule, as cc_net's `deduplicate_two_pass` (the paper's setting, mine.py's dedup):
+
+* every line is hashed (`normalize_for_dedup`, 8 bytes of SHA-1), blank lines included: they
+  hash as "", which is the most duplicated line of all;
+* a hash is *duplicated* when it occurs in at least two documents of the scope; repeats inside
+  one document do not make it so (cc_net's collector sees a page's hashes as one batch);
+* a duplicated line is removed from every document that has it (no "first" copy is kept:
+  navigation, cookie banners and footers are boilerplate wherever they appear), and inside a
+  document only the first occurrence of a hash is kept.
 
 The counting is global (the engine's job: a shuffle); this module holds the engine-free parts on
 either side of it: line hashes and their 8-byte keys, the per-bundle `HashCounter` (8 bytes per
 distinct key), the packed per-shard records a bundle emits, the reducer's merge and routing
 (numpy), and the rewrite of a document once its duplicated keys are known. `dedup_lines_local`
-is the whole rule in one process, the reference the tests hold the Beam job to. Lines that
-normalize to nothing (blank, punctuation only) are dropped too: their common hash "" is the most
-duplicated of all.
+is the whole rule in one process, the reference the tests hold the Beam job to, and the
+conformance suite holds it to cc_net's own code.
 """
 
 from __future__ import annotations
@@ -25,18 +30,15 @@ from llama_data.pipeline.normalize import hash_bytes, normalize_line
 HASH_DTYPE = np.dtype("<u8")
 
 
-def doc_hashes(text: str) -> list[bytes | None]:
-    """The 8-byte hash of each line of `text` (None for lines that normalize to nothing)."""
-    out: list[bytes | None] = []
-    for line in text.split("\n"):
-        norm = normalize_line(line)
-        out.append(hash_bytes(norm) if norm else None)
-    return out
+def doc_hashes(text: str) -> list[bytes]:
+    """cc_net's 8-byte hash of each line of `text` (`compute_hashes`)."""
+    return [hash_bytes(normalize_line(line)) for line in text.split("\n")]
 
 
-def hash_counts(hashes: Iterable[bytes | None]) -> dict[bytes, int]:
-    """Occurrences of each hash within one document (what a document adds to the global count)."""
-    return dict(Counter(h for h in hashes if h is not None))
+def distinct_keys(keys: Iterable[bytes | None]) -> list[bytes]:
+    """A document's distinct keys, in order: what it adds to the count (once each, however often
+    a line repeats inside it)."""
+    return [k for k in dict.fromkeys(keys) if k is not None]
 
 
 def scoped_hash(scope: bytes, h: bytes) -> bytes:
@@ -52,8 +54,8 @@ _NO_LINE = b"\xff" * 8  # never a key: keys have their top bit clear (`dedup_key
 
 
 def line_keys(text: str, scope: bytes = b"") -> list[bytes | None]:
-    """The shuffle key of each line of `text` (None for lines that normalize to nothing)."""
-    return [None if h is None else scoped_hash(scope, h) for h in doc_hashes(text)]
+    """The shuffle key of each line of `text`."""
+    return [scoped_hash(scope, h) for h in doc_hashes(text)]
 
 
 def pack_line_keys(keys: Sequence[bytes | None]) -> bytes:
@@ -73,15 +75,19 @@ def remove_lines(
     scope: bytes = b"",
     keys: Sequence[bytes | None] | None = None,
 ) -> Document:
-    """Drop the lines whose (scoped) key is in `duplicated`, and empty lines; record sizes.
+    """Drop the lines whose (scoped) key is in `duplicated` and every repeat of a line inside
+    the document after its first occurrence (cc_net's `finalize_doc`); record sizes.
 
     `keys` are the document's `line_keys` when already computed (with the same scope)."""
     lines = doc.text.split("\n")
     if keys is None:
         keys = line_keys(doc.text, scope)
-    kept = [
-        line for line, k in zip(lines, keys, strict=True) if k is not None and k not in duplicated
-    ]
+    kept = []
+    seen: set[bytes | None] = set()
+    for line, k in zip(lines, keys, strict=True):
+        if k is not None and k not in duplicated and k not in seen:
+            kept.append(line)
+        seen.add(k)
     text = "\n".join(kept)
     return doc.with_text(
         text,
@@ -100,12 +106,12 @@ def dedup_lines_local(docs: Sequence[Document]) -> list[Document | Rejected]:
     """
     counts: Counter[bytes] = Counter()
     keys = [line_keys(d.text) for d in docs]
-    per_doc = [hash_counts(k) for k in keys]
-    for c in per_doc:
-        counts.update(c)
+    per_doc = [distinct_keys(k) for k in keys]
+    for distinct in per_doc:
+        counts.update(distinct)
     out: list[Document | Rejected] = []
-    for doc, k, c in zip(docs, keys, per_doc, strict=True):
-        dup = {h for h in c if counts[h] >= 2}
+    for doc, k, distinct in zip(docs, keys, per_doc, strict=True):
+        dup = {h for h in distinct if counts[h] >= 2}
         out.append(finish(remove_lines(doc, dup, keys=k)))
     return out
 
@@ -219,18 +225,13 @@ class LineKeyBuffer:
         self._keys = bytearray()
         self._docs = bytearray()
 
-    def add_document(self, dkey: bytes, keys: Iterable[tuple[bytes, int]]) -> None:
-        """A document's distinct line keys with their counts in it (joined per document: one
-        append per buffer rather than one per line)."""
-        ks, twice = [], []
-        for k, n in keys:
-            ks.append(k)
-            if n >= 2:
-                twice.append(k)
-        joined = b"".join(ks)
+    def add_document(self, dkey: bytes, keys: Sequence[bytes]) -> None:
+        """A document's distinct line keys (`distinct_keys`), each counted once (joined per
+        document: one append per buffer rather than one per line)."""
+        joined = b"".join(keys)
         self._keys += joined
-        self._docs += dkey * len(ks)
-        self.counter.add_packed(joined + b"".join(twice))
+        self._docs += dkey * len(keys)
+        self.counter.add_packed(joined)
 
     def pairs(self) -> int:
         return len(self._keys) // 8

@@ -1,12 +1,16 @@
 """Perplexity under a language's SentencePiece + KenLM model, computed as cc_net computes it.
 
-Each line is normalized (`normalize_for_lm`), cut into SentencePiece pieces and scored by KenLM
-with sentence boundaries, so a line of n pieces contributes n + 1 predicted tokens (the pieces and
-`</s>`). The document's perplexity is 10 ** (-sum(log10 p) / sum(tokens)) over its lines: long
-documents are not averaged line by line, which would overweight short lines.
+cc_net's mine.py scores a page in two steps: `MultiSentencePiece(normalize=True)` normalizes the
+whole page with `text_normalizer.normalize` (which removes its newlines with the other control
+characters, so the page becomes one line) and cuts it into pieces; `DocLM(normalize=False)` then
+scores the space-joined pieces with KenLM as one sentence (`<s>` ... `</s>`), counting
+`len(pieces.split()) + 1` predicted tokens. Perplexity = 10 ** (-log10 p / tokens), rounded to
+0.1. Scoring each line apart instead (what `score_lines` does, for diagnostics) gives other
+numbers, 17-68% lower on real pages, and cc_net's published cutoffs would bucket pages wrongly.
 
-A model directory holds `<lang>.sp.model` and `<lang>.arpa.bin` (cc_net's names) and a
-`<lang>.card.json` written by `train-lm`.
+A model directory holds `<lang>.sp.model` and `<lang>.arpa.bin`: cc_net's names, so cc_net's
+published Wikipedia models (`lm_sp/`) work as they are, with its `cutoff.csv`. `train-lm` adds a
+`<lang>.card.json`, which is not needed to score.
 """
 
 from __future__ import annotations
@@ -56,6 +60,16 @@ class LanguageModel:
         self.sp = spm.SentencePieceProcessor(model_file=str(sp_path(lm_dir, lang)))
         self.lm = kenlm.Model(str(kenlm_path(lm_dir, lang)))
 
+    def doc_score(self, text: str) -> tuple[float, int]:
+        """(log10 p, predicted tokens) of a whole page, as cc_net's SentencePiece + DocLM."""
+        normalized = normalize_for_lm(text)
+        if not normalized:
+            return 0.0, 0
+        sentence = " ".join(self.sp.encode(normalized, out_type=str))
+        if not sentence:
+            return 0.0, 0
+        return self.lm.score(sentence), len(sentence.split()) + 1
+
     def tokenize(self, lines: Sequence[str]) -> list[list[str]]:
         normalized = [normalize_for_lm(line) for line in lines]
         pieces = self.sp.encode([n for n in normalized if n], out_type=str)
@@ -63,7 +77,8 @@ class LanguageModel:
         return [next(it) if n else [] for n in normalized]
 
     def score_lines(self, lines: Sequence[str]) -> tuple[float, int]:
-        """(sum of log10 p, number of predicted tokens) over the non-empty lines."""
+        """(sum of log10 p, number of predicted tokens) with each line scored as a sentence:
+        not cc_net's page score (`doc_score`), kept to look at which lines pull a page down."""
         total, tokens = 0.0, 0
         for pieces in self.tokenize(lines):
             if not pieces:
@@ -73,7 +88,7 @@ class LanguageModel:
         return total, tokens
 
     def doc_perplexity(self, text: str) -> float:
-        return perplexity(*self.score_lines(text.split("\n")))
+        return perplexity(*self.doc_score(text))
 
 
 class Perplexity(Step):
@@ -97,7 +112,7 @@ class Perplexity(Step):
         if model is None:
             self.count("no_model")
             return Rejected(doc, "lang:no_lm")
-        log10_prob, tokens = model.score_lines(doc.text.split("\n"))
-        if tokens == 0:  # nothing left once normalized (symbols only): no text to judge
+        log10_prob, tokens = model.doc_score(doc.text)
+        if tokens == 0:  # nothing left once normalized (cc_net leaves such a page unscored)
             return Rejected(doc, "too_short")
         return doc.with_text(doc.text, perplexity=round(perplexity(log10_prob, tokens), 1))
