@@ -269,6 +269,41 @@ def test_ccnet_cli_on_fixture(lm_dir: Path, tmp_path: Path) -> None:
     assert "[ccnet] 8 in, 3 kept" in r.stdout
 
 
+def test_ccnet_takes_cc_nets_published_model_layout_and_cutoff_csv(
+    lm_dir: Path, tmp_path: Path
+) -> None:
+    """cc_net publishes its Wikipedia LMs as `lm_sp/<lang>.arpa.bin` + `<lang>.sp.model` (no card)
+    and its cutoffs as `cutoff.csv` (one row per percentile, one column per language): both are
+    taken as they are, and a page's bucket follows the csv's p30/p60 rows."""
+    import shutil
+
+    lm_sp = tmp_path / "lm_sp"
+    lm_sp.mkdir()
+    for name in ("en.arpa.bin", "en.sp.model"):
+        shutil.copy(lm_dir / name, lm_sp / name)
+    rows = [",en,fr", *(f"{q},{1.0 if q <= 30 else 1e9},5.0" for q in range(101))]
+    (tmp_path / "cutoff.csv").write_text("\n".join(rows) + "\n")
+    write_fixture(tmp_path / "wet")
+    r = run_cli(
+        "ccnet",
+        "-i",
+        str(tmp_path / "wet" / "*.gz"),
+        "-o",
+        str(tmp_path / "out"),
+        "--lm",
+        str(lm_sp),
+        "--cutoffs",
+        str(tmp_path / "cutoff.csv"),
+        "--min-length",
+        "200",
+    )
+    assert r.returncode == 0, r.stderr
+    kept, _, _ = read_stage(tmp_path / "out" / "ccnet")
+    assert kept and all(row["bucket"] == "middle" for row in kept)  # 1.0 <= ppl < 1e9
+    stats = json.loads((tmp_path / "out" / "ccnet" / "stats.json").read_text())
+    assert stats["extra"]["cutoffs"]["en"] == {"p30": 1.0, "p60": 1e9}
+
+
 def test_download_cc_from_local_server(http_server, tmp_path: Path) -> None:
     base, root = http_server
     crawl = root / "crawl-data" / "CC-MAIN-2023-06"

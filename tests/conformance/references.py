@@ -98,7 +98,9 @@ class ReferenceEnv:
         request = json.dumps({"op": op, "cases": list(cases), "params": params})
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         proc = subprocess.run(
-            [str(self.python), str(SCRIPTS / f"{script}.py")],
+            # -P: the script's folder is not put on sys.path, so `refscripts/langdetect.py`
+            # imports the real langdetect, not itself
+            [str(self.python), "-P", str(SCRIPTS / f"{script}.py")],
             input=request,
             capture_output=True,
             text=True,

@@ -53,6 +53,22 @@ def doc_perplexity(cases, params):
     return out
 
 
+def bucket(cases, params):
+    """cc_net's `PerplexityBucket` with a cutoff.csv whose p30 and p60 rows are the cutoffs."""
+    import os
+    import tempfile
+
+    lo, hi = params["cutoffs"]
+    rows = ["percentile,en"] + [f"{q},{lo if q <= 30 else hi}" for q in range(101)]
+    fd, path = tempfile.mkstemp(suffix=".csv")
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(rows) + "\n")
+    step = perplexity.PerplexityBucket(path)
+    step._prepare()
+    os.remove(path)
+    return [step.get_bucket({"language": "en", "perplexity": p}) for p in cases]
+
+
 OPS = {
     "normalize_for_dedup": lambda cases, params: [
         text_normalizer.normalize_for_dedup(x) for x in cases
@@ -61,6 +77,7 @@ OPS = {
     "line_hashes": line_hashes,
     "dedup_two_pass": dedup_two_pass,
     "doc_perplexity": doc_perplexity,
+    "bucket": bucket,
 }
 
 if __name__ == "__main__":
