@@ -5,7 +5,9 @@ Both MinHash paths run in this process on the same books, one core:
   `MinHasher.signature` (a shingles x permutations matrix in chunks);
 - reference: the plain datasketch way, `MinHash.update(shingle.encode())` per word 5-gram.
 Recall: editions of the same book (re-punctuated, re-cased, re-wrapped, typos, a preface) must be
-found; distinct books must not be merged (precision). Times are CPU seconds of this process (per core; the machine may be shared). Prints one JSON line.
+found; distinct books must not be merged (precision). Containment: books inside compilations of
+2 to 8 books (an edition of each, so the verified overlap is below 1) and, with the corpus, the
+real Frankenstein inside a "Moby-Dick + Frankenstein" compilation must be found too. Times are CPU seconds of this process (per core; the machine may be shared). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from llama_data.pipeline.books import (
     GutenbergReader,
     MinHasher,
     MinHashParams,
+    candidate_pairs,
     dedup_books,
     shingle_hashes,
+    sketch,
     words,
 )
 from llama_data.pipeline.document import Document, Rejected
@@ -138,6 +142,72 @@ def bench_recall(params: MinHashParams, n_books: int = 12, editions: int = 3) ->
     }
 
 
+def bench_containment(params: MinHashParams, words_per_book: int = 8_000) -> dict:
+    """Books inside compilations: compilation k concatenates editions of `k` standalone books.
+
+    Expected: every standalone book that is in a compilation is rejected (it is contained in the
+    longer book); the compilations and the distractors (in no compilation) are kept.
+    """
+    docs, truth = [], {}
+    seed = 5000
+    for k in (2, 3, 4, 6, 8):
+        parts = []
+        for j in range(k):
+            seed += 1
+            base = synthetic_book(seed, words_per_book)
+            doc_id = f"ratio{k}/book{j}"
+            docs.append(Document(doc_id, "books", base))
+            truth[doc_id] = f"comp{k}"
+            parts.append(edition(base, seed))
+        docs.append(Document(f"comp{k}", "books", "\n\n".join(parts)))
+        truth[f"comp{k}"] = f"comp{k}"
+    for i in range(4):
+        docs.append(Document(f"distractor/{i}", "books", synthetic_book(9000 + i, words_per_book)))
+        truth[f"distractor/{i}"] = f"distractor/{i}"
+    if CORPUS.is_dir():
+        real = {}
+        for f in sorted(CORPUS.glob("*.txt")):
+            if "frankenstein" in f.name or "moby" in f.name:
+                (d,) = list(GutenbergReader().read(FileSplit(str(f)), local_open))
+                real["moby" if "moby" in f.name else "frankenstein"] = d
+        if len(real) == 2:
+            docs.append(real["frankenstein"])
+            truth[real["frankenstein"].id] = "compilation/moby+frankenstein"
+            comp = real["moby"].text + "\n\n" + real["frankenstein"].text
+            docs.append(Document("compilation/moby+frankenstein", "books", comp))
+            truth["compilation/moby+frankenstein"] = "compilation/moby+frankenstein"
+    expected = {d.id for d in docs if truth[d.id] != d.id}
+    hasher = MinHasher(params.num_perm, params.seed)
+    sketches = [sketch(d.id, d.text, params, hasher) for d in docs]
+    t0 = time.process_time()
+    candidates = candidate_pairs(sketches, params)
+    t_candidates = time.process_time() - t0
+    t0 = time.process_time()
+    out = list(dedup_books(docs, params))
+    elapsed = time.process_time() - t0
+    rejected = {o.doc.id: o for o in out if isinstance(o, Rejected)}
+    correct = {i for i, r in rejected.items() if truth[i] == r.doc.meta["near_duplicate_of"]}
+    by_ratio = {}
+    for k in (2, 3, 4, 6, 8):
+        ids = [i for i in expected if i.startswith(f"ratio{k}/")]
+        by_ratio[str(k)] = round(sum(i in correct for i in ids) / len(ids), 4)
+    real_found = None
+    if "compilation/moby+frankenstein" in truth:
+        real_found = any("frankenstein" in i for i in correct)
+    return {
+        "books": len(docs),
+        "contained_expected": len(expected),
+        "contained_found": len(correct),
+        "recall": round(len(correct) / len(expected), 4),
+        "recall_by_size_ratio": by_ratio,
+        "precision": round(len(correct) / len(rejected), 4) if rejected else 1.0,
+        "real_frankenstein_in_compilation_found": real_found,
+        "candidate_pairs": len(candidates),
+        "candidates_s": round(t_candidates, 3),
+        "dedup_s": round(elapsed, 2),
+    }
+
+
 def main() -> None:
     params = MinHashParams()
     result = {
@@ -145,11 +215,15 @@ def main() -> None:
         "params": {
             "num_perm": params.num_perm,
             "ngram": params.ngram,
-            "bands": params.bands,
-            "rows": params.rows,
+            **{
+                k: getattr(params, k)
+                for k in ("lsh_threshold", "bands", "rows", "max_size_ratio")
+                if hasattr(params, k)
+            },
         },
         "minhash": bench_minhash(books(), params),
         "dedup": bench_recall(params),
+        "containment": bench_containment(params),
         "python": sys.version.split()[0],
     }
     print(json.dumps(result))

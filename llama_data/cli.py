@@ -662,9 +662,10 @@ def arxiv(
 @click.option(
     "--lsh-threshold",
     type=click.FloatRange(0.0, 1.0, min_open=True),
-    default=0.7,
+    default=0.6,
     show_default=True,
-    help="Jaccard level the LSH bands are tuned for (candidates only; every pair is verified).",
+    help="Containment the LSH Ensemble bands are tuned for (candidates only; every pair is "
+    "verified).",
 )
 @click.option("--no-dedup", is_flag=True, help="Strip licences and drop empty books only.")
 @stage_options

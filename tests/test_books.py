@@ -225,7 +225,7 @@ def test_two_editions_deduplicated_different_books_not():
 
 def test_lsh_false_positive_is_caught_by_verification():
     """Force every book into the same buckets (all-equal signatures): no false rejection."""
-    params = MinHashParams(bands=2, rows=1, num_perm=16)
+    params = MinHashParams(num_perm=16)
     hasher = MinHasher(16)
     sketches = [sketch(f"b{i}", make_book(i, 500), params, hasher) for i in range(3)]
     for s in sketches:
@@ -255,7 +255,7 @@ def test_band_keys_compact_and_stable():
     keys = band_keys(sig, 14, 9)
     assert len(keys) == 14 and all(len(k) == 10 for k in keys)
     assert keys == band_keys(sig.copy(), 14, 9)
-    assert MinHashParams().bands * MinHashParams().rows <= 128
+    assert keys == band_keys(sig, 14, 9, prefix=b"")
     assert measure_overlap(np.array([1, 2, 3], np.uint64), np.array([2, 3, 4, 5], np.uint64)) == (
         2 / 3,
         2 / 5,
@@ -373,28 +373,228 @@ def test_download_gutenberg_catalog_and_ids(tmp_path, gutenberg_site):
     assert doc.text.strip() == BODY.strip() and doc.meta["title"] == "Lamps"
 
 
-def test_band_grouping_proposes_what_datasketch_proposes():
-    """The Beam path's band-key grouping and datasketch's MinHashLSH agree on candidate pairs."""
-    from llama_data.beam_jobs.books import _bucket_pairs
+def test_ensemble_grouping_proposes_what_datasketch_proposes():
+    """The Beam path's key grouping and the in-memory datasketch MinHashLSH indexes agree."""
+    from llama_data.beam_jobs.books import _bucket_pairs, _ensemble_entries
 
-    params = MinHashParams(lsh_threshold=0.5)
+    params = MinHashParams()
     hasher = MinHasher(params.num_perm)
-    base = make_book(11, 800)
-    texts = [base, edition(base, 1), edition(base, 2), make_book(12, 800), base[: len(base) // 2]]
+    base, long = make_book(11, 800), make_book(13, 2400)
+    texts = [
+        base,
+        edition(base, 1),
+        make_book(12, 800),
+        base[: len(base) // 2],  # inside base
+        long + "\n" + base,  # base inside it, 4x larger
+        long,
+        make_book(14, 6000),
+    ]
     sketches = [sketch(f"b{i}", t, params, hasher) for i, t in enumerate(texts)]
-    buckets: dict[bytes, list[str]] = {}
+    buckets: dict[bytes, list[tuple[bool, str]]] = {}
     for s in sketches:
-        for key in band_keys(s.signature, params.bands, params.rows):
-            buckets.setdefault(key, []).append(s.id)
+        for key, member in _ensemble_entries((s.id, s), params):
+            assert len(key) == 12
+            buckets.setdefault(key, []).append(member)
     grouped = {p for item in buckets.items() for p in _bucket_pairs(item)}
     assert grouped == candidate_pairs(sketches, params)
-    assert ("b0", "b1") in grouped and not any("b3" in p for p in grouped)
+    assert {("b0", "b1"), ("b0", "b3"), ("b0", "b4"), ("b4", "b5")} <= grouped
+    assert not any("b2" in p or "b6" in p for p in grouped)
+
+
+def test_ensemble_keys_bounded_and_partitioned():
+    from llama_data.pipeline.books import (
+        ensemble_index_bands,
+        ensemble_keys,
+        ensemble_queries,
+        ensemble_table,
+        partition_upper,
+        size_partition,
+    )
+
+    params = MinHashParams()
+    assert [size_partition(n) for n in (1, 2, 3, 4, 75_133, 131_071, 131_072)] == [
+        0,
+        1,
+        1,
+        2,
+        16,
+        16,
+        17,
+    ]
+    assert partition_upper(16) == 131_071
+    table = ensemble_table(params.lsh_threshold, params.num_perm, params.max_size_ratio)
+    assert all(b * r <= params.num_perm and 2 <= r <= 8 for _, b, r in table)
+    assert table[-1][0] >= 2 * params.max_size_ratio
+    sig = np.arange(128, dtype=np.uint32)
+    n_index = sum(b for _, b in ensemble_index_bands(params))
+    for size in (1, 7, 1000, 75_133, 10**9):
+        queries = ensemble_queries(size, params)
+        # own partition first, then larger ones up to max_size_ratio times the size: bounded
+        assert queries[0][0] == size_partition(size) and len(queries) <= 5
+        assert (1 << queries[-1][0]) <= params.max_size_ratio * size
+        keys = ensemble_keys(size, sig, params)
+        assert len(keys.index) == n_index and len(keys.query) == sum(b for _, b, _ in queries)
+        assert len(keys.index) + len(keys.query) <= 500
+    assert ensemble_keys(0, sig, params).index == []
+
+
+def test_ensemble_finds_containment_at_the_size_ratios_it_promises():
+    """Probability that a pair at containment 0.9 becomes a candidate, from the band parameters
+    each (query, partition) uses, for the worst placement of both books in their partitions."""
+    from llama_data.pipeline.books import ensemble_band_params, partition_upper, size_partition
+
+    params = MinHashParams()
+
+    def p_candidate(c: float, q: int, x: int) -> float:
+        b, r = ensemble_band_params(params, partition_upper(size_partition(x)) / q)
+        jaccard = c / (1 + x / q - c)
+        return 1 - (1 - jaccard**r) ** b
+
+    qs = [65_536 + k * 4096 for k in range(16)]
+    worst = {
+        ratio: min(p_candidate(0.9, q, int(q * ratio)) for q in qs)
+        for ratio in (1, 1.5, 2, 3, 4, 8)
+    }
+    assert all(worst[r] >= 0.95 for r in (1, 1.5, 2, 3, 4)), worst
+    assert worst[8] > 0.5, worst
+    # unrelated books (measured 5-gram containment ~0.002 on the corpus) stay rare candidates
+    assert max(p_candidate(0.005, q, int(q * 1.5)) for q in qs) < 1e-3
+
+
+def test_containment_verdicts_do_not_merge_two_anthologies():
+    """A story inside two anthologies goes; the anthologies (sharing only it) both stay."""
+    pairs = [
+        VerifiedPair("story", "anth1", 1.0, 0.2, a_in_b=True, b_in_a=False),
+        VerifiedPair("anth2", "story", 1.0, 0.25, a_in_b=False, b_in_a=True),
+    ]
+    lengths = {"story": 10, "anth1": 50, "anth2": 40}
+    v = cluster_verdicts(pairs, lengths)
+    assert set(v) == {"story"} and v["story"].keeper == "anth1"
+    # a longer book one-way inside a shorter one (more repeated text): the container decides
+    # first, so the contained one goes even though it has more characters
+    v = cluster_verdicts(
+        [VerifiedPair("a", "b", 0.95, 0.5, a_in_b=True, b_in_a=False)], {"a": 9, "b": 5}
+    )
+    assert set(v) == {"a"} and v["a"].keeper == "b"
+    # a chapter inside a selection that is itself (one-way) inside a larger book goes only if
+    # it is inside a book that remains: the selection's part outside the larger book may hold it
+    nested = [
+        VerifiedPair("chapter", "selection", 1.0, 0.1, a_in_b=True, b_in_a=False),
+        VerifiedPair("selection", "works", 0.92, 0.3, a_in_b=True, b_in_a=False),
+    ]
+    lengths = {"chapter": 1, "selection": 10, "works": 30}
+    assert set(cluster_verdicts(nested, lengths)) == {"selection"}
+    nested.append(VerifiedPair("chapter", "works", 0.95, 0.03, a_in_b=True, b_in_a=False))
+    v = cluster_verdicts(nested, lengths)
+    assert set(v) == {"selection", "chapter"} and v["chapter"].keeper == "works"
+    # editions (both ways) chain to one keeper, as before
+    chain = [VerifiedPair("e1", "e2", 0.95, 0.9), VerifiedPair("e2", "e3", 0.97, 0.94)]
+    v = cluster_verdicts(chain, {"e1": 10, "e2": 9, "e3": 8})
+    assert v["e3"].keeper == "e1" and v["e3"].partner == "e2"
 
 
 def test_hot_bucket_yields_a_star():
-    from llama_data.beam_jobs.books import MAX_BUCKET_PAIRS_SIZE, _bucket_pairs
+    from llama_data.beam_jobs.books import MAX_BUCKET_PAIRS, _bucket_pairs
 
-    ids = [f"id{i:04d}" for i in range(MAX_BUCKET_PAIRS_SIZE + 1)]
-    pairs = list(_bucket_pairs((b"k", list(reversed(ids)))))
-    assert len(pairs) == len(ids) - 1 and all(a == "id0000" for a, _ in pairs)
-    assert len(list(_bucket_pairs((b"k", ids[:4])))) == 6
+    n = int(MAX_BUCKET_PAIRS**0.5) + 1
+    ids = [f"id{i:04d}" for i in range(n)]
+    members = [(q, i) for i in reversed(ids) for q in (True, False)]
+    pairs = list(_bucket_pairs((b"k", members)))
+    assert len(pairs) == n - 1 and all(a == "id0000" for a, _ in pairs)
+    small = [(q, i) for i in ids[:4] for q in (True, False)]
+    assert len(list(_bucket_pairs((b"k", small)))) == 6
+    # only queries, or only indexed books: nothing to compare
+    assert list(_bucket_pairs((b"k", [(True, "a"), (True, "b")]))) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# A book contained in a longer one (compilations, complete works): the defect of issue #14
+
+
+def _read_book(path) -> Document:
+    (doc,) = list(BooksReader().read(FileSplit(str(path)), local_open))
+    assert isinstance(doc, Document)
+    return doc
+
+
+def _rejected_rows(out_dir) -> dict[str, dict]:
+    import pyarrow.parquet as pq
+
+    return {
+        r["id"]: r
+        for f in (out_dir / "books" / "rejected").glob("*.parquet")
+        for r in pq.read_table(f).to_pylist()
+    }
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_corpus_book_inside_compilation_is_removed(corpus, tmp_path):
+    """Real Gutenberg texts: Frankenstein beside a "Moby-Dick + Frankenstein" compilation.
+
+    Frankenstein is all inside the compilation (overlap 1.0) but their Jaccard is ~0.26, far
+    below what Jaccard LSH bands find: the containment candidates must propose the pair, in
+    memory and in the Beam stage, and the compilation (the longest) is kept.
+    """
+    from llama_data.beam_jobs.books import make_books_stage
+    from llama_data.beam_jobs.harness import run_stage
+    from llama_data.beam_jobs.runners import RunOptions
+
+    books = corpus / "books"
+    frank_path = next(books.glob("*frankenstein*.txt"))
+    moby_path = next(books.glob("*moby-dick*.txt"))
+    frank, moby = _read_book(frank_path), _read_book(moby_path)
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "moby-dick-and-frankenstein.txt").write_text(moby.text + "\n\n" + frank.text)
+    comp = _read_book(inp / "moby-dick-and-frankenstein.txt")
+    overlap, jaccard = measure_overlap(shingle_hashes(frank.text), shingle_hashes(comp.text))
+    assert overlap == 1.0 and jaccard < 0.3  # containment, not similarity
+
+    out = list(dedup_books([frank, moby, comp]))
+    rejected = {o.doc.id: o for o in out if isinstance(o, Rejected)}
+    assert [o.id for o in out if isinstance(o, Document)] == [comp.id]
+    assert rejected[frank.id].reason == f"near_duplicate_of:{comp.id}"
+    assert rejected[frank.id].doc.meta["overlap"] == 1.0
+    assert rejected[frank.id].doc.meta["jaccard"] < 0.3
+    assert rejected[moby.id].reason == f"near_duplicate_of:{comp.id}"
+
+    # The Beam stage (ensemble keys shuffled, no in-memory index) on the same files
+    result = run_stage(
+        make_books_stage([str(frank_path), str(moby_path), str(inp / "*.txt")]),
+        str(tmp_path / "out"),
+        RunOptions(quiet=True),
+    )
+    assert result.stats["kept"] == 1 and result.stats["rejected"] == {"near_duplicate_of": 2}
+    rej = _rejected_rows(tmp_path / "out")
+    assert rej[frank.id]["near_duplicate_of"] == comp.id and rej[frank.id]["overlap"] == 1.0
+    assert rej[moby.id]["near_duplicate_of"] == comp.id
+
+
+@pytest.mark.slow
+def test_books_stage_removes_book_inside_compilation(tmp_path):
+    """Beam stage on files written here: A and an edition of X inside B = X + A (4x A's size)."""
+    from llama_data.beam_jobs.books import make_books_stage
+    from llama_data.beam_jobs.harness import run_stage
+    from llama_data.beam_jobs.runners import RunOptions
+
+    book_a, book_x = make_book(21, 1500), make_book(22, 4500)
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "a.txt").write_text(NEW_HEADER + book_a + NEW_FOOTER)
+    (inp / "x-old.txt").write_text(edition(book_x, 5))
+    (inp / "compilation.txt").write_text(NEW_HEADER + book_x + "\n\n" + book_a + NEW_FOOTER)
+    (inp / "other.txt").write_text(make_book(23, 1500))
+    a_sh, b_sh = shingle_hashes(book_a), shingle_hashes(book_x + "\n" + book_a)
+    assert measure_overlap(a_sh, b_sh)[1] < 0.3  # Jaccard: LSH bands for 0.7 never see it
+    result = run_stage(
+        make_books_stage([str(inp / "*.txt")]), str(tmp_path / "out"), RunOptions(quiet=True)
+    )
+    s = result.stats
+    assert s["in"] == 4 and s["kept"] == 2 and s["rejected"] == {"near_duplicate_of": 2}
+    assert s["counters"]["near_dedup.verified_pairs"] == 2  # a and x-old, each with the compilation
+    rej = _rejected_rows(tmp_path / "out")
+    assert set(rej) == {"gutenberg/a", "gutenberg/x-old"}
+    assert all(r["near_duplicate_of"] == "gutenberg/compilation" for r in rej.values())
+    assert rej["gutenberg/a"]["overlap"] == 1.0 and rej["gutenberg/x-old"]["overlap"] >= 0.9
+    assert json.loads(rej["gutenberg/a"]["meta"])["jaccard"] < 0.3  # measured, recorded

@@ -1,10 +1,13 @@
 """The books stage: read Gutenberg/Books3 -> drop empty books -> book-level near-dedup.
 
 Near-dedup at scale never builds one in-memory LSH index. Candidate pairs come from a shuffle
-keyed by LSH band (10-byte keys: band index + hash of the band's values); each pair is verified
-on the two books' shingle sets (joined by id, two CoGroupByKeys); the verified pairs, few by
-nature, are clustered (connected components) in one place, and the resulting verdicts go back
-to every book as a side input. All logic lives in `llama_data.pipeline.books`.
+keyed by LSH Ensemble band keys (12 bytes: size partition, rows, band index, hash of the band's
+values): each book emits index keys for its own size partition and query keys for its own and
+larger partitions, so a book inside a longer one (a compilation) meets it in a bucket even though
+their Jaccard is low. Each pair is verified on the two books' shingle sets (joined by id, two
+CoGroupByKeys); the verified pairs, few by nature, are resolved into verdicts in one place
+(`cluster_verdicts`), and the verdicts go back to every book as a side input. All logic lives in
+`llama_data.pipeline.books`.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from llama_data.pipeline.books import (
     BooksReader,
     MinHasher,
     MinHashParams,
-    band_keys,
     cluster_verdicts,
+    ensemble_keys,
     rejection,
     sketch,
     verify,
@@ -46,9 +49,10 @@ BOOKS_SCHEMA = DocumentSchema(
         pa.field("overlap", pa.float64()),
     )
 )
-# Buckets larger than this propose a star (every member with the smallest id) instead of all
-# pairs, so one boilerplate-heavy bucket cannot produce a quadratic number of candidates.
-MAX_BUCKET_PAIRS_SIZE = 200
+# A bucket whose queries x indexed books exceed this proposes a star (every member with the
+# smallest id) instead of all pairs, so one boilerplate-heavy bucket (many copies of one text)
+# cannot produce a quadratic number of candidates. 20,000 ~ all pairs of 200 books.
+MAX_BUCKET_PAIRS = 20_000
 
 
 class _SketchFn(beam.DoFn):
@@ -66,24 +70,56 @@ class _SketchFn(beam.DoFn):
         yield s.id, s
 
 
-def _band_entries(item: tuple[str, BookSketch], params: MinHashParams):
+def _ensemble_entries(item: tuple[str, BookSketch], params: MinHashParams):
+    """(key, (is_query, id)) for each of a book's LSH Ensemble index and query keys."""
     doc_id, s = item
-    if s.shingle_count == 0:
+    keys = ensemble_keys(s.shingle_count, s.signature, params)
+    for key in keys.index:
+        yield key, (False, doc_id)
+    for key in keys.query:
+        yield key, (True, doc_id)
+
+
+def _roles(members: Sequence[tuple[bool, str]]) -> tuple[list[str], list[str]]:
+    return sorted({i for q, i in members if q}), sorted({i for q, i in members if not q})
+
+
+def _bucket_pairs(item: tuple[bytes, Sequence[tuple[bool, str]]]):
+    """Each query in a bucket with each indexed book (a pair once, smaller id first)."""
+    _, members = item
+    queries, indexed = _roles(members)
+    if not queries or not indexed:
         return
-    for key in band_keys(s.signature, params.bands, params.rows):
-        yield key, doc_id
-
-
-def _bucket_pairs(item: tuple[bytes, Sequence[str]]):
-    _, ids = item
-    members = sorted(set(ids))
-    if len(members) <= MAX_BUCKET_PAIRS_SIZE:
-        for i, a in enumerate(members):
-            for b in members[i + 1 :]:
-                yield a, b
+    if len(queries) * len(indexed) <= MAX_BUCKET_PAIRS:
+        seen = set()
+        for a in queries:
+            for b in indexed:
+                pair = (a, b) if a < b else (b, a)
+                if a != b and pair not in seen:
+                    seen.add(pair)
+                    yield pair
     else:
-        for b in members[1:]:
-            yield members[0], b
+        everyone = sorted(set(queries) | set(indexed))
+        for b in everyone[1:]:
+            yield everyone[0], b
+
+
+class _BucketPairsFn(beam.DoFn):
+    """`_bucket_pairs`, counting the buckets that fell back to a star (`near_dedup.hot_buckets`)."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def setup(self) -> None:
+        self._hot = Metrics.counter(self.stage, "near_dedup.hot_buckets")
+
+    def process(self, item):
+        key, members = item
+        members = list(members)
+        queries, indexed = _roles(members)
+        if len(queries) * len(indexed) > MAX_BUCKET_PAIRS:
+            self._hot.inc()
+        yield from _bucket_pairs((key, members))
 
 
 def _attach_left(item):
@@ -131,7 +167,10 @@ def _length(x: BookSketch, y: BookSketch, doc_id: str) -> int:
 def _verdicts(rows: list[dict]) -> dict:
     from llama_data.pipeline.books import VerifiedPair
 
-    pairs = [VerifiedPair(r["a"], r["b"], r["overlap"], r["jaccard"]) for r in rows]
+    pairs = [
+        VerifiedPair(r["a"], r["b"], r["overlap"], r["jaccard"], r["a_in_b"], r["b_in_a"])
+        for r in rows
+    ]
     lengths = {r["a"]: r["len_a"] for r in rows} | {r["b"]: r["len_b"] for r in rows}
     return cluster_verdicts(pairs, lengths)
 
@@ -158,9 +197,9 @@ class NearDedupBooks(beam.PTransform):
         sketches = docs | "Sketch" >> beam.ParDo(_SketchFn(params, self.stage))
         pairs = (
             sketches
-            | "BandKeys" >> beam.FlatMap(_band_entries, params)
+            | "EnsembleKeys" >> beam.FlatMap(_ensemble_entries, params)
             | "GroupByBand" >> beam.GroupByKey()
-            | "BucketPairs" >> beam.FlatMap(_bucket_pairs)
+            | "BucketPairs" >> beam.ParDo(_BucketPairsFn(self.stage))
             | "DistinctPairs" >> beam.Distinct()
         )
         lefts = (
@@ -201,7 +240,11 @@ def make_books_stage(
                 errors=[read.errors, filtered.errors],
             )
         near = filtered.kept | "NearDedup" >> NearDedupBooks(params, ctx.name)
-        ctx.stats["near_dedup"] = {**asdict(params), "measure": "containment |A∩B|/min(|A|,|B|)"}
+        ctx.stats["near_dedup"] = {
+            **asdict(params),
+            "measure": "containment |A∩B|/min(|A|,|B|)",
+            "candidates": "LSH Ensemble: size partitions [2^p, 2^(p+1)), bands per size ratio",
+        }
         return StageOutputs(
             kept=near.kept,
             rejected=[filtered.rejected, near.rejected],

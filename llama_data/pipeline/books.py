@@ -1,9 +1,13 @@
 """Books: Project Gutenberg and Books3 readers, licence stripping, and book-level near-dedup.
 
 LLaMA (§2.1) takes Gutenberg and Books3 and "performs deduplication at the book level, removing
-books with more than 90% content overlap". Near-dedup here is MinHash LSH over word n-gram
-shingles, with every LSH candidate pair *verified* on the shingle sets themselves, so a book is
-never dropped because of a hash collision or an unlucky band.
+books with more than 90% content overlap". Overlap is containment: a book inside a compilation
+or a "complete works" is a duplicate even though the two sets' Jaccard is low. Candidates come
+from an LSH Ensemble (Zhu et al., VLDB 2016, as in `datasketch.MinHashLSHEnsemble`): books are
+partitioned by shingle-set size and each (query size, partition) pair gets its own LSH bands,
+tuned with datasketch's containment error model. Every candidate pair is *verified* on the
+shingle sets themselves, so a book is never dropped because of a hash collision or an unlucky
+band.
 
 The sketching is vectorised with numpy: words are hashed once per distinct word, shingle hashes
 are rolled from word hashes in numpy, and the permutations are applied to a (shingles x perms)
@@ -14,11 +18,14 @@ signature here equals `datasketch.MinHash(num_perm, seed, hashfunc=<identity>)` 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import heapq
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -341,33 +348,27 @@ def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
 class MinHashParams:
     """Near-dedup parameters (documented in docs/books.md).
 
-    `threshold` is the verified overlap above which a book is a duplicate (LLaMA: 90%);
-    `lsh_threshold` is the Jaccard level the bands are tuned for, lower than `threshold` so
-    that pairs whose *containment* is high but Jaccard lower (a shorter edition) are found.
-    `bands`/`rows` default to datasketch's optimum for `lsh_threshold` and `num_perm`.
+    `threshold` is the verified overlap |A∩B| / min(|A|, |B|) above which a book is a duplicate
+    (LLaMA: 90%). `lsh_threshold` is the *containment* the LSH Ensemble's bands are tuned for,
+    lower than `threshold` so that pairs at 0.9 are proposed with high probability even where a
+    large size ratio flattens the LSH curve. `max_size_ratio` bounds how much larger a book may
+    be than a book it contains and still be searched (LSH keys per book stay bounded).
     """
 
     num_perm: int = 128
     ngram: int = 5
     threshold: float = 0.9
-    lsh_threshold: float = 0.7
+    lsh_threshold: float = 0.6
     seed: int = 1
-    bands: int = 0
-    rows: int = 0
+    max_size_ratio: float = 16.0
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1 or not 0 < self.lsh_threshold <= 1:
             raise ValueError("thresholds must be in (0, 1]")
-        if self.ngram < 1 or self.num_perm < 2:
-            raise ValueError("ngram must be >= 1 and num_perm >= 2")
-        if not (self.bands and self.rows):
-            from datasketch.lsh import _optimal_param
-
-            b, r = _optimal_param(self.lsh_threshold, self.num_perm, 0.5, 0.5)
-            object.__setattr__(self, "bands", b)
-            object.__setattr__(self, "rows", r)
-        if self.bands * self.rows > self.num_perm:
-            raise ValueError("bands * rows must not exceed num_perm")
+        if self.ngram < 1 or self.num_perm < ENSEMBLE_MIN_ROWS:
+            raise ValueError(f"ngram must be >= 1 and num_perm >= {ENSEMBLE_MIN_ROWS}")
+        if not 1 <= self.max_size_ratio <= 1 << 20:
+            raise ValueError("max_size_ratio must be in [1, 2**20]")
 
 
 class MinHasher:
@@ -399,13 +400,152 @@ class MinHasher:
         return self.signature((shingles64 & np.uint64(0xFFFFFFFF)).astype(np.uint32))
 
 
-def band_keys(sig: np.ndarray, bands: int, rows: int) -> list[bytes]:
-    """One compact shuffle key per band: 2 bytes band index + 8 bytes blake2b of its values."""
+def band_keys(sig: np.ndarray, bands: int, rows: int, prefix: bytes = b"") -> list[bytes]:
+    """One compact shuffle key per band: prefix + 2 bytes band index + 8 bytes blake2b of its values.
+
+    Band i is `sig[i*rows:(i+1)*rows]`, as in `datasketch.MinHashLSH(params=(bands, rows))`.
+    """
     keys = []
     for i in range(bands):
         part = sig[i * rows : (i + 1) * rows].tobytes()
-        keys.append(i.to_bytes(2, "big") + hashlib.blake2b(part, digest_size=8).digest())
+        keys.append(prefix + i.to_bytes(2, "big") + hashlib.blake2b(part, digest_size=8).digest())
     return keys
+
+
+# --------------------------------------------------------------------------------------------
+# LSH Ensemble for containment (Zhu, Nargesian, Pu, Miller: "LSH Ensemble: Internet-Scale
+# Domain Search", VLDB 2016; datasketch.MinHashLSHEnsemble)
+# --------------------------------------------------------------------------------------------
+#
+# A book Q of q shingles inside a book X of x shingles has containment |Q∩X|/q = c but Jaccard
+# c / (1 + x/q - c): Frankenstein (75k shingles) in a 293k-shingle compilation has c = 1.0 and
+# Jaccard 0.26. LSH Ensemble searches by containment: the indexed books are partitioned by size;
+# for a query of size q and a partition whose largest size is u, the Jaccard a contained pair can
+# have is at least c / (1 + u/q - c), and the partition is searched with the LSH bands (b bands
+# of r rows) that minimise the false positive + false negative probability for that ratio u/q
+# (datasketch's `lshensemble._false_positive_probability` / `_false_negative_probability`).
+#
+# datasketch's index computes data-dependent partitions in one process (and an O(n^2) optimiser
+# over distinct sizes); here the partitions are fixed so each book's keys depend on that book
+# alone, which is what a shuffle needs: partition p holds sizes [2^p, 2^(p+1) - 1]. A book of
+# size q is *indexed* in its own partition (the first bands of every row count the table uses)
+# and *queries* every partition from its own up to the one starting at `max_size_ratio * q`: the
+# smaller book of a pair always finds the larger one, so each pair is searched once.
+
+# One-row bands match on a single min-hash: ~bands x Jaccard of all unrelated pairs would be
+# candidates. Eight rows is datasketch's default `m`.
+ENSEMBLE_MIN_ROWS = 2
+ENSEMBLE_MAX_ROWS = 8
+ENSEMBLE_WEIGHTS = (0.5, 0.5)  # datasketch's default (false positive, false negative) weights
+_XQ_STEPS_PER_OCTAVE = 4  # grid of size ratios u/q the band parameters are tuned at: 2^(k/4)
+
+
+def size_partition(size: int) -> int:
+    """The LSH Ensemble partition of a shingle set of `size` >= 1: sizes [2^p, 2^(p+1) - 1]."""
+    return int(size).bit_length() - 1
+
+
+def partition_upper(p: int) -> int:
+    return (1 << (p + 1)) - 1
+
+
+@lru_cache(maxsize=64)
+def ensemble_table(
+    threshold: float, num_perm: int, max_size_ratio: float
+) -> tuple[tuple[float, int, int], ...]:
+    """(u/q, bands, rows) on the grid u/q = 2^(k/4), k = 0, 1, ... up to 2 * max_size_ratio.
+
+    Each entry minimises datasketch's weighted false positive + false negative probability for
+    containment `threshold` at that size ratio (the objective of `lshensemble._optimal_param`),
+    with 2 to 8 rows per band and bands * rows <= num_perm.
+    """
+    from datasketch.lshensemble import (
+        _false_negative_probability,
+        _false_positive_probability,
+    )
+
+    fp_w, fn_w = ENSEMBLE_WEIGHTS
+    max_rows = min(ENSEMBLE_MAX_ROWS, num_perm)
+    top = math.ceil(_XQ_STEPS_PER_OCTAVE * math.log2(2 * max_size_ratio))
+    table = []
+    for k in range(top + 1):
+        xq = 2.0 ** (k / _XQ_STEPS_PER_OCTAVE)
+        best = (math.inf, 0, 0)
+        for r in range(ENSEMBLE_MIN_ROWS, max_rows + 1):
+            for b in range(1, num_perm // r + 1):
+                err = fp_w * _false_positive_probability(
+                    threshold, b, r, xq
+                ) + fn_w * _false_negative_probability(threshold, b, r, xq)
+                if err < best[0]:
+                    best = (err, b, r)
+        table.append((xq, best[1], best[2]))
+    return tuple(table)
+
+
+def _table(params: MinHashParams) -> tuple[tuple[float, int, int], ...]:
+    return ensemble_table(params.lsh_threshold, params.num_perm, params.max_size_ratio)
+
+
+def ensemble_band_params(params: MinHashParams, size_ratio: float) -> tuple[int, int]:
+    """(bands, rows) for searching sets up to `size_ratio` times the query's size.
+
+    The first grid point at or above the ratio (conservative: tuned for a lower Jaccard).
+    """
+    table = _table(params)
+    i = bisect.bisect_left([t[0] for t in table], size_ratio - 1e-9)
+    _, b, r = table[min(i, len(table) - 1)]
+    return b, r
+
+
+@lru_cache(maxsize=64)
+def _index_bands(
+    threshold: float, num_perm: int, max_size_ratio: float
+) -> tuple[tuple[int, int], ...]:
+    most: dict[int, int] = {}
+    for _, b, r in ensemble_table(threshold, num_perm, max_size_ratio):
+        most[r] = max(most.get(r, 0), b)
+    return tuple(sorted(most.items()))
+
+
+def ensemble_index_bands(params: MinHashParams) -> tuple[tuple[int, int], ...]:
+    """(rows, bands) an indexed book emits: for each row count in the table, its most bands."""
+    return _index_bands(params.lsh_threshold, params.num_perm, params.max_size_ratio)
+
+
+def ensemble_queries(size: int, params: MinHashParams) -> list[tuple[int, int, int]]:
+    """(partition, bands, rows) a book of `size` shingles searches: its own partition and every
+    larger one that starts at or below `max_size_ratio * size` (at most log2(ratio) + 1)."""
+    out = []
+    p = size_partition(size)
+    while (1 << p) <= params.max_size_ratio * size:
+        out.append((p, *ensemble_band_params(params, partition_upper(p) / size)))
+        p += 1
+    return out
+
+
+@dataclass(frozen=True)
+class EnsembleKeys:
+    """A book's LSH Ensemble shuffle keys: `index` (its own partition) and `query` keys.
+
+    Key = partition (1 byte) + rows (1 byte) + band index (2 bytes) + blake2b-8 of the band. A
+    query key equals an index key exactly when the two books agree on that band in that partition.
+    """
+
+    index: list[bytes]
+    query: list[bytes]
+
+
+def ensemble_keys(size: int, sig: np.ndarray, params: MinHashParams) -> EnsembleKeys:
+    if size <= 0:
+        return EnsembleKeys([], [])
+    bands_of_rows = dict(ensemble_index_bands(params))
+    own = size_partition(size)
+    by_rows = {r: band_keys(sig, b, r) for r, b in bands_of_rows.items()}
+    index = [bytes((own, r)) + k for r, keys in by_rows.items() for k in keys]
+    query = [
+        bytes((p, r)) + k for p, b, r in ensemble_queries(size, params) for k in by_rows[r][:b]
+    ]
+    return EnsembleKeys(index, query)
 
 
 @dataclass
@@ -429,28 +569,45 @@ def sketch(doc_id: str, text: str, params: MinHashParams, hasher: MinHasher) -> 
 
 @dataclass(frozen=True)
 class VerifiedPair:
-    """A candidate pair whose shingle sets really overlap: `overlap` is |A∩B| / min(|A|, |B|)."""
+    """A candidate pair whose shingle sets really overlap: `overlap` is |A∩B| / min(|A|, |B|).
+
+    `a_in_b` / `b_in_a`: whether |A∩B| / |A| (resp. / |B|) reaches the threshold, i.e. which
+    book is (at least) 90% inside the other: both for two editions, only the smaller for a book
+    inside a compilation.
+    """
 
     a: str
     b: str
     overlap: float
     jaccard: float
+    a_in_b: bool = True
+    b_in_a: bool = True
+
+
+def _intersection(x: np.ndarray, y: np.ndarray) -> int:
+    return len(np.intersect1d(x, y, assume_unique=True))
 
 
 def measure_overlap(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(containment of the smaller set in the larger, Jaccard) of two sorted distinct arrays."""
     if len(x) == 0 or len(y) == 0:
         return 0.0, 0.0
-    inter = len(np.intersect1d(x, y, assume_unique=True))
+    inter = _intersection(x, y)
     return inter / min(len(x), len(y)), inter / (len(x) + len(y) - inter)
 
 
 def verify(x: BookSketch, y: BookSketch, threshold: float) -> VerifiedPair | None:
-    overlap, jaccard = measure_overlap(x.shingles, y.shingles)
+    nx, ny = len(x.shingles), len(y.shingles)
+    if nx == 0 or ny == 0:
+        return None
+    inter = _intersection(x.shingles, y.shingles)
+    overlap, jaccard = inter / min(nx, ny), inter / (nx + ny - inter)
     if overlap < threshold:
         return None
-    a, b = sorted((x.id, y.id))
-    return VerifiedPair(a, b, round(overlap, 6), round(jaccard, 6))
+    x_in_y, y_in_x = inter / nx >= threshold, inter / ny >= threshold
+    if x.id > y.id:
+        x, y, x_in_y, y_in_x = y, x, y_in_x, x_in_y
+    return VerifiedPair(x.id, y.id, round(overlap, 6), round(jaccard, 6), x_in_y, y_in_x)
 
 
 def keeper_order(length: int, doc_id: str) -> tuple[int, str]:
@@ -469,42 +626,63 @@ class Verdict:
 
 
 def cluster_verdicts(pairs: Iterable[VerifiedPair], lengths: dict[str, int]) -> dict[str, Verdict]:
-    """Connected components over verified pairs; everyone but each component's keeper gets a verdict.
+    """Which books go, and to which kept book: the LLaMA rule with containment's direction.
 
-    Deterministic: components do not depend on pair order, the keeper is the minimum of
-    `keeper_order`, and a member's reported overlap is its edge to the keeper when there is one,
-    else its strongest edge (ties by partner id).
+    A verified pair is an edge "X is inside Y" (`a_in_b`/`b_in_a`; both ways for editions).
+    Books are decided one at a time, longest first (`keeper_order`), except that a book is never
+    decided before a book it is one-way inside (that one is larger, so this order has no cycles).
+    A book is a duplicate when it has an edge into a decided book that is kept, or that was itself
+    dropped as an edition (both ways) of another: its keeper is that book's keeper, so chains of
+    editions go to one keeper as connected components did. A book dropped because it is one-way
+    inside a larger book passes nothing on: what is inside it may be in the part of it that is
+    not in the larger one (a book is only dropped for being inside a book that remains or an
+    edition of one). Books only sharing a third, smaller book are never merged: two anthologies
+    holding the same story are both kept, the story goes.
+
+    Deterministic: independent of pair order; among several partners a book prefers a kept one,
+    then the highest overlap, then `keeper_order`. The verdict's overlap is that edge's.
     """
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    edges: dict[str, list[VerifiedPair]] = {}
+    inside: dict[str, list[tuple[str, VerifiedPair]]] = {}
+    waits_for: dict[str, int] = {}  # one-way "inside" edges whose larger book is undecided
+    holds: dict[str, list[str]] = {}  # larger book -> books one-way inside it
+    nodes: set[str] = set()
     for p in pairs:
-        ra, rb = find(p.a), find(p.b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-        edges.setdefault(p.a, []).append(p)
-        edges.setdefault(p.b, []).append(p)
-    members: dict[str, list[str]] = {}
-    for node in sorted(parent):
-        members.setdefault(find(node), []).append(node)
+        nodes.update((p.a, p.b))
+        for x, y, x_in, y_in in ((p.a, p.b, p.a_in_b, p.b_in_a), (p.b, p.a, p.b_in_a, p.a_in_b)):
+            if x_in:
+                inside.setdefault(x, []).append((y, p))
+                if not y_in:
+                    waits_for[x] = waits_for.get(x, 0) + 1
+                    holds.setdefault(y, []).append(x)
+
+    def order(n: str) -> tuple[int, str]:
+        return keeper_order(lengths.get(n, 0), n)
+
+    ready = [(order(n), n) for n in nodes if not waits_for.get(n)]
+    heapq.heapify(ready)
+    decided: set[str] = set()
+    as_edition: set[str] = set()  # dropped through a both-ways edge: may stand for its keeper
     verdicts: dict[str, Verdict] = {}
-    for group in members.values():
-        keeper = min(group, key=lambda i: keeper_order(lengths.get(i, 0), i))
-        for node in group:
-            if node == keeper:
-                continue
-            mine = edges[node]
-            direct = [p for p in mine if keeper in (p.a, p.b)]
-            best = direct[0] if direct else min(mine, key=lambda p: (-p.overlap, p.a, p.b))
-            partner = best.b if best.a == node else best.a
-            verdicts[node] = Verdict(keeper, best.overlap, best.jaccard, partner)
+    while ready:
+        _, node = heapq.heappop(ready)
+        decided.add(node)
+        options = [
+            (y, p)
+            for y, p in inside.get(node, ())
+            if y in decided and (y not in verdicts or y in as_edition)
+        ]
+        if options:
+            y, best = min(options, key=lambda o: (o[0] in verdicts, -o[1].overlap, order(o[0])))
+            keeper = verdicts[y].keeper if y in verdicts else y
+            verdicts[node] = Verdict(keeper, best.overlap, best.jaccard, y)
+            if best.a_in_b and best.b_in_a:
+                as_edition.add(node)
+        for x in holds.get(node, ()):
+            waits_for[x] -= 1
+            if not waits_for[x]:
+                heapq.heappush(ready, (order(x), x))
+    if len(decided) != len(nodes):  # impossible for consistent pairs: one-way edges grow in size
+        raise ValueError("inconsistent containment edges (a cycle of one-way pairs)")
     return verdicts
 
 
@@ -520,22 +698,37 @@ def rejection(doc: Document, verdict: Verdict) -> Rejected:
 
 
 def candidate_pairs(sketches: Sequence[BookSketch], params: MinHashParams) -> set[tuple[str, str]]:
-    """Candidates from one in-memory `datasketch.MinHashLSH` (small runs and tests).
+    """Candidates from in-memory `datasketch.MinHashLSH` indexes (small runs and tests).
 
-    At scale the Beam job groups by `band_keys` instead; both band the same signature with the
-    same (bands, rows), so they propose the same pairs.
+    One index per (partition, bands, rows) that some query uses, holding that partition's books;
+    each book queries the partitions of `ensemble_queries`. At scale the Beam job groups by
+    `ensemble_keys` instead: an index book emits the first bands of each row count, a query the
+    first `bands` of `rows`, which is the same band comparison, so both propose the same pairs.
     """
     from datasketch import LeanMinHash, MinHashLSH
 
-    lsh = MinHashLSH(num_perm=params.num_perm, params=(params.bands, params.rows))
+    books = sorted((s for s in sketches if s.shingle_count > 0), key=lambda s: s.id)
+    minhashes = {
+        s.id: LeanMinHash(seed=params.seed, hashvalues=s.signature, scheme="affine32")
+        for s in books
+    }
+    by_partition: dict[int, list[str]] = {}
+    for s in books:
+        by_partition.setdefault(size_partition(s.shingle_count), []).append(s.id)
+    indexes: dict[tuple[int, int, int], MinHashLSH] = {}
     pairs: set[tuple[str, str]] = set()
-    for s in sorted(sketches, key=lambda s: s.id):
-        if s.shingle_count == 0:
-            continue
-        mh = LeanMinHash(seed=params.seed, hashvalues=s.signature, scheme="affine32")
-        for other in lsh.query(mh):
-            pairs.add(tuple(sorted((s.id, other))))  # type: ignore[arg-type]
-        lsh.insert(s.id, mh)
+    for s in books:
+        for p, b, r in ensemble_queries(s.shingle_count, params):
+            if p not in by_partition:
+                continue
+            if (p, b, r) not in indexes:
+                lsh = MinHashLSH(num_perm=params.num_perm, params=(b, r))
+                for member in by_partition[p]:
+                    lsh.insert(member, minhashes[member])
+                indexes[p, b, r] = lsh
+            for other in indexes[p, b, r].query(minhashes[s.id]):
+                if other != s.id:
+                    pairs.add(tuple(sorted((s.id, other))))  # type: ignore[arg-type]
     return pairs
 
 

@@ -119,7 +119,7 @@ class BooksSourceConfig(SourceConfig):
     ngram: int = 5
     num_perm: int = 128
     threshold: float = 0.9
-    lsh_threshold: float = 0.7
+    lsh_threshold: float = 0.6
 
     def validate(self, where: str) -> None:
         super().validate(where)
