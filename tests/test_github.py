@@ -322,6 +322,19 @@ def test_extension_allow_list() -> None:
     for path in ("data.json", "logo.svg", "notes.txt", "LICENSE", ".gitignore", "conf.yaml"):
         assert step.process(doc("x", path=path, language=None)).reason == "extension", path
     assert ".py" in languages.ALLOWED_EXTENSIONS and "makefile" in languages.allowed_names()
+    # RedPajama-v1's whitelist has these too (they were missing)
+    for path, language in [
+        ("legacy.f77", "Fortran"),
+        ("m.fpp", "Fortran"),
+        ("old.php5", "PHP"),
+        ("t.phpt", "PHP"),
+        ("doc.pod", "Pod"),
+        ("x.perl", "Perl"),
+        ("M.psd1", "PowerShell"),
+        ("run.command", "Shell"),
+        ("Main.smali", "Smali"),
+    ]:
+        assert languages.language_of(path) == language, path
 
 
 @pytest.mark.parametrize(
