@@ -278,6 +278,21 @@ def test_strip_comments_keeps_structure():
     assert strip_comments(text) == "a\nb\\%c\n\\begin{verbatim}\n% v\n\\end{verbatim}\nd"
 
 
+def test_comments_after_a_verbatim_block_are_stripped():
+    """Regression: a verbatim block ending on a line of its own left the scanner "inside"
+    verbatim, so every comment after it was kept (the sympy paper's comments after its first
+    doctest block, in ../shared/corpus)."""
+    text = "a\n\\begin{verbatim}\nx % y\n\\end{verbatim}\n% note\nb % c\n\\begin{verbatim}\n% z\n\\end{verbatim}  \n% last\n"
+    want = (
+        "a\n\\begin{verbatim}\nx % y\n\\end{verbatim}\nb\n\\begin{verbatim}\n% z\n\\end{verbatim}\n"
+    )
+    assert strip_comments(text) == want
+    cleaned = clean_latex(
+        doc("\\section{A}\n\\begin{verbatim}\n>>> 1 % 2\n\\end{verbatim}\n\n% gone\nkept\n")
+    )
+    assert "% gone" not in cleaned.text and ">>> 1 % 2" in cleaned.text and "kept" in cleaned.text
+
+
 # ---------------------------------------------------------------------------------------------
 # Multi-file projects
 

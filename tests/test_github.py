@@ -43,6 +43,7 @@ from llama_data.pipeline.github.quality import (
     content_key,
     github_steps,
     keep_order_key,
+    mean_line_length,
 )
 from llama_data.pipeline.github.rows import (
     GitCheckoutReader,
@@ -272,8 +273,19 @@ def test_max_line_length_threshold() -> None:
 
 def test_mean_line_length_threshold() -> None:
     step = MeanLineLength()
-    assert kept(step, doc("a" * 150 + "\n" + "b" * 50 + "\n"))  # mean exactly 100
-    assert step.process(doc("a" * 151 + "\n" + "b" * 50 + "\n")).reason == "mean_line_length"
+    # RedPajama-v1's avg_line_length: the text's length, line ends included, over its lines
+    assert kept(step, doc("a" * 149 + "\n" + "b" * 49 + "\n"))  # 200 / 2: exactly 100
+    assert step.process(doc("a" * 149 + "\n" + "b" * 50 + "\n")).reason == "mean_line_length"
+    assert kept(step, doc("a" * 100)) and kept(step, doc("a" * 98 + "\r\n"))  # 100 / 1
+    assert not kept(step, doc("a" * 100 + "\n"))  # 101 / 1
+
+
+def test_mean_line_length_counts_line_ends() -> None:
+    """Regression: the mean left the newlines out, so two lines of 150 and 50 characters
+    (mean 100 without their newlines, 101 with them) were kept where RedPajama-v1 drops them."""
+    assert mean_line_length("a" * 150 + "\n" + "b" * 50 + "\n") == 101
+    assert not kept(MeanLineLength(), doc("a" * 150 + "\n" + "b" * 50 + "\n"))
+    assert mean_line_length("") == 0
 
 
 def test_alnum_fraction_threshold() -> None:
@@ -310,6 +322,19 @@ def test_extension_allow_list() -> None:
     for path in ("data.json", "logo.svg", "notes.txt", "LICENSE", ".gitignore", "conf.yaml"):
         assert step.process(doc("x", path=path, language=None)).reason == "extension", path
     assert ".py" in languages.ALLOWED_EXTENSIONS and "makefile" in languages.allowed_names()
+    # RedPajama-v1's whitelist has these too (they were missing)
+    for path, language in [
+        ("legacy.f77", "Fortran"),
+        ("m.fpp", "Fortran"),
+        ("old.php5", "PHP"),
+        ("t.phpt", "PHP"),
+        ("doc.pod", "Pod"),
+        ("x.perl", "Perl"),
+        ("M.psd1", "PowerShell"),
+        ("run.command", "Shell"),
+        ("Main.smali", "Smali"),
+    ]:
+        assert languages.language_of(path) == language, path
 
 
 @pytest.mark.parametrize(

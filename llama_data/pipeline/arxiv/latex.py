@@ -63,6 +63,7 @@ def strip_comments(text: str) -> str:
             head, line = line[: idx + len(end_tag)], line[idx + len(end_tag) :]
             if env not in COMMENT_ENVS:
                 out.append(head)
+                env = None
                 if not line.strip():
                     continue
                 # text after \end{verbatim} continues on the same output line

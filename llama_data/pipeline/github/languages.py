@@ -3,7 +3,9 @@
 The allow-list is the single place that decides which files of a repository are worth training on:
 programming languages, their build files, and the markup that documents them (Markdown, reST,
 HTML, TeX). Data formats (JSON, YAML, CSV, SVG), lockfiles and binary assets are left out: they
-are mostly machine-written and teach a model little about code. The comment syntax of each
+are mostly machine-written and teach a model little about code. Every extension of RedPajama-v1's
+published whitelist is on it (tests/conformance/test_github.py checks); the languages it lacks
+(Kotlin, Swift, Dart, CUDA, ...) are added. The comment syntax of each
 language is what the header stripper needs to tell a licence comment from code: a `#` line is a
 comment in Python but a preprocessor directive in C and a heading in Markdown.
 """
@@ -52,7 +54,7 @@ _LANGUAGES: dict[str, tuple[CommentSyntax, tuple[str, ...]]] = {
     "Dockerfile": (HASH, (".dockerfile",)),
     "Elixir": (HASH, (".ex", ".exs")),
     "Erlang": (PERCENT, (".erl", ".hrl")),
-    "Fortran": (NONE, (".f", ".f90", ".f95", ".f03", ".f08", ".for")),
+    "Fortran": (NONE, (".f", ".f77", ".f90", ".f95", ".f03", ".f08", ".for", ".fpp")),
     "Go": (C_STYLE, (".go",)),
     "Groovy": (C_STYLE, (".groovy", ".gradle")),
     "HTML": (MARKUP, (".html", ".htm")),
@@ -66,16 +68,18 @@ _LANGUAGES: dict[str, tuple[CommentSyntax, tuple[str, ...]]] = {
     "Markdown": (MARKUP, (".md", ".markdown")),
     "Objective-C": (C_STYLE, (".m", ".mm")),
     "OCaml": (CommentSyntax(block=(("(*", "*)"),)), (".ml", ".mli")),
-    "PHP": (PHP, (".php",)),
-    "Perl": (HASH, (".pl", ".pm")),
-    "PowerShell": (HASH, (".ps1", ".psm1")),
+    "PHP": (PHP, (".php", ".php3", ".php4", ".php5", ".phps", ".phpt")),
+    "Perl": (HASH, (".pl", ".pm", ".perl")),
+    "Pod": (NONE, (".pod",)),
+    "PowerShell": (HASH, (".ps1", ".psm1", ".psd1")),
     "Python": (PYTHON, (".py", ".pyi", ".pyx")),
     "R": (HASH, (".r",)),
     "Ruby": (HASH, (".rb", ".rake", ".gemspec")),
     "Rust": (C_STYLE, (".rs",)),
     "SQL": (SQL, (".sql",)),
     "Scala": (C_STYLE, (".scala", ".sc")),
-    "Shell": (HASH, (".sh", ".bash", ".zsh")),
+    "Shell": (HASH, (".sh", ".bash", ".zsh", ".command")),
+    "Smali": (HASH, (".smali",)),
     "Swift": (C_STYLE, (".swift",)),
     "TeX": (PERCENT, (".tex", ".sty", ".cls")),
     "TypeScript": (C_STYLE, (".ts", ".tsx")),

@@ -215,8 +215,15 @@ class MaxLineLength(Step):
         return doc
 
 
+def mean_line_length(text: str) -> float:
+    """The text's length over its number of lines, line ends included: RedPajama-v1's
+    `avg_line_length`, the measure its published threshold of 100 applies to (so two lines of
+    99 characters and their newlines average 100, and a 100-character line with its newline 101)."""
+    return len(text) / len(_lines(text))
+
+
 class MeanLineLength(Step):
-    """Mean line length above `max_mean` characters."""
+    """Mean line length (`mean_line_length`, line ends included) above `max_mean` characters."""
 
     name = "mean_line_length"
 
@@ -224,8 +231,7 @@ class MeanLineLength(Step):
         self.max_mean = max_mean
 
     def process(self, doc: Document) -> Outcome:
-        lines = _lines(doc.text)
-        if sum(map(len, lines)) / len(lines) > self.max_mean:
+        if mean_line_length(doc.text) > self.max_mean:
             return Rejected(doc, "mean_line_length")
         return doc
 
