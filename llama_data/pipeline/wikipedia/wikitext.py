@@ -222,6 +222,7 @@ _LITERAL = "'_<>{}[]|"
 _SHIELD = "\x04\x05\x06\x07\x08\x0e\x0f\x10\x11"
 _PROTECT = str.maketrans(_LITERAL, _SHIELD)
 _UNPROTECT = str.maketrans(_SHIELD, _LITERAL)
+_SHIELDED = re.compile(f"[{_SHIELD}]")
 # C0 controls other than tab/LF/CR: invalid in XML, so absent from dumps; removed from any other
 # input so that they cannot be taken for the markers above.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -333,7 +334,8 @@ class WikitextCleaner:
             body = body.replace("\u00a0", " ")
         if self._pre:
             body = _PRE_SLOT.sub(lambda m: self._pre[int(m.group(1))], body)
-        body = body.translate(_UNPROTECT)
+        if _SHIELDED.search(body):  # str.translate walks every character: only when needed
+            body = body.translate(_UNPROTECT)
         if title:
             return f"{title}\n\n{body}" if body else title
         return body
