@@ -13,11 +13,13 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from html.entities import html5
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -116,7 +118,16 @@ def page_xml(
     )
 
 
-def header(dbname: str = "enwiki", lang: str = "en") -> str:
+EN_NAMESPACES = {1: "Talk", 6: "File", 14: "Category"}
+
+
+def header(
+    dbname: str = "enwiki", lang: str = "en", namespaces: dict[int, str] | None = None
+) -> str:
+    names = "".join(
+        f'      <namespace key="{key}" case="first-letter">{escape(name)}</namespace>\n'
+        for key, name in (namespaces or EN_NAMESPACES).items()
+    )
     return (
         '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" version="0.10" '
@@ -129,9 +140,7 @@ def header(dbname: str = "enwiki", lang: str = "en") -> str:
         "    <case>first-letter</case>\n"
         "    <namespaces>\n"
         '      <namespace key="0" case="first-letter" />\n'
-        '      <namespace key="1" case="first-letter">Talk</namespace>\n'
-        '      <namespace key="6" case="first-letter">File</namespace>\n'
-        '      <namespace key="14" case="first-letter">Category</namespace>\n'
+        f"{names}"
         "    </namespaces>\n"
         "  </siteinfo>\n"
     )
@@ -164,8 +173,14 @@ def en_pages() -> list[str]:
     ]
 
 
-def write_dump(path: Path, pages: list[str], dbname: str = "enwiki", lang: str = "en") -> Path:
-    xml = header(dbname, lang) + "".join(pages) + FOOTER
+def write_dump(
+    path: Path,
+    pages: list[str],
+    dbname: str = "enwiki",
+    lang: str = "en",
+    namespaces: dict[int, str] | None = None,
+) -> Path:
+    xml = header(dbname, lang, namespaces) + "".join(pages) + FOOTER
     data = xml.encode("utf-8")
     if path.name.endswith(".bz2"):
         data = bz2.compress(data)
@@ -521,6 +536,164 @@ def test_cleaner_survives_unbalanced_markup() -> None:
     assert "{{" not in text and "[[" not in text
 
 
+# Leftovers of issue #14 (defect 6): entities, URLs, category and interlanguage link text.
+
+
+@pytest.mark.parametrize(
+    ("wikitext", "expected"),
+    [
+        # entities in link targets and labels, named / decimal / hex; no-break space -> " "
+        ("the Unix-based [[OS&nbsp;X]] system", "the Unix-based OS X system"),
+        ("[[Mac OS X|OS&nbsp;X]] ships", "OS X ships"),
+        ("35&#160;mm and 70&#xA0;mm film", "35 mm and 70 mm film"),
+        ("The [[Kruskal&ndash;Wallis test]] is", "The Kruskal–Wallis test is"),
+        ("Перевірено\u00a0— мін немає", "Перевірено — мін немає"),  # the character itself
+        ("and&nbsp;... the first", "and ... the first"),  # an intended space stays one
+        ("rock &apos;n&apos; roll&hellip;", "rock 'n' roll…"),  # HTML5-only names too
+        ("x&#9;y&#10;z", "x y z"),
+        # decoded characters are text, never markup parsed or tidied afterwards
+        ("Write &lt;ref&gt;note&lt;/ref&gt; here", "Write <ref>note</ref> here"),
+        ("A &lt;br&gt; tag", "A <br> tag"),
+        (
+            "&#91;&#91;not a link&#93;&#93; and &#123;&#123;x&#125;&#125;",
+            "[[not a link]] and {{x}}",
+        ),
+        ("&#39;&#39;not italic&#39;&#39; &#95;_TOC_&#95;", "''not italic'' __TOC__"),
+        ("Eagle{{'}}s ascent", "Eagle's ascent"),
+        # decoded once: `&amp;nbsp;` shows "&nbsp;" on the site
+        ("write &amp;nbsp; for a space", "write &nbsp; for a space"),
+        ("AT&T; &foo; stay", "AT&T; &foo; stay"),  # not entities: shown as written
+        ("bad&#0;&#xD800;&#x110000; refs", "bad refs"),  # invalid code points: dropped
+        ("x <nowiki>[[a]] &amp; ''b''</nowiki> y", "x [[a]] & ''b'' y"),
+        ("<pre>a &amp;&nbsp;b</pre>", "a &\u00a0b"),
+        ("<syntaxhighlight lang=html>a &amp; b</syntaxhighlight>", "a &amp; b"),
+    ],
+)
+def test_cleaner_decodes_entities_as_text(wikitext: str, expected: str) -> None:
+    assert clean(wikitext) == expected
+
+
+@pytest.mark.parametrize(
+    ("wikitext", "expected"),
+    [
+        ("Link [https://a.org A site] and [https://b.org].", "Link A site and."),
+        ("from the public domain site http://oceanographer.navy.mil/atlantic.html", (
+            "from the public domain site")),
+        ("Mail mailto:info@example.org or ftp://x.org/f.txt today", "Mail or today"),
+        ("* http://example.org\n* https://www.youtube.com/watch?v=Y_AOhcMA4dQ\n* Real item",
+         "Real item"),
+        ("*http://projekt.ht.lu.se/rwaai RWAAI (Repository)", "RWAAI (Repository)"),
+        # MediaWiki ends a bracketed URL at any Unicode space, mwparserfromhell only at ASCII
+        ("[https://www.academia.edu/21621713\u00a0Незвичайний позитивіст]",
+         "Незвичайний позитивіст"),
+        ("[https://hrw.org/report\u3000Human Rights Watch]", "Human Rights Watch"),
+        ("С. 863—892. <nowiki>https://www.academia.edu/21621713</nowiki>", "С. 863—892."),
+        ("<syntaxhighlight lang=sh>curl https://x.org</syntaxhighlight>", "curl https://x.org"),
+        ("See //example.org for more", "See //example.org for more"),  # not a link in MediaWiki
+    ],
+)  # fmt: skip
+def test_cleaner_drops_urls(wikitext: str, expected: str) -> None:
+    assert clean(wikitext) == expected
+
+
+def test_external_links_section_keeps_only_labels() -> None:
+    text = clean(
+        "Body.\n\n== External links ==\n* http://example.org\n"
+        "* [http://x.org/a The A page]\n* [http://x.org/b]\n* https://example.org/c\n"
+    )
+    assert text == "Body.\n\nExternal links\nThe A page"
+
+
+@pytest.mark.parametrize(
+    ("lang", "wikitext", "expected"),
+    [
+        # category and file links in the wiki's own language are not text
+        ("de", "Text.\n[[Kategorie:Getränk]]\n[[Datei:Met.jpg|mini|Ein Glas]]", "Text."),
+        ("fr", "Texte [[Fichier:Mead.jpg|vignette|Un verre]] suite.", "Texte suite."),
+        ("uk", "Текст.[[Файл:Kyiv.jpg|міні|Київ]] [[Зображення:K.png]]", "Текст."),
+        # an inline (colon) link to a category shows its name, never the namespace
+        ("uk", "Дивись також [[:Категорія:Народились 1944]]", "Дивись також Народились 1944"),
+        ("ja", "[[:Category:パリを舞台とした作品|カテゴリ:パリを舞台とした作品]]",
+         "パリを舞台とした作品"),
+        ("en", "See [[:Category:Drinks|the drinks]].", "See the drinks."),
+        ("en", "A map: [[:File:Map.png]] and [[:File:Map.png|the map]].", "A map: and the map."),
+        ("en", "Hear [[Media:Anthem.ogg|the anthem]][[Media:Other.ogg]].", "Hear the anthem."),
+        # interlanguage links: sidebar links, with or without a label, any case
+        ("en", "Text.\n[[de:Met (Getränk)]]\n[[uk:Медовуха]]\n[[zh-min-nan:Bit]]", "Text."),
+        ("en", "Text.[[fr:Hydromel|Hydromel]][[De:Met]][[simple:Mead]]", "Text."),
+        # inline interlanguage links show the page name without the language prefix
+        ("ja", "グレイ（[[:en:Louis Herbert Gray]]）は", "グレイ（Louis Herbert Gray）は"),
+        ("ja", "[[:de:Kategorie:Österreichische Sprache|Kategorie:Österreichische Sprache]] - 集",
+         "Österreichische Sprache - 集"),
+        ("ja", "（[[:en:Category:Geography of Oceania]]）", "（Geography of Oceania）"),
+        ("ja", "[[:en:Vocative case#English|O]]", "O"),
+        # interwiki prefixes that are not languages render as text
+        ("en", "[[wikt:mead|mead]] and [[doi:10.1038/8964]]", "mead and doi:10.1038/8964"),
+    ],
+)  # fmt: skip
+def test_cleaner_namespace_and_interlanguage_links(lang: str, wikitext: str, expected: str) -> None:
+    assert clean(wikitext, lang=lang) == expected
+
+
+KO_NAMESPACES = {-2: "미디어", 1: "토론", 4: "위키백과", 6: "파일", 14: "분류", 100: "포털"}
+KO_ARTICLE = """'''서울'''은 [[대한민국]]의 수도이다.
+[[파일:Seoul.jpg|섬네일|서울의 야경]]
+== 역사 ==
+서울은 오래된 도시이다. [[:분류:대한민국의 도시]]도 보라.
+[[분류:대한민국의 도시]]
+[[en:Seoul]]
+"""
+
+
+def test_cleaner_takes_namespace_names_from_siteinfo() -> None:
+    # Korean is in no built-in table: only the dump's <siteinfo> knows 분류 (14) and 파일 (6).
+    text = WikitextCleaner("ko", KO_NAMESPACES).clean(KO_ARTICLE, "서울")
+    assert (
+        text
+        == "서울\n\n서울은 대한민국의 수도이다.\n\n역사\n서울은 오래된 도시이다. 대한민국의 도시도 보라."
+    )
+    without = WikitextCleaner("ko").clean(KO_ARTICLE, "서울")
+    assert "분류:대한민국의 도시" in without and "서울의 야경" in without
+    # keys as JSON strings (meta that went through a file) work the same
+    as_json = {str(k): v for k, v in KO_NAMESPACES.items()}
+    assert WikitextCleaner("ko", as_json).clean(KO_ARTICLE, "서울") == text
+
+
+def test_language_code_that_names_a_namespace_is_not_interlanguage() -> None:
+    # `[[xx:...]]` is interlanguage only when xx is no namespace of this wiki.
+    assert clean("See [[Es:Foo]].") == "See."
+    assert WikitextCleaner("en", {100: "Es"}).clean("See [[Es:Foo]].") == "See Es:Foo."
+
+
+def test_siteinfo_namespaces_flow_from_dump_to_cleaner(tmp_path: Path) -> None:
+    dump = write_dump(
+        tmp_path / "kowiki.xml.bz2",
+        [
+            page_xml(3, "서울", KO_ARTICLE),
+            page_xml(4, "토론:서울", "토론 문서", ns=1),
+            page_xml(5, "분류:대한민국의 도시", "분류 문서", ns=14),
+        ],
+        dbname="kowiki",
+        lang="ko",
+        namespaces=KO_NAMESPACES,
+    )
+    docs = list(WikipediaReader().read_path(str(dump)))
+    assert all(isinstance(d, Document) for d in docs)
+    assert docs[0].meta["namespaces"] == {0: "", **KO_NAMESPACES}
+    out = list(run_steps([WikipediaPageFilter(languages=None), CleanWikitext()], docs))
+    kept = [o for o in out if isinstance(o, Document)]
+    rejected = [o for o in out if isinstance(o, Rejected)]
+    assert [d.id for d in kept] == ["kowiki/3"]
+    assert (
+        "분류" not in kept[0].text and "섬네일" not in kept[0].text and "Seoul" not in kept[0].text
+    )
+    assert kept[0].text.endswith("서울은 오래된 도시이다. 대한민국의 도시도 보라.")
+    # the namespace table is for the cleaner: neither kept nor rejected rows store it
+    assert "namespaces" not in kept[0].meta
+    assert {r.reason for r in rejected} == {"namespace:1", "namespace:14"}
+    assert all("namespaces" not in r.doc.meta for r in rejected)
+
+
 def test_disambiguation_detection() -> None:
     assert is_disambiguation("Mercury", "'''Mercury''' may be:\n{{disambiguation}}")
     assert is_disambiguation("Merkur", "{{Begriffsklärung}}")
@@ -692,6 +865,86 @@ def test_corpus_enwiki_and_ukwiki_kept_jawiki_skipped(corpus: Path) -> None:
         assert "[[" not in d.text and "{{" not in d.text and "<ref" not in d.text
     algo = next(d for d in en_kept if d.meta["title"] == "Algorithm")
     assert "In mathematics and computer science, an algorithm" in algo.text
+
+
+_ENTITY_LEFT = re.compile(
+    r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|(?:" + "|".join(
+        re.escape(name[:-1]) for name in html5 if name.endswith(";")
+    ) + r"));"
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def corpus_cleaned() -> dict[str, dict[str, Document]]:
+    """Kept articles of the three real dumps, every language kept (jawiki too), by title."""
+    root = REPO.parent / "shared" / "corpus" / "wikipedia"
+    if not root.is_dir():
+        pytest.skip("../shared/corpus is absent")
+    out: dict[str, dict[str, Document]] = {}
+    for name in ("enwiki-sample", "ukwiki-20230501", "jawiki-20230501"):
+        docs = WikipediaReader().read_path(str(root / f"{name}.xml.bz2"))
+        steps = [WikipediaPageFilter(languages=None), CleanWikitext()]
+        kept = [d for d in run_steps(steps, docs) if isinstance(d, Document)]
+        out[name.split("-")[0]] = {d.meta["title"]: d for d in kept}
+    return out
+
+
+@pytest.mark.corpus
+def test_corpus_entities_are_decoded(corpus_cleaned: dict[str, dict[str, Document]]) -> None:
+    en, uk = corpus_cleaned["enwiki"], corpus_cleaned["ukwiki"]
+    assert "the Unix-based OS X operating system" in en["ASCII"].text  # [[OS&nbsp;X]]
+    assert "traditional 35 mm film" in en["Animation"].text  # [[35&nbsp;mm film]]
+    assert "The Kruskal–Wallis test" in en["Analysis of variance"].text  # [[Kruskal&ndash;...]]
+    assert "«Перевірено — мін немає»" in uk["Загребельний Павло Архипович"].text
+    for wiki, docs in corpus_cleaned.items():
+        for d in docs.values():
+            m = _ENTITY_LEFT.search(d.text)
+            assert m is None, (wiki, d.meta["title"], d.text[m.start() - 60 : m.end() + 20])
+            assert "\u00a0" not in d.text, (wiki, d.meta["title"])
+
+
+@pytest.mark.corpus
+def test_corpus_urls_are_removed(corpus_cleaned: dict[str, dict[str, Document]]) -> None:
+    en, uk, ja = corpus_cleaned["enwiki"], corpus_cleaned["ukwiki"], corpus_cleaned["jawiki"]
+    # * [http://sealang.net/monkhmer/ Mon–Khmer ...] / *http://projekt.ht.lu.se/rwaai RWAAI (...)
+    assert "\nRWAAI (Repository and Workspace for Austroasiatic Intangible Heritage)\n" in (
+        en["Austroasiatic languages"].text
+    )
+    assert "originated from the public domain site\n" in en["Atlantic Ocean"].text
+    # External links ending in bare YouTube URLs: only the labelled line stays
+    assert uk["Глазовий Павло Прокопович"].text.endswith(
+        "\nОсновний сайт з гуморесками Павла Глазового"
+    )
+    # [https://www.academia.edu/21621713<U+00A0>Незвичайний позитивіст ...]: the label survives
+    assert "Ясь О. В. Незвичайний позитивіст Володимир Антонович" in (
+        uk["Антонович Володимир Боніфатійович"].text
+    )
+    assert "Amnesty International、Human Rights Watch" in ja["インドネシア"].text  # U+3000
+    for wiki, docs in corpus_cleaned.items():
+        for d in docs.values():
+            m = re.search(r"(?i)\b(?:https?|ftp)://", d.text)
+            assert m is None, (wiki, d.meta["title"], d.text[m.start() - 60 : m.end() + 40])
+
+
+@pytest.mark.corpus
+def test_corpus_category_file_and_interlanguage_text_is_gone(
+    corpus_cleaned: dict[str, dict[str, Document]],
+) -> None:
+    uk, ja = corpus_cleaned["ukwiki"], corpus_cleaned["jawiki"]
+    # ''Дивись також [[:Категорія:Народились 1944]]''
+    assert "\nДивись також Народились 1944\n" in uk["1944"].text
+    assert "（Louis Herbert Gray）" in ja["言語"].text  # [[:en:Louis Herbert Gray]]
+    assert "\nÖsterreichische Sprache - " in ja["オーストリア"].text  # [[:de:Kategorie:...|...]]
+    prefixes = re.compile(
+        r"(?i)(?:Категорія|Файл|Зображення|Медіа|Category|File|Image|Media|Kategorie|"
+        r"カテゴリ|ファイル|画像|メディア)\s*:(?!\s)"
+    )
+    language = re.compile(r"(?<![\w.-])(?:en|de|fr|zh|uk|ru|ja|es|it):(?=\w)")
+    for wiki, docs in corpus_cleaned.items():
+        for d in docs.values():
+            for pattern in (prefixes, language):
+                m = pattern.search(d.text)
+                assert m is None, (wiki, d.meta["title"], d.text[m.start() - 60 : m.end() + 40])
 
 
 def test_config_section(tmp_path: Path) -> None:

@@ -119,6 +119,7 @@ class WikiPage:
     model: str = "wikitext"
     file: str = ""
     offset: int | None = None
+    namespaces: dict[int, str] = field(default_factory=dict)  # <siteinfo>'s key -> local name
 
     @property
     def url(self) -> str:
@@ -212,6 +213,7 @@ def parse_page(xml: bytes, site: SiteInfo, file: str = "", offset: int | None = 
         model=model,
         file=file,
         offset=offset,
+        namespaces=site.namespaces,
     )
 
 

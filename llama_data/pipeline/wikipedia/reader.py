@@ -33,6 +33,7 @@ from llama_data.pipeline.wikipedia.dump import (
     read_chunks,
     read_siteinfo,
 )
+from llama_data.pipeline.wikipedia.wikitext import SITE_NAMESPACES
 
 DEFAULT_SPLIT_BYTES = 64 << 20
 SCAN_BLOCK = 16 << 20
@@ -57,6 +58,8 @@ def page_to_document(page: WikiPage, source: str = "wikipedia") -> Document:
             "dbname": page.dbname,
             "url": page.url,
             "file": page.file,
+            # the dump's <siteinfo> namespace names, for the cleaner (one dict shared by the pages)
+            SITE_NAMESPACES: page.namespaces,
         },
     )
 
