@@ -52,6 +52,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import logging
 import os
 import threading
 import types
@@ -158,9 +159,23 @@ _PATCHES = (
 _ORIGINALS = tuple((owner, name, getattr(owner, name)) for owner, name, _ in _PATCHES)
 
 
+_told_unpatched = False
+
+
 def apply() -> bool:
-    """Install the memos (idempotent); True when they are active."""
-    if not enabled() or not beam.__version__.startswith(PATCHED_RELEASES):
+    """Install the memos (idempotent); True when they are active. On a Beam release other than
+    the one they were measured on, say so once and run unpatched."""
+    global _told_unpatched
+    if not enabled():
+        return False
+    if not beam.__version__.startswith(PATCHED_RELEASES):
+        if not _told_unpatched:
+            _told_unpatched = True
+            logging.getLogger("llama_data").info(
+                "apache-beam %s: the runner memos were measured on %s only; running without them",
+                beam.__version__,
+                "/".join(r + "x" for r in PATCHED_RELEASES),
+            )
         return False
     for owner, name, memo in _PATCHES:
         if getattr(owner, name) is not memo:
