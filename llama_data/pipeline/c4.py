@@ -492,7 +492,7 @@ def detect_language(text: str, lang: str = "en", threshold: float = LANG_THRESHO
     return LangDecision(best.lang, best.prob, None)
 
 
-# --- three-sentence spans (`text_dedup = "spans"`: the paper's wording, not the reference's code) -----------------------------------------------------------------------
+# --- three-sentence spans (the paper's wording; `text_dedup = "spans"`) ----------------------
 def _sentences_with_lines(text: str) -> list[tuple[int, str]]:
     return [(i, s) for i, line in enumerate(text.split("\n")) for s in split_sentences(line)]
 
