@@ -1,10 +1,15 @@
 """C4 stages: the public release as documents, or C4 re-derived from CommonCrawl with its rules.
 
-`--from-cc`: Read WET/WARC -> line and page rules -> English (lid.176) -> bad words ->
-three-sentence-span dedup across the whole input. The span dedup is two shuffles keyed by
-compact keys: span key -> occurrences (doc id, position), whose losers (all but the smallest) go
-back to their documents by a second shuffle keyed by doc id. No set of spans is held by one
-process and the winner does not depend on worker count or arrival order.
+`--from-cc`, in the order of the reference implementation (TFDS `c4.py`): read WET/WARC ->
+page length -> one page per normalized URL (the newest) -> line and page rules -> line dedup
+across the whole input -> English (langdetect at 0.99) -> bad words.
+
+The URL dedup is `ExactDedup` keyed by the normalized URL: only the pages whose URL occurs twice
+are shuffled whole. The line dedup is two shuffles of compact keys: line key -> occurrences
+(url rank, doc id), whose losers (all but the smallest) go back to their pages by a second
+shuffle keyed by doc id. No set of lines is held by one process and the winner does not depend
+on worker count or arrival order. `text_dedup = "spans"` swaps in the three-sentence-span dedup
+of the paper's wording, built the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from llama_data.beam_jobs.build import BuildContext, BuildStep, register_source_planner
+from llama_data.beam_jobs.dedup import ExactDedup
 from llama_data.beam_jobs.harness import (
     ApplySteps,
     ReadDocuments,
@@ -42,6 +48,7 @@ FROM_CC_SCHEMA = DocumentSchema(
         pa.field("language_score", pa.float64()),
         pa.field("nlines", pa.int64()),
         pa.field("original_nlines", pa.int64()),
+        pa.field("duplicate_lines", pa.int64()),
         pa.field("duplicate_spans", pa.int64()),
     )
 )
@@ -49,33 +56,117 @@ FROM_CC_SCHEMA = DocumentSchema(
 
 @dataclass(frozen=True)
 class C4Rules:
-    """The knobs of `--from-cc` (defaults are the C4 paper's)."""
+    """The knobs of `--from-cc` (defaults are the reference implementation's)."""
 
     badwords: str | None = None  # None: the shipped LDNOOBW English list
     lang: str = "en"
-    lang_threshold: float = c4.LANG_THRESHOLD
+    lang_model: str = "langdetect"  # or "lid176"
+    lang_threshold: float | None = None  # None: the model's default (0.99 / LID176_THRESHOLD)
     min_words_per_line: int = c4.MIN_WORDS_PER_LINE
     min_sentences: int = c4.MIN_SENTENCES
     max_word_length: int = c4.MAX_WORD_LENGTH
-    dedup_spans: bool = True
+    max_page_length: int = c4.MAX_PAGE_LENGTH
+    dedup_urls: bool = True
+    text_dedup: str = "lines"  # "lines" (the reference), "spans" (the paper's wording), "none"
 
-    def steps(self) -> list:
+    def __post_init__(self) -> None:
+        if self.lang_model not in c4.LANG_MODELS:
+            raise ValueError(f"lang_model: {self.lang_model!r} is not one of {c4.LANG_MODELS}")
+        if self.text_dedup not in c4.TEXT_DEDUP_MODES:
+            raise ValueError(f"text_dedup: {self.text_dedup!r} is not one of {c4.TEXT_DEDUP_MODES}")
+
+    @property
+    def threshold(self) -> float:
+        if self.lang_threshold is not None:
+            return self.lang_threshold
+        return c4.LANG_THRESHOLD if self.lang_model == "langdetect" else c4.LID176_THRESHOLD
+
+    def length_steps(self) -> list:
+        return [c4.C4LengthStep(self.max_page_length)]
+
+    def clean_steps(self) -> list:
+        return [c4.C4CleanStep(self.min_words_per_line, self.min_sentences, self.max_word_length)]
+
+    def final_steps(self) -> list:
         return [
-            c4.C4CleanStep(self.min_words_per_line, self.min_sentences, self.max_word_length),
-            c4.language_step(self.lang, self.lang_threshold),
+            c4.language_step(self.lang, self.threshold, self.lang_model),
             c4.BadWordsStep(self.badwords),
         ]
+
+    def steps(self) -> list:
+        """Every per-page step in order (the stage puts the global dedups between them)."""
+        return self.length_steps() + self.clean_steps() + self.final_steps()
 
     def config(self) -> dict[str, Any]:
         return {
             "badwords": self.badwords or "ldnoobw-en (shipped)",
             "lang": self.lang,
-            "lang_threshold": self.lang_threshold,
+            "lang_model": self.lang_model,
+            "lang_threshold": self.threshold,
             "min_words_per_line": self.min_words_per_line,
             "min_sentences": self.min_sentences,
             "max_word_length": self.max_word_length,
-            "dedup_spans": self.dedup_spans,
+            "max_page_length": self.max_page_length,
+            "dedup_urls": self.dedup_urls,
+            "text_dedup": self.text_dedup,
         }
+
+
+class _LineOccurrences(beam.DoFn):
+    def process(self, doc: Document):
+        yield from c4.line_occurrences(doc)
+
+
+class _ApplyLineCuts(beam.DoFn):
+    def __init__(self, stage: str, min_sentences: int) -> None:
+        self.stage = stage
+        self.min_sentences = min_sentences
+
+    def setup(self) -> None:
+        self._global = Metrics.counter(self.stage, "line_dedup.global_duplicate")
+        self._local = Metrics.counter(self.stage, "line_dedup.local_duplicate")
+        self._docs = Metrics.counter(self.stage, "line_dedup.docs_cut")
+
+    def process(self, item: tuple[str, dict[str, Iterable[Any]]]):
+        _, grouped = item
+        losing = set(grouped["cuts"])
+        for doc in grouped["docs"]:
+            out, cut = c4.apply_line_cuts(doc, losing, self.min_sentences)
+            self._global.inc(cut.global_duplicates)
+            self._local.inc(cut.local_duplicates)
+            if cut.global_duplicates or cut.local_duplicates:
+                self._docs.inc()
+            if isinstance(out, Rejected):
+                yield beam.pvalue.TaggedOutput("rejected", out)
+            else:
+                yield out
+
+
+class LineDedup(beam.PTransform):
+    """Keep every line on one page of the input (`remove_duplicate_text`): `.kept`, `.rejected`."""
+
+    def __init__(self, stage: str, min_sentences: int = c4.MIN_SENTENCES) -> None:
+        super().__init__()
+        self.stage = stage
+        self.min_sentences = min_sentences
+
+    def expand(self, docs):
+        cuts = (
+            docs
+            | "LineKeys" >> beam.ParDo(_LineOccurrences())
+            | "GroupLines" >> beam.GroupByKey()
+            | "Losers"
+            >> beam.FlatMap(lambda kv: ((doc_id, kv[0]) for _, doc_id in c4.iter_losers(kv[1])))
+        )
+        by_id = docs | "ById" >> beam.Map(lambda d: (d.id, d))
+        return (
+            {"docs": by_id, "cuts": cuts}
+            | "JoinCuts" >> beam.CoGroupByKey()
+            | "Cut"
+            >> beam.ParDo(_ApplyLineCuts(self.stage, self.min_sentences)).with_outputs(
+                "rejected", main="kept"
+            )
+        )
 
 
 class _SpanOccurrences(beam.DoFn):
@@ -161,17 +252,38 @@ def make_c4_stage(
         read = p | "Read" >> ReadDocuments(
             inputs, CommonCrawlReader(source=c4.SOURCE), ctx.name, ctx.progress_dir
         )
-        ruled = read.docs | "Rules" >> ApplySteps(rules.steps(), ctx.name)
-        if not rules.dedup_spans:
-            return StageOutputs(
-                kept=ruled.kept, rejected=[ruled.rejected], errors=[read.errors, ruled.errors]
+        rejected, errors = [], [read.errors]
+        length = read.docs | "Length" >> ApplySteps(rules.length_steps(), ctx.name)
+        rejected.append(length.rejected)
+        errors.append(length.errors)
+        pages = [length.kept]
+        if rules.dedup_urls:
+            urls = length.kept | "UrlDedup" >> ExactDedup(
+                c4.url_key,
+                ctx.name,
+                order_fn=c4.newest_first,
+                reason="duplicate_url",
+                name_winner=False,
             )
-        dedup = ruled.kept | "SpanDedup" >> SpanDedup(ctx.name, rules.min_sentences)
-        return StageOutputs(
-            kept=dedup.kept,
-            rejected=[ruled.rejected, dedup.rejected],
-            errors=[read.errors, ruled.errors],
-        )
+            rejected.append(urls.rejected)
+            pages = list(urls.kept)  # unique pages and the newest of each contested URL
+        cleaned = []
+        for i, part in enumerate(pages):
+            clean = part | f"Clean{i}" >> ApplySteps(rules.clean_steps(), ctx.name)
+            cleaned.append(clean.kept)
+            rejected.append(clean.rejected)
+            errors.append(clean.errors)
+        # flattened once the rules have cut the pages down to the lines they keep
+        pages = cleaned[0] if len(cleaned) == 1 else tuple(cleaned) | "Cleaned" >> beam.Flatten()
+        if rules.text_dedup != "none":
+            dedup_cls = LineDedup if rules.text_dedup == "lines" else SpanDedup
+            dedup = pages | "TextDedup" >> dedup_cls(ctx.name, rules.min_sentences)
+            rejected.append(dedup.rejected)
+            pages = dedup.kept
+        final = pages | "Final" >> ApplySteps(rules.final_steps(), ctx.name)
+        rejected.append(final.rejected)
+        errors.append(final.errors)
+        return StageOutputs(kept=final.kept, rejected=rejected, errors=errors)
 
     return StageSpec(
         name=name,
@@ -186,18 +298,22 @@ def make_c4_stage(
 def plan_c4(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
     inputs = list(src.inputs)
     from_cc = bool(getattr(src, "from_cc", False))
+    threshold = getattr(src, "lang_threshold", None)
     rules = C4Rules(
         badwords=getattr(src, "badwords", None),
-        lang_threshold=float(getattr(src, "lang_threshold", c4.LANG_THRESHOLD)),
+        lang_model=str(getattr(src, "lang_model", "langdetect")),
+        lang_threshold=None if threshold is None else float(threshold),
         min_words_per_line=int(getattr(src, "min_words_per_line", c4.MIN_WORDS_PER_LINE)),
         min_sentences=int(getattr(src, "min_sentences", c4.MIN_SENTENCES)),
-        dedup_spans=bool(getattr(src, "dedup_spans", True)),
+        max_page_length=int(getattr(src, "max_page_length", c4.MAX_PAGE_LENGTH)),
+        dedup_urls=bool(getattr(src, "dedup_urls", True)),
+        text_dedup=str(getattr(src, "text_dedup", "lines")),
     )
     return [
         BuildStep(
             name,
             lambda _ctx: make_c4_stage(inputs, from_cc, rules, name),
-            describe="WET/WARC -> C4 rules -> span dedup" if from_cc else "C4 release json.gz",
+            describe="WET/WARC -> C4 rules -> line dedup" if from_cc else "C4 release json.gz",
             inputs=inputs,
         )
     ]

@@ -415,26 +415,42 @@ class StackExchangeSourceConfig(SourceConfig):
 @dataclass(frozen=True)
 class C4SourceConfig(SourceConfig):
     """[sources.c4]: the public C4 release (`c4-*.json.gz`), or `from_cc = true` to re-derive C4
-    from CommonCrawl WET/WARC files with the C4 paper's rules (defaults are the paper's).
+    from CommonCrawl WET/WARC files with C4's rules (defaults are the reference
+    implementation's, TFDS `c4_utils`).
 
     `badwords` is a word-list file (default: the shipped LDNOOBW English list, CC BY 4.0);
-    `lang_threshold` the minimum lid.176 English probability.
+    `lang_model` is `langdetect` (C4's) or `lid176`; `lang_threshold` the minimum English
+    probability (default: 0.99 for langdetect, the calibrated `LID176_THRESHOLD` for lid176);
+    `text_dedup` is `lines` (the reference's), `spans` (the paper's wording) or `none`.
     """
 
     from_cc: bool = False
     badwords: str | None = path_field(None)
-    lang_threshold: float = 0.99
+    lang_model: str = "langdetect"
+    lang_threshold: float | None = None
     min_words_per_line: int = 5
     min_sentences: int = 3
-    dedup_spans: bool = True
+    max_page_length: int = 190_000
+    dedup_urls: bool = True
+    text_dedup: str = "lines"
     dedup: bool = False
 
     def validate(self, where: str) -> None:
         super().validate(where)
-        if not 0.0 <= self.lang_threshold <= 1.0:
+        if self.lang_threshold is not None and not 0.0 <= self.lang_threshold <= 1.0:
             raise ConfigError(
                 f"{where}.lang_threshold: must be in [0, 1], got {self.lang_threshold}"
             )
+        if self.lang_model not in ("langdetect", "lid176"):
+            raise ConfigError(
+                f"{where}.lang_model: must be 'langdetect' or 'lid176', got {self.lang_model!r}"
+            )
+        if self.text_dedup not in ("lines", "spans", "none"):
+            raise ConfigError(
+                f"{where}.text_dedup: must be 'lines', 'spans' or 'none', got {self.text_dedup!r}"
+            )
+        if self.max_page_length < 1:
+            raise ConfigError(f"{where}.max_page_length: must be >= 1")
         if self.min_words_per_line < 1 or self.min_sentences < 1:
             raise ConfigError(f"{where}: min_words_per_line and min_sentences must be >= 1")
         if (

