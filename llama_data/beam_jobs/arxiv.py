@@ -18,9 +18,11 @@ from llama_data.beam_jobs.harness import (
     StageOutputs,
     StageSpec,
 )
+from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
 from llama_data.beam_jobs.s3 import enable_requester_pays
 from llama_data.pipeline.arxiv import ArxivClean, ArxivReader, Limits
 from llama_data.pipeline.arxiv.archive import expand_inputs, folders_fingerprint
+from llama_data.pipeline.config import ArxivSourceConfig
 from llama_data.pipeline.io import FileSplit, OpenRaw, ReadResult
 from llama_data.pipeline.schema import DocumentSchema
 
@@ -77,4 +79,22 @@ def make_arxiv_stage(
             "requester_pays": requester_pays,
             "folders": folders_fingerprint(paths),
         },
+    )
+
+
+def plan(name: str, src: ArxivSourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """[sources.arxiv] (or `llama-data arxiv`)."""
+    inputs = expand_inputs(src.inputs)
+    return one_step(
+        name,
+        lambda _ctx: make_arxiv_stage(
+            inputs,
+            name=name,
+            max_input_depth=src.max_input_depth,
+            max_macro_depth=src.max_macro_depth,
+            max_paper_mb=src.max_paper_mb,
+            requester_pays=src.requester_pays,
+        ),
+        "arXiv sources -> cleaned LaTeX",
+        inputs,
     )

@@ -26,6 +26,7 @@ from llama_data.beam_jobs.harness import (
     StageOutputs,
     StageSpec,
 )
+from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
 from llama_data.pipeline.books import (
     BookFilter,
     BookSketch,
@@ -38,6 +39,7 @@ from llama_data.pipeline.books import (
     sketch,
     verify,
 )
+from llama_data.pipeline.config import BooksSourceConfig
 from llama_data.pipeline.document import Document
 from llama_data.pipeline.schema import DocumentSchema
 
@@ -257,4 +259,21 @@ def make_books_stage(
         inputs=list(inputs),
         schema=BOOKS_SCHEMA,
         config={"source": "books", "dedup": dedup, "near_dedup": asdict(params)},
+    )
+
+
+def plan(name: str, src: BooksSourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """[sources.books] (or `llama-data books`); `dedup = false` skips the near-dedup."""
+    params = MinHashParams(
+        num_perm=src.num_perm,
+        ngram=src.ngram,
+        threshold=src.threshold,
+        lsh_threshold=src.lsh_threshold,
+    )
+    inputs = list(src.inputs)
+    return one_step(
+        name,
+        lambda _ctx: make_books_stage(inputs, params, name=name, dedup=src.dedup),
+        "books -> licence stripped -> near-dedup" if src.dedup else "books -> licence stripped",
+        inputs,
     )

@@ -22,7 +22,6 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from llama_data.beam_jobs.build import BuildContext, BuildStep, register_source_planner
 from llama_data.beam_jobs.dedup import ExactDedup
 from llama_data.beam_jobs.harness import (
     ApplySteps,
@@ -31,8 +30,9 @@ from llama_data.beam_jobs.harness import (
     StageOutputs,
     StageSpec,
 )
+from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
 from llama_data.pipeline import c4
-from llama_data.pipeline.config import SourceConfig
+from llama_data.pipeline.config import C4SourceConfig
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.schema import DocumentSchema
 from llama_data.pipeline.warc import CommonCrawlReader
@@ -294,26 +294,22 @@ def make_c4_stage(
     )
 
 
-@register_source_planner("c4")
-def plan_c4(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
-    inputs = list(src.inputs)
-    from_cc = bool(getattr(src, "from_cc", False))
-    threshold = getattr(src, "lang_threshold", None)
+def plan(name: str, src: C4SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """[sources.c4] (or `llama-data c4`): the release read as is, or C4 re-derived from CC."""
     rules = C4Rules(
-        badwords=getattr(src, "badwords", None),
-        lang_model=str(getattr(src, "lang_model", "langdetect")),
-        lang_threshold=None if threshold is None else float(threshold),
-        min_words_per_line=int(getattr(src, "min_words_per_line", c4.MIN_WORDS_PER_LINE)),
-        min_sentences=int(getattr(src, "min_sentences", c4.MIN_SENTENCES)),
-        max_page_length=int(getattr(src, "max_page_length", c4.MAX_PAGE_LENGTH)),
-        dedup_urls=bool(getattr(src, "dedup_urls", True)),
-        text_dedup=str(getattr(src, "text_dedup", "lines")),
+        badwords=src.badwords,
+        lang_model=src.lang_model,
+        lang_threshold=src.lang_threshold,
+        min_words_per_line=src.min_words_per_line,
+        min_sentences=src.min_sentences,
+        max_page_length=src.max_page_length,
+        dedup_urls=src.dedup_urls,
+        text_dedup=src.text_dedup,
     )
-    return [
-        BuildStep(
-            name,
-            lambda _ctx: make_c4_stage(inputs, from_cc, rules, name),
-            describe="WET/WARC -> C4 rules -> line dedup" if from_cc else "C4 release json.gz",
-            inputs=inputs,
-        )
-    ]
+    inputs = list(src.inputs)
+    return one_step(
+        name,
+        lambda _ctx: make_c4_stage(inputs, src.from_cc, rules, name),
+        "WET/WARC -> C4 rules -> line dedup" if src.from_cc else "C4 release json.gz",
+        inputs,
+    )

@@ -43,9 +43,11 @@ from llama_data.beam_jobs.harness import (
     StageContext,
     StageOutputs,
     StageSpec,
+    TaskSpec,
     pack_document,
     unpack_document,
 )
+from llama_data.beam_jobs.plan import BuildContext, BuildStep
 from llama_data.pipeline.ccnet.buckets import (
     BUCKETS,
     PERCENTILES,
@@ -74,6 +76,8 @@ from llama_data.pipeline.ccnet.perplexity import (
     sp_path,
 )
 from llama_data.pipeline.ccnet.schema import CCNET_SCHEMA
+from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
+from llama_data.pipeline.config import CommonCrawlConfig
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.warc import CommonCrawlReader
@@ -461,4 +465,75 @@ def ccnet_stage_from_options(
         group_files=group_files,
         name=name,
         lm_fingerprint=lm_fingerprint(lm_dir, langs),
+    )
+
+
+def plan(name: str, src: CommonCrawlConfig, ctx: BuildContext) -> list[BuildStep]:
+    """CCNet: a perplexity model trained from `lm_from`'s output (unless `lm` is given), then
+    the ccnet stage over the WET/WARC inputs."""
+    inputs = list(src.inputs)
+    steps: list[BuildStep] = []
+    deps: tuple[str, ...] = ()
+    lm_step = f"{name}-lm"
+    if src.lm is None:
+        if src.lm_from not in ctx.config.sources:
+            raise UserError(
+                f"sources.{name}.lm_from: the config builds no source {src.lm_from!r} to train the "
+                f"perplexity model from; add it, or set sources.{name}.lm to a train-lm folder"
+            )
+        steps.append(
+            BuildStep(
+                lm_step,
+                lambda c: _train_lm_task(lm_step, c.documents_of(src.lm_from), src),
+                deps=(src.lm_from,),
+                describe=f"train-lm {','.join(src.languages)} from {src.lm_from}",
+            )
+        )
+        deps = (lm_step,)
+
+    def make(c: BuildContext) -> StageSpec:
+        return ccnet_stage_from_options(
+            inputs,
+            src.lm or c.stage_dir(lm_step),
+            languages=src.languages,
+            keep=src.keep,
+            min_length=src.min_length,
+            min_lang_score=src.min_lang_score,
+            cutoffs_file=src.cutoffs,
+            group_files=src.dedup_group_files,
+            name=name,
+        )
+
+    steps.append(
+        BuildStep(
+            name,
+            make,
+            deps=deps,
+            describe="WET/WARC -> line dedup -> lid -> perplexity buckets -> doc dedup -> length",
+            inputs=inputs,
+        )
+    )
+    return steps
+
+
+def _train_lm_task(name: str, inputs: list[str], src: CommonCrawlConfig) -> TaskSpec:
+    def run(workdir: str, _ctx) -> dict:  # noqa: ANN001
+        cards = {
+            lang: train_lm(
+                inputs, workdir, TrainLmSettings(lang=lang, vocab_size=src.lm_vocab_size)
+            )
+            for lang in src.languages
+        }
+        docs = sum(card["training"]["docs"] for card in cards.values())
+        return {
+            "in": docs,
+            "kept": docs,
+            "models": {lang: card["training"] for lang, card in cards.items()},
+        }
+
+    return TaskSpec(
+        name=name,
+        run=run,
+        inputs=list(inputs),
+        config={"languages": list(src.languages), "vocab_size": src.lm_vocab_size, "order": 5},
     )

@@ -1,4 +1,5 @@
-"""Stages over documents users bring (JSON lines or Parquet): exact dedup across the whole input."""
+"""Stages over documents users bring (JSON lines or Parquet): read as they are, or with exact
+dedup across the whole input; the planner of any source given as `format = "documents"`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from llama_data.beam_jobs.harness import (
     StageOutputs,
     StageSpec,
 )
+from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
+from llama_data.pipeline.config import SourceConfig
 from llama_data.pipeline.dedup import exact_text_key
 from llama_data.pipeline.document import Document
 from llama_data.pipeline.io import DocumentReader
@@ -45,3 +48,28 @@ def make_dedup_exact_stage(
             "key": "blake2b-128(whitespace-normalized text)",
         },
     )
+
+
+def make_read_stage(inputs: Sequence[str], source: str, name: str) -> StageSpec:
+    """Read documents and keep them all (a source of your own with `dedup = false`)."""
+
+    def build(p, ctx: StageContext) -> StageOutputs:
+        read = p | "Read" >> ReadDocuments(
+            inputs, DocumentReader(source), ctx.name, ctx.progress_dir
+        )
+        return StageOutputs(kept=read.docs, errors=[read.errors])
+
+    return StageSpec(name=name, build=build, inputs=list(inputs), config={"source": source})
+
+
+def plan(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """A source given as documents: read them, and drop exact duplicates unless `dedup = false`."""
+    inputs = list(src.inputs)
+    if src.dedup:
+        return one_step(
+            name,
+            lambda _ctx: make_dedup_exact_stage(inputs, source=name, name=name),
+            "documents -> exact dedup",
+            inputs,
+        )
+    return one_step(name, lambda _ctx: make_read_stage(inputs, name, name), "documents", inputs)

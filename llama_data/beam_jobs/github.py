@@ -28,6 +28,8 @@ from llama_data.beam_jobs.harness import (
     StageOutputs,
     StageSpec,
 )
+from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
+from llama_data.pipeline.config import GithubSourceConfig
 from llama_data.pipeline.document import DeadLetter, Document
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.github.bigquery import BigQuerySource, files_query, licenses_query
@@ -383,7 +385,7 @@ __all__ = [
 ]
 
 
-def options_from_config(src) -> GithubOptions:
+def options_from_config(src: GithubSourceConfig) -> GithubOptions:
     """Stage options from a `[sources.github]` config section (`GithubSourceConfig`)."""
     bigquery = None
     if src.bigquery:
@@ -406,4 +408,15 @@ def options_from_config(src) -> GithubOptions:
         min_alnum_fraction=src.min_alnum_fraction,
         min_alpha_per_token=src.min_alpha_per_token,
         dedup=src.dedup,
+    )
+
+
+def plan(name: str, src: GithubSourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """[sources.github] (or `llama-data github`): rows/checkouts -> licence join -> quality
+    filters -> exact dedup, one stage."""
+    return one_step(
+        name,
+        lambda _ctx: make_github_stage(options_from_config(src), name=name),
+        "github files -> licence join -> filters -> exact dedup",
+        [*src.inputs, *src.licenses],
     )

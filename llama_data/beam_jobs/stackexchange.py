@@ -16,7 +16,6 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from llama_data.beam_jobs import fs
-from llama_data.beam_jobs.build import BuildContext, BuildStep, register_source_planner
 from llama_data.beam_jobs.harness import (
     ApplySteps,
     ReadDocuments,
@@ -24,7 +23,8 @@ from llama_data.beam_jobs.harness import (
     StageOutputs,
     StageSpec,
 )
-from llama_data.pipeline.config import SourceConfig
+from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
+from llama_data.pipeline.config import StackExchangeSourceConfig
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.stackexchange import (
@@ -179,17 +179,14 @@ def make_stackexchange_stage(
     )
 
 
-@register_source_planner("stackexchange")
-def plan_stackexchange(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+def plan(name: str, src: StackExchangeSourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """[sources.stackexchange] (or `llama-data stackexchange`)."""
     inputs = list(src.inputs)
-    top_n = int(getattr(src, "top_sites", 28)) or None
-    include_meta = bool(getattr(src, "include_meta", False))
-    split_bytes = int(getattr(src, "split_mb", 64)) << 20
-    return [
-        BuildStep(
-            name,
-            lambda _ctx: make_stackexchange_stage(inputs, top_n, include_meta, name, split_bytes),
-            describe="Stack Exchange posts -> one document per question",
-            inputs=inputs,
-        )
-    ]
+    return one_step(
+        name,
+        lambda _ctx: make_stackexchange_stage(
+            inputs, src.top_sites or None, src.include_meta, name, src.split_mb << 20
+        ),
+        "Stack Exchange posts -> one document per question",
+        inputs,
+    )

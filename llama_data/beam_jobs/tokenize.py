@@ -19,6 +19,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from llama_data.beam_jobs.harness import StageContext, TaskSpec, run_pipeline
+from llama_data.beam_jobs.plan import BuildContext, BuildStep, final_stage
 from llama_data.beam_jobs.runners import RunOptions
 from llama_data.pipeline.doc_batches import DocUnit, InputError, doc_units, expand_inputs
 from llama_data.pipeline.errors import UserError
@@ -327,3 +328,65 @@ def make_mix_task(
         **options,
     }
     return TaskSpec(name=name, run=run, inputs=[summary], config=config)
+
+
+def plan(ctx: BuildContext, planned: Sequence[BuildStep] = ()) -> list[BuildStep]:
+    """tokenizer -> tokenized -> tokens, after every configured source (whatever they are).
+
+    Each source's final stage (`final_stage`: its own, or the last step refining it) writes OUT/<stage>/*.parquet documents
+    whose `source` column is its mixture name; the token stages take all of them. They are
+    planned when at least one configured source has a mixture weight.
+    """
+    tok = ctx.config.section("tokenizer")
+    mixture = ctx.config.section("mixture")
+    if mixture.weights_file:
+        base = load_mixture_spec(mixture.weights_file)
+    elif mixture.weights:
+        base = MixtureSpec(dict(mixture.weights), {}, "config")
+    else:
+        base = load_mixture_spec("table1")
+    spec = MixtureSpec(dict(base.weights), {**base.max_epochs, **mixture.max_epochs}, base.name)
+    if not any(spec.weights.get(name, 0) > 0 for name in ctx.config.sources):
+        # Nothing configured is in the mixture (e.g. only a corpus of your own to clean): no
+        # tokens to make. Name your source in [mixture] weights to get shards from it.
+        return []
+    sources = tuple(final_stage(planned, name) for name in ctx.config.sources)
+
+    def documents(c: BuildContext) -> list[str]:
+        return [g for name in sources for g in c.documents_of(name)]
+
+    return [
+        BuildStep(
+            "tokenizer",
+            lambda c: make_tokenizer_task(
+                documents(c),
+                vocab_size=tok.vocab_size,
+                weights=dict(spec.weights),
+                sample_bytes=tok.sample_bytes,
+                seed=tok.seed,
+                num_threads=tok.num_threads,
+            ),
+            deps=sources,
+            describe="train-tokenizer (SentencePiece BPE, mixture sample)",
+        ),
+        BuildStep(
+            "tokenized",
+            lambda c: make_tokenize_task(documents(c), c.stage_dir("tokenizer")),
+            deps=(*sources, "tokenizer"),
+            describe="tokenize (per-source token streams)",
+        ),
+        BuildStep(
+            "tokens",
+            lambda c: make_mix_task(
+                c.stage_dir("tokenized"),
+                spec,
+                context_length=mixture.context_length,
+                total_tokens=mixture.tokens,
+                renormalize=mixture.renormalize,
+                seed=mixture.seed,
+                target_bytes=mixture.shard_bytes,
+            ),
+            deps=("tokenized",),
+            describe="mix (Table 1 proportions -> shards + manifest)",
+        ),
+    ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from llama_data.beam_jobs.build import BuildContext, BuildStep, register_source_planner
 from llama_data.beam_jobs.harness import (
     ApplySteps,
     ReadDocuments,
@@ -12,7 +11,8 @@ from llama_data.beam_jobs.harness import (
     StageOutputs,
     StageSpec,
 )
-from llama_data.pipeline.config import SourceConfig
+from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
+from llama_data.pipeline.config import WikipediaSourceConfig
 from llama_data.pipeline.wikipedia import (
     PAPER_LANGUAGES,
     WIKIPEDIA_SCHEMA,
@@ -64,21 +64,20 @@ def make_wikipedia_stage(
     )
 
 
-@register_source_planner("wikipedia")
-def plan_wikipedia(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
+def plan(name: str, src: WikipediaSourceConfig, ctx: BuildContext) -> list[BuildStep]:
+    """[sources.wikipedia] (or `llama-data wikipedia`); `languages = []` keeps every language."""
     inputs = list(src.inputs)
-    languages = list(getattr(src, "languages", PAPER_LANGUAGES)) or None
-    split_bytes = int(getattr(src, "split_mb", DEFAULT_SPLIT_BYTES >> 20)) << 20
-    use_index = bool(getattr(src, "use_index", True))
-    min_chars = int(getattr(src, "min_chars", 1))
-    indexes = list(getattr(src, "indexes", []))
-    return [
-        BuildStep(
+    return one_step(
+        name,
+        lambda _ctx: make_wikipedia_stage(
+            inputs,
+            list(src.languages) or None,
             name,
-            lambda _ctx: make_wikipedia_stage(
-                inputs, languages, name, split_bytes, use_index, min_chars, indexes
-            ),
-            describe="MediaWiki dumps -> articles as clean text",
-            inputs=inputs,
-        )
-    ]
+            src.split_mb << 20,
+            src.use_index,
+            src.min_chars,
+            list(src.indexes),
+        ),
+        "MediaWiki dumps -> articles as clean text",
+        inputs,
+    )

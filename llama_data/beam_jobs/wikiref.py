@@ -26,7 +26,6 @@ import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from llama_data.beam_jobs import fs
-from llama_data.beam_jobs.build import POST_PLANNERS, BuildContext, BuildStep
 from llama_data.beam_jobs.harness import (
     ApplySteps,
     ReadDocuments,
@@ -35,6 +34,7 @@ from llama_data.beam_jobs.harness import (
     StageSpec,
     TaskSpec,
 )
+from llama_data.beam_jobs.plan import BuildContext, BuildStep
 from llama_data.pipeline import wikiref
 from llama_data.pipeline.document import Document
 from llama_data.pipeline.errors import UserError
@@ -361,8 +361,9 @@ def train_wikiref(
     return [examples, model]
 
 
-def plan_wikiref(ctx: BuildContext) -> list[BuildStep]:
-    """[wikiref]: train the classifier (unless `model` is given), then filter `source`'s output."""
+def plan(ctx: BuildContext, planned: Sequence[BuildStep] = ()) -> list[BuildStep]:
+    """[wikiref]: train the classifier (unless `model` is given), then filter `source`'s output
+    (a step that refines `source`: its output is that source's share of the mixture)."""
     if "wikiref" not in ctx.config.sections:
         return []
     cfg = ctx.config.sections["wikiref"]
@@ -437,9 +438,7 @@ def plan_wikiref(ctx: BuildContext) -> list[BuildStep]:
                 ),
                 deps=(cfg.source, *model_deps),
                 describe=f"wikiref score, reject not_wikiref < {cfg.threshold}",
+                refines=cfg.source,
             )
         )
     return steps
-
-
-POST_PLANNERS.append(plan_wikiref)
