@@ -6,10 +6,14 @@ and exit with code 2; anything else is a bug and shows its traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
+import re
 import sys
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -77,21 +81,145 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def stage_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+def stage_options(
+    fn: Callable[..., Any] | None = None,
+    *,
+    inputs_required: bool = True,
+    input_help: str = "Input file or glob (local, gs://, s3://, http(s)://); repeatable.",
+) -> Any:
     """Options of every single-stage command: --input (repeatable glob) and --output, + run options."""
-    fn = run_options(fn)
-    fn = click.option(
-        "--output", "-o", required=True, help="Output root; the stage writes OUTPUT/<stage>/."
-    )(fn)
-    fn = click.option(
-        "--input",
-        "-i",
-        "inputs",
-        multiple=True,
-        required=True,
-        help="Input file or glob (local, gs://, s3://, http(s)://); repeatable.",
-    )(fn)
-    return fn
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = run_options(fn)
+        fn = click.option(
+            "--output", "-o", required=True, help="Output root; the stage writes OUTPUT/<stage>/."
+        )(fn)
+        return click.option(
+            "--input", "-i", "inputs", multiple=True, required=inputs_required, help=input_help
+        )(fn)
+
+    return deco(fn) if fn is not None else deco
+
+
+# --- a source's settings as options: defaults and help come from its config dataclass ---------
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _base_type(tp: Any) -> Any:
+    """`X | None` -> X."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if typing.get_origin(tp) in (types.UnionType, typing.Union) else tp
+
+
+def _setting_option(f: dataclasses.Field, tp: Any) -> Callable[..., Any]:
+    meta, flag, default = f.metadata, _flag(f), config.field_default(f)
+    base = _base_type(tp)
+    if base is bool:
+        if flag.startswith("--no-"):  # present: the opposite of the default
+            return click.option(
+                flag, f.name, flag_value=not default, default=default, help=meta["help"]
+            )
+        return click.option(flag, f.name, is_flag=True, default=default, help=meta["help"])
+    if typing.get_origin(base) is list:
+        if meta["sep"]:
+            text = meta["sep"].join(default)
+            return click.option(
+                flag, f.name, default=text, show_default=bool(text), help=meta["help"]
+            )
+        return click.option(flag, f.name, multiple=True, help=meta["help"])
+    return click.option(
+        flag,
+        f.name,
+        type=base,
+        default=default,
+        required=meta["required"],
+        show_default=default is not None,
+        help=meta["help"],
+    )
+
+
+def setting_options(cls: type) -> Callable[..., Any]:
+    """One option per documented setting of config dataclass `cls` (`config.setting`)."""
+    hints = typing.get_type_hints(cls)
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for f in reversed(config.documented_fields(cls)):
+            fn = _setting_option(f, hints[f.name])(fn)
+        return fn
+
+    return deco
+
+
+def config_from_options(cls: type, values: dict[str, Any], **fixed: Any) -> Any:
+    """The typed config of a command's options (validated; errors name the flag)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = dict(fixed)
+    for f in config.documented_fields(cls):
+        value = values.pop(f.name)
+        if typing.get_origin(_base_type(hints[f.name])) is list:
+            sep = f.metadata["sep"]
+            if sep:
+                value = (
+                    []
+                    if value.strip().lower() == "all"
+                    else [v.strip() for v in value.split(sep) if v.strip()]
+                )
+            else:
+                value = list(value) if value else config.field_default(f)
+        kwargs[f.name] = value
+    cfg = cls(**kwargs)
+    try:
+        cfg.validate("<option>")
+    except config.ConfigError as exc:
+        flags = {f.name: _flag(f) for f in config.documented_fields(cls)}
+        message = re.sub(
+            r"<option>\.(\w+)", lambda m: flags.get(m.group(1), "--" + m.group(1)), str(exc)
+        )
+        raise UserError(message.replace("<option>", "options")) from None
+    return cfg
+
+
+def source_command(
+    source: str, command: str | None = None, **stage_kw: Any
+) -> Callable[[Callable[..., Any]], Any]:
+    """The command of a source: its settings as options, then the same planner `build` uses on
+    a config of this source alone. The decorated function only carries the docstring."""
+    cls = config.SOURCE_CONFIGS[source]
+
+    def deco(doc_fn: Callable[..., Any]) -> Any:
+        @main.command(command or source, help=doc_fn.__doc__)
+        @setting_options(cls)
+        @click.option(
+            "--name",
+            default=command or source,
+            show_default=True,
+            help="Stage (output folder) name.",
+        )
+        @stage_options(**stage_kw)
+        @user_errors
+        def run_command(
+            inputs: tuple[str, ...],
+            output: str,
+            name: str,
+            runner: str | None,
+            workers: int | None,
+            force: bool,
+            quiet: bool,
+            beam_args: tuple[str, ...],
+            **values: Any,
+        ) -> None:
+            from llama_data.beam_jobs.build import run_source
+
+            run = make_run_options(runner, workers, beam_args, quiet)
+            cfg = config_from_options(cls, values, inputs=list(inputs))
+            run_source(source, name, cfg, output, run, force, echo=click.echo)
+
+        return run_command
+
+    return deco
 
 
 def make_run_options(
@@ -228,162 +356,25 @@ def _language_list(value: str, flag: str = "--languages") -> list[str] | None:
     return langs
 
 
-@main.command()
-@click.option(
-    "--languages",
-    default=PAPER_WIKIPEDIA_LANGUAGES,
-    show_default=True,
-    help="Wikipedia languages to keep (from each dump's siteinfo), comma-separated, or 'all'.",
-)
-@click.option(
-    "--split-mb",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Size of the byte ranges a multistream dump or plain .xml is cut into for parallel reading.",
-)
-@click.option(
-    "--index",
-    "indexes",
-    multiple=True,
-    help="A multistream -index.txt.bz2 kept elsewhere than beside its dump (repeatable); "
-    "by default the index is looked for next to each dump.",
-)
-@click.option(
-    "--no-index",
-    is_flag=True,
-    help="Find multistream offsets by scanning the dump even when its -index.txt.bz2 is beside it.",
-)
-@stage_options
-@user_errors
-def wikipedia(
-    inputs: tuple[str, ...],
-    output: str,
-    languages: str,
-    split_mb: int,
-    indexes: tuple[str, ...],
-    no_index: bool,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
-) -> None:
+@source_command("wikipedia")
+def wikipedia() -> None:
     """MediaWiki XML dumps -> articles as clean text (OUTPUT/wikipedia/).
 
     Keeps namespace-0 articles of the chosen languages; redirects, disambiguation pages and other
     languages are rejected with their reason. Wikitext is cleaned with mwparserfromhell.
     """
-    from llama_data.beam_jobs.wikipedia import make_wikipedia_stage
-
-    langs = _language_list(languages)
-    run = make_run_options(runner, workers, beam_args, quiet)
-    spec = make_wikipedia_stage(
-        list(inputs),
-        langs,
-        split_bytes=split_mb << 20,
-        use_index=not no_index,
-        index_paths=list(indexes),
-    )
-    run_cli_stage(spec, output, run, force)
 
 
-@main.command()
-@click.option(
-    "--top-sites",
-    type=click.IntRange(min=0),
-    default=28,
-    show_default=True,
-    help="Keep the N largest sites by post count, counted from the inputs (0 = all sites).",
-)
-@click.option("--include-meta", is_flag=True, help="Also read meta sites (skipped by default).")
-@click.option(
-    "--split-mb",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Size of the byte ranges an extracted Posts.xml is cut into for parallel reading.",
-)
-@stage_options
-@user_errors
-def stackexchange(
-    inputs: tuple[str, ...],
-    output: str,
-    top_sites: int,
-    include_meta: bool,
-    split_mb: int,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
-) -> None:
+@source_command("stackexchange")
+def stackexchange() -> None:
     """Stack Exchange site archives (.7z) or Posts.xml -> one document per question.
 
     The text is the title, the question, then its answers by score (highest first, numeric).
     """
-    from llama_data.beam_jobs.stackexchange import make_stackexchange_stage
-
-    run = make_run_options(runner, workers, beam_args, quiet)
-    spec = make_stackexchange_stage(
-        list(inputs), top_sites or None, include_meta, split_bytes=split_mb << 20
-    )
-    run_cli_stage(spec, output, run, force)
 
 
-@main.command("c4")
-@click.option(
-    "--from-cc",
-    is_flag=True,
-    help="Re-derive C4 from CommonCrawl WET/WARC with C4's rules instead of reading the release.",
-)
-@click.option(
-    "--badwords",
-    default=None,
-    help="Bad-words list (one a line) for --from-cc. Default: the shipped LDNOOBW English list (CC BY 4.0).",
-)
-@click.option(
-    "--lang-model",
-    type=click.Choice(["langdetect", "lid176"]),
-    default="langdetect",
-    show_default=True,
-    help="Language id for --from-cc: langdetect (C4's, seeded) or fastText lid.176.",
-)
-@click.option(
-    "--lang-threshold",
-    type=click.FloatRange(0.0, 1.0),
-    default=None,
-    help="Minimum English probability for --from-cc. Default: 0.99 with langdetect (C4's), "
-    "0.8 with lid176 (calibrated on the Common Crawl sample, docs/c4.md).",
-)
-@click.option(
-    "--text-dedup",
-    type=click.Choice(["lines", "spans", "none"]),
-    default="lines",
-    show_default=True,
-    help="Dedup across pages for --from-cc: repeated lines (C4's code), three-sentence spans "
-    "(the paper's wording) or none.",
-)
-@click.option("--no-url-dedup", is_flag=True, help="Keep every page of a URL (--from-cc).")
-@click.option("--name", default="c4", show_default=True, help="Stage (output folder) name.")
-@stage_options
-@user_errors
-def c4_command(
-    inputs: tuple[str, ...],
-    output: str,
-    from_cc: bool,
-    badwords: str | None,
-    lang_model: str,
-    lang_threshold: float | None,
-    text_dedup: str,
-    no_url_dedup: bool,
-    name: str,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
-) -> None:
+@source_command("c4")
+def c4_command() -> None:
     """C4 documents: the public release (`c4-*.json.gz`) unchanged, or re-derived with --from-cc.
 
     With --from-cc every rule is a named reason: line counters (line_no_endmark,
@@ -392,23 +383,6 @@ def c4_command(
     duplicate_url, lorem_ipsum, curly_bracket, too_few_sentences, dedup_empty,
     dedup_too_few_sentences, lang, badwords).
     """
-    import os
-
-    from llama_data.beam_jobs.c4 import C4Rules, make_c4_stage
-
-    if badwords is not None and "://" not in badwords and not os.path.isfile(badwords):
-        raise UserError(f"--badwords: no such file {badwords!r}")
-    run = make_run_options(runner, workers, beam_args, quiet)
-    rules = C4Rules(
-        badwords=badwords,
-        lang_model=lang_model,
-        lang_threshold=lang_threshold,
-        text_dedup=text_dedup,
-        dedup_urls=not no_url_dedup,
-    )
-    run_cli_stage(
-        make_c4_stage(list(inputs), from_cc=from_cc, rules=rules, name=name), output, run, force
-    )
 
 
 @main.command("train-wikiref")
@@ -603,253 +577,29 @@ def wikiref_filter(
     run_cli_stage(make_filter_stage(list(inputs), model, threshold, name=name), output, run, force)
 
 
-@main.command()
-@click.option(
-    "--max-input-depth",
-    type=click.IntRange(1, 64),
-    default=16,
-    show_default=True,
-    help="Nesting limit of \\input/\\include/\\subfile.",
-)
-@click.option(
-    "--max-macro-depth",
-    type=click.IntRange(1, 256),
-    default=32,
-    show_default=True,
-    help="Nesting limit of user macro expansion (a recursive \\def stops here).",
-)
-@click.option(
-    "--max-paper-mb",
-    type=click.IntRange(1, 4096),
-    default=256,
-    show_default=True,
-    help="Decompressed size limit of one paper (gzip bombs are cut here).",
-)
-@click.option(
-    "--requester-pays",
-    is_flag=True,
-    help="Send RequestPayer=requester on S3 reads (needed for s3://arxiv/src/; you pay the transfer).",
-)
-@stage_options
-@user_errors
-def arxiv(
-    inputs: tuple[str, ...],
-    output: str,
-    max_input_depth: int,
-    max_macro_depth: int,
-    max_paper_mb: int,
-    requester_pays: bool,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
-) -> None:
+@source_command("arxiv")
+def arxiv() -> None:
     """arXiv LaTeX sources -> cleaned papers (LLaMA: no preamble, comments, bibliography; macros expanded).
 
     Inputs: bulk tars (arXiv_src_YYMM_NNN.tar, also straight from s3://arxiv/src/ with
     `pip install llama-data[aws]`, --requester-pays and AWS credentials; Beam S3 options such as
     `-- --s3_region_name=us-east-1` go after `--`), per-paper .gz/.tar.gz, or extracted folders.
     """
-    from llama_data.beam_jobs.arxiv import make_arxiv_stage
-
-    run = make_run_options(runner, workers, beam_args, quiet)
-    spec = make_arxiv_stage(
-        list(inputs),
-        max_input_depth=max_input_depth,
-        max_macro_depth=max_macro_depth,
-        max_paper_mb=max_paper_mb,
-        requester_pays=requester_pays,
-    )
-    run_cli_stage(spec, output, run, force)
 
 
-@main.command()
-@click.option(
-    "--ngram", type=click.IntRange(1, 50), default=5, show_default=True, help="Words per shingle."
-)
-@click.option(
-    "--num-perm",
-    type=click.IntRange(16, 1024),
-    default=128,
-    show_default=True,
-    help="MinHash permutations.",
-)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0.0, 1.0, min_open=True),
-    default=0.9,
-    show_default=True,
-    help="Verified shingle overlap |A∩B|/min(|A|,|B|) above which a book is a duplicate.",
-)
-@click.option(
-    "--lsh-threshold",
-    type=click.FloatRange(0.0, 1.0, min_open=True),
-    default=0.6,
-    show_default=True,
-    help="Containment the LSH Ensemble bands are tuned for (candidates only; every pair is "
-    "verified).",
-)
-@click.option("--no-dedup", is_flag=True, help="Strip licences and drop empty books only.")
-@stage_options
-@user_errors
-def books(
-    inputs: tuple[str, ...],
-    output: str,
-    ngram: int,
-    num_perm: int,
-    threshold: float,
-    lsh_threshold: float,
-    no_dedup: bool,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
-) -> None:
+@source_command("books")
+def books() -> None:
     """Gutenberg .txt and Books3 .jsonl[.zst] -> books without licence text, near-duplicates removed."""
-    from llama_data.beam_jobs.books import make_books_stage
-    from llama_data.pipeline.books import MinHashParams
-
-    run = make_run_options(runner, workers, beam_args, quiet)
-    try:
-        params = MinHashParams(
-            num_perm=num_perm, ngram=ngram, threshold=threshold, lsh_threshold=lsh_threshold
-        )
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
-    run_cli_stage(make_books_stage(list(inputs), params, dedup=not no_dedup), output, run, force)
 
 
-@main.command()
-@click.option(
-    "--input",
-    "-i",
-    "inputs",
-    multiple=True,
-    help="BigQuery github_repos files+contents export rows: JSON lines (.jsonl[.gz|.zst]) or "
-    "Parquet; file or glob, repeatable.",
+@source_command(
+    "github",
+    inputs_required=False,
+    input_help="BigQuery github_repos files+contents export rows: JSON lines (.jsonl[.gz|.zst]) or Parquet; file or glob, repeatable.",
 )
-@click.option(
-    "--licenses",
-    multiple=True,
-    help="Export of the github_repos.licenses table (repo_name, license); repeatable. Without "
-    "it a `license` column on the rows is used.",
-)
-@click.option(
-    "--repos",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder of local git checkouts (DIR/name or DIR/owner/name); licences are classified "
-    "from each checkout's LICENSE/COPYING files.",
-)
-@click.option(
-    "--bigquery",
-    is_flag=True,
-    help="Read the BigQuery tables directly (needs llama-data[gcp], credentials, and "
-    "--project/--temp_location after `--`).",
-)
-@click.option(
-    "--bq-dataset",
-    default="bigquery-public-data.github_repos",
-    show_default=True,
-    help="project.dataset holding files/contents/licenses.",
-)
-@click.option(
-    "--bq-licensed-only",
-    is_flag=True,
-    help="Push the licence filter into the query (scans less, but other licences go uncounted).",
-)
-@click.option("--bq-skip-binary", is_flag=True, help="Leave binary blobs out of the query.")
-@click.option("--bq-limit", type=click.IntRange(min=1), default=None, help="LIMIT, for trials.")
-@click.option(
-    "--allow-license",
-    "allowed",
-    multiple=True,
-    help="Licence keys to keep (default: apache-2.0, bsd-2-clause, bsd-3-clause, mit).",
-)
-@click.option(
-    "--max-row-bytes",
-    type=click.IntRange(min=1),
-    default=8 * 1024 * 1024,
-    show_default=True,
-    help="Rows/files larger than this are not parsed (rejected too_large or dead-lettered).",
-)
-@click.option(
-    "--max-file-bytes",
-    type=click.IntRange(min=1),
-    default=1024 * 1024,
-    show_default=True,
-    help="Files larger than this (UTF-8 bytes) are rejected too_large.",
-)
-@click.option("--max-line-length", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option(
-    "--max-mean-line-length", type=click.FloatRange(min=0), default=100.0, show_default=True
-)
-@click.option("--min-alnum-fraction", type=click.FloatRange(0, 1), default=0.25, show_default=True)
-@click.option("--min-alpha-per-token", type=click.FloatRange(min=0), default=1.5, show_default=True)
-@click.option("--no-dedup", is_flag=True, help="Skip the exact content dedup.")
-@click.option("--output", "-o", required=True, help="Output root; the stage writes OUTPUT/github/.")
-@run_options
-@user_errors
-def github(
-    inputs: tuple[str, ...],
-    licenses: tuple[str, ...],
-    repos: str | None,
-    bigquery: bool,
-    bq_dataset: str,
-    bq_licensed_only: bool,
-    bq_skip_binary: bool,
-    bq_limit: int | None,
-    allowed: tuple[str, ...],
-    max_row_bytes: int,
-    max_file_bytes: int,
-    max_line_length: int,
-    max_mean_line_length: float,
-    min_alnum_fraction: float,
-    min_alpha_per_token: float,
-    no_dedup: bool,
-    output: str,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
-) -> None:
+def github() -> None:
     """GitHub: keep Apache/BSD/MIT projects, drop low-quality and generated files, strip licence
     headers, and remove exact duplicate files (the first (repo_name, path) copy is kept)."""
-    from llama_data.beam_jobs.github import GithubOptions, make_github_stage
-    from llama_data.pipeline.github.bigquery import BigQuerySource
-    from llama_data.pipeline.github.licenses import ALLOWED_LICENSES, normalize_license_key
-
-    run = make_run_options(runner, workers, beam_args, quiet)
-    source = None
-    if bigquery:
-        try:
-            source = BigQuerySource(
-                dataset=bq_dataset,
-                licenses_only=bq_licensed_only,
-                skip_binary=bq_skip_binary,
-                limit=bq_limit,
-            )
-        except ValueError as exc:
-            raise UserError(f"--bigquery: {exc}") from exc
-    keys = sorted({normalize_license_key(k) for k in allowed}) or sorted(ALLOWED_LICENSES)
-    options = GithubOptions(
-        inputs=inputs,
-        licenses=licenses,
-        repos=repos,
-        bigquery=source,
-        allowed_licenses=tuple(keys),
-        max_row_bytes=max_row_bytes,
-        max_file_bytes=max_file_bytes,
-        max_line_length=max_line_length,
-        max_mean_line_length=max_mean_line_length,
-        min_alnum_fraction=min_alnum_fraction,
-        min_alpha_per_token=min_alpha_per_token,
-        dedup=not no_dedup,
-    )
-    run_cli_stage(make_github_stage(options), output, run, force)
 
 
 @main.command("train-lm")
@@ -920,76 +670,10 @@ def train_lm_command(
     )
 
 
-@main.command("ccnet")
-@click.option("--lm", "lm_dir", required=True, help="Folder of perplexity models (from train-lm).")
-@click.option(
-    "--languages",
-    default=None,
-    help="Comma-separated languages to keep (default: every language with a model in --lm).",
-)
-@click.option(
-    "--keep", default="head,middle", show_default=True, help="Perplexity buckets to keep."
-)
-@click.option(
-    "--min-length",
-    type=click.IntRange(min=0),
-    default=300,
-    show_default=True,
-    help="Minimum characters after dedup.",
-)
-@click.option(
-    "--min-lang-score",
-    type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help="Minimum fastText language score.",
-)
-@click.option(
-    "--cutoffs",
-    "cutoffs_file",
-    default=None,
-    help="Perplexity cutoff file (JSON {lang: [p30, p60]} or cc_net cutoff.csv); default: computed from the input.",
-)
-@click.option(
-    "--dedup-group-files",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Line dedup within groups of N input files (default: the whole input).",
-)
-@stage_options
-@user_errors
-def ccnet_command(
-    inputs: tuple[str, ...],
-    output: str,
-    lm_dir: str,
-    languages: str | None,
-    keep: str,
-    min_length: int,
-    min_lang_score: float,
-    cutoffs_file: str | None,
-    dedup_group_files: int | None,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
-) -> None:
+@source_command("commoncrawl", command="ccnet")
+def ccnet_command() -> None:
     """CommonCrawl WET/WARC through the CCNet method: line dedup, language id, perplexity
     buckets, document dedup, length filter."""
-    from llama_data.beam_jobs.ccnet import ccnet_stage_from_options
-
-    run = make_run_options(runner, workers, beam_args, quiet)
-    spec = ccnet_stage_from_options(
-        list(inputs),
-        lm_dir,
-        languages=[x.strip() for x in languages.split(",") if x.strip()] if languages else None,
-        keep=[x.strip() for x in keep.split(",") if x.strip()],
-        min_length=min_length,
-        min_lang_score=min_lang_score,
-        cutoffs_file=cutoffs_file,
-        group_files=dedup_group_files,
-    )
-    run_cli_stage(spec, output, run, force)
 
 
 @main.command("train-tokenizer")

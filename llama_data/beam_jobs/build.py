@@ -27,8 +27,8 @@ from llama_data.beam_jobs.harness import (
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep
 from llama_data.beam_jobs.runners import RunOptions
-from llama_data.beam_jobs.sources import SECTIONS, source_of
-from llama_data.pipeline.config import BuildConfig, load_config
+from llama_data.beam_jobs.sources import SECTIONS, SOURCES, source_of
+from llama_data.pipeline.config import BuildConfig, BuildSection, SourceConfig, load_config
 from llama_data.pipeline.errors import UserError
 
 
@@ -124,17 +124,7 @@ def run_build(
     if dry_run:
         echo(describe_plan(ctx, steps, matched))
         return []
-    results: list[StageResult] = []
-    for step in steps:
-        spec = step.make(ctx)
-        if isinstance(spec, TaskSpec):
-            result = run_task(spec, output, run, force=force)
-        else:
-            result = run_stage(spec, output, run, force=force)
-        ctx.results[step.name] = result
-        results.append(result)
-        if not run.quiet:
-            echo(result.summary())
+    results = run_steps(ctx, steps, echo)
     if "tokens" in ctx.results and not run.quiet:
         from llama_data.pipeline.report import report
 
@@ -153,6 +143,41 @@ def run_build(
         ),
     )
     return results
+
+
+def run_steps(
+    ctx: BuildContext, steps: list[BuildStep], echo: Callable[[str], None] = print
+) -> list[StageResult]:
+    """Run planned steps in order (each skipped when complete), echoing each summary."""
+    results: list[StageResult] = []
+    for step in steps:
+        spec = step.make(ctx)
+        if isinstance(spec, TaskSpec):
+            result = run_task(spec, ctx.output, ctx.run, force=ctx.force)
+        else:
+            result = run_stage(spec, ctx.output, ctx.run, force=ctx.force)
+        ctx.results[step.name] = result
+        results.append(result)
+        if not ctx.run.quiet:
+            echo(result.summary())
+    return results
+
+
+def run_source(
+    source: str,
+    name: str,
+    cfg: SourceConfig,
+    output: str,
+    run: RunOptions,
+    force: bool = False,
+    echo: Callable[[str], None] = print,
+) -> list[StageResult]:
+    """One source's stages, as its command runs them: the same planner `build` uses, on a
+    config of that source alone."""
+    FileSystems.set_options(PipelineOptions(list(run.pipeline_args)))
+    build_config = BuildConfig(path=None, build=BuildSection(), sources={name: cfg})
+    ctx = BuildContext(config=build_config, output=output, run=run, force=force)
+    return run_steps(ctx, _ordered(SOURCES[source].plan(name, cfg, ctx)), echo)
 
 
 def demo_config_path() -> Path:

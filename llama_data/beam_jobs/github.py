@@ -37,6 +37,7 @@ from llama_data.pipeline.github.licenses import (
     ALLOWED_LICENSES,
     LicenseTable,
     LicenseTableBuilder,
+    normalize_license_key,
     table_license,
 )
 from llama_data.pipeline.github.quality import (
@@ -386,21 +387,26 @@ __all__ = [
 
 
 def options_from_config(src: GithubSourceConfig) -> GithubOptions:
-    """Stage options from a `[sources.github]` config section (`GithubSourceConfig`)."""
+    """Stage options from a `[sources.github]` section (or the `github` command's options)."""
+    allowed = tuple(sorted({normalize_license_key(k) for k in src.allowed_licenses}))
     bigquery = None
     if src.bigquery:
-        bigquery = BigQuerySource(
-            dataset=src.bigquery_dataset,
-            licenses_only=src.bigquery_licensed_only,
-            skip_binary=src.bigquery_skip_binary,
-            allowed_licenses=tuple(sorted(src.allowed_licenses)),
-        )
+        try:
+            bigquery = BigQuerySource(
+                dataset=src.bigquery_dataset,
+                licenses_only=src.bigquery_licensed_only,
+                skip_binary=src.bigquery_skip_binary,
+                allowed_licenses=allowed,
+                limit=src.bigquery_limit,
+            )
+        except ValueError as exc:
+            raise UserError(f"bigquery: {exc}") from exc
     return GithubOptions(
         inputs=tuple(src.inputs),
         licenses=tuple(src.licenses),
         repos=src.repos,
         bigquery=bigquery,
-        allowed_licenses=tuple(sorted(src.allowed_licenses)),
+        allowed_licenses=allowed,
         max_row_bytes=src.max_row_bytes,
         max_file_bytes=src.max_file_bytes,
         max_line_length=src.max_line_length,

@@ -34,6 +34,31 @@ def path_field(default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     return field(default=default, metadata={"path": True}, **kw)
 
 
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,  # noqa: A002 - click's word
+    flag: str | None = None,
+    path: bool = False,
+    sep: str | None = None,
+    required: bool = False,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A documented setting: its default lives here and nowhere else; `help` is what the source's
+    command shows, under `flag` (default `--<name-with-dashes>`; `--no-x` sets a True default to
+    False). A list is given as one `sep`-separated value, or by repeating the flag. `required`
+    makes the command ask for it although a config may leave it out."""
+    meta = {"help": help, "flag": flag, "path": path, "sep": sep, "required": required}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def documented_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of a config dataclass that carry help (the options of its command)."""
+    return [f for f in dataclasses.fields(cls) if f.init and "help" in f.metadata]
+
+
 @dataclass(frozen=True)
 class BuildSection:
     """[build]: how to run. CLI flags (--runner, --workers, --output) override these."""
@@ -99,10 +124,18 @@ def register_source(name: str):
 class ArxivSourceConfig(SourceConfig):
     """[sources.arxiv]: bulk tars / per-paper archives / folders; limits of the LaTeX cleaning."""
 
-    max_input_depth: int = 16
-    max_macro_depth: int = 32
-    max_paper_mb: int = 256
-    requester_pays: bool = False  # s3://arxiv/src/ is a requester-pays bucket
+    max_input_depth: int = setting(16, help="Nesting limit of \\input/\\include/\\subfile.")
+    max_macro_depth: int = setting(
+        32, help="Nesting limit of user macro expansion (a recursive \\def stops here)."
+    )
+    max_paper_mb: int = setting(
+        256, help="Decompressed size limit of one paper (gzip bombs are cut here)."
+    )
+    requester_pays: bool = setting(
+        False,
+        help="Send RequestPayer=requester on S3 reads (needed for s3://arxiv/src/; you pay the "
+        "transfer).",
+    )
 
     def validate(self, where: str) -> None:
         super().validate(where)
@@ -116,10 +149,19 @@ class ArxivSourceConfig(SourceConfig):
 class BooksSourceConfig(SourceConfig):
     """[sources.books]: Gutenberg .txt / Books3 .jsonl.zst; `dedup` switches book near-dedup."""
 
-    ngram: int = 5
-    num_perm: int = 128
-    threshold: float = 0.9
-    lsh_threshold: float = 0.6
+    dedup: bool = setting(
+        True, help="Strip licences and drop empty books only.", flag="--no-dedup"
+    )
+    ngram: int = setting(5, help="Words per shingle.")
+    num_perm: int = setting(128, help="MinHash permutations.")
+    threshold: float = setting(
+        0.9, help="Verified shingle overlap |A∩B|/min(|A|,|B|) above which a book is a duplicate."
+    )
+    lsh_threshold: float = setting(
+        0.6,
+        help="Containment the LSH Ensemble bands are tuned for (candidates only; every pair is "
+        "verified).",
+    )
 
     def validate(self, where: str) -> None:
         super().validate(where)
@@ -322,19 +364,57 @@ class GithubSourceConfig(SourceConfig):
     Thresholds are the LLaMA/RedPajama ones; see docs/github.md."""
 
     inputs: list[str] = path_field(default_factory=list)
-    licenses: list[str] = path_field(default_factory=list)
-    repos: str | None = path_field(None)
-    bigquery: bool = False
-    bigquery_dataset: str = "bigquery-public-data.github_repos"
-    bigquery_licensed_only: bool = False
-    bigquery_skip_binary: bool = False
-    allowed_licenses: list[str] = field(default_factory=_github_allowed)
-    max_row_bytes: int = 8 * 1024 * 1024
-    max_file_bytes: int = 1024 * 1024
-    max_line_length: int = 1000
-    max_mean_line_length: float = 100.0
-    min_alnum_fraction: float = 0.25
-    min_alpha_per_token: float = 1.5
+    licenses: list[str] = setting(
+        path=True,
+        default_factory=list,
+        help="Export of the github_repos.licenses table (repo_name, license); repeatable. "
+        "Without it a `license` column on the rows is used.",
+    )
+    repos: str | None = setting(
+        None,
+        path=True,
+        help="Folder of local git checkouts (DIR/name or DIR/owner/name); licences are "
+        "classified from each checkout's LICENSE/COPYING files.",
+    )
+    bigquery: bool = setting(
+        False,
+        help="Read the BigQuery tables directly (needs llama-data[gcp], credentials, and "
+        "--project/--temp_location after `--`).",
+    )
+    bigquery_dataset: str = setting(
+        "bigquery-public-data.github_repos",
+        flag="--bq-dataset",
+        help="project.dataset holding files/contents/licenses.",
+    )
+    bigquery_licensed_only: bool = setting(
+        False,
+        flag="--bq-licensed-only",
+        help="Push the licence filter into the query (scans less, but other licences go "
+        "uncounted).",
+    )
+    bigquery_skip_binary: bool = setting(
+        False, flag="--bq-skip-binary", help="Leave binary blobs out of the query."
+    )
+    bigquery_limit: int | None = setting(None, flag="--bq-limit", help="LIMIT, for trials.")
+    allowed_licenses: list[str] = setting(
+        default_factory=_github_allowed,
+        flag="--allow-license",
+        help="Licence keys to keep (default: apache-2.0, bsd-2-clause, bsd-3-clause, mit).",
+    )
+    max_row_bytes: int = setting(
+        8 * 1024 * 1024,
+        help="Rows/files larger than this are not parsed (rejected too_large or dead-lettered).",
+    )
+    max_file_bytes: int = setting(
+        1024 * 1024, help="Files larger than this (UTF-8 bytes) are rejected too_large."
+    )
+    max_line_length: int = setting(1000, help="Longest line a kept file may have.")
+    max_mean_line_length: float = setting(
+        100.0, help="Largest mean line length (newlines counted, as RedPajama-v1)."
+    )
+    min_alnum_fraction: float = setting(0.25, help="Smallest alphanumeric fraction.")
+    min_alpha_per_token: float = setting(1.5, help="Fewest alphabetic characters per token.")
+    dedup: bool = setting(True, help="Skip the exact content dedup.", flag="--no-dedup")
 
     def validate(self, where: str) -> None:
         if not (self.inputs or self.repos or self.bigquery):
@@ -347,6 +427,8 @@ class GithubSourceConfig(SourceConfig):
         for key in ("min_alnum_fraction",):
             if not 0 <= getattr(self, key) <= 1:
                 raise ConfigError(f"{where}.{key}: must be in [0, 1], got {getattr(self, key)}")
+        if self.bigquery_limit is not None and self.bigquery_limit < 1:
+            raise ConfigError(f"{where}.bigquery_limit: must be >= 1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,11 +451,30 @@ class WikipediaSourceConfig(SourceConfig):
     `indexes` names multistream index files kept elsewhere than beside their dumps.
     """
 
-    languages: list[str] = field(default_factory=lambda: list(PAPER_WIKIPEDIA_LANGUAGES))
-    split_mb: int = 64
-    use_index: bool = True
-    indexes: list[str] = path_field(default_factory=list)
-    min_chars: int = 1
+    languages: list[str] = setting(
+        default_factory=lambda: list(PAPER_WIKIPEDIA_LANGUAGES),
+        sep=",",
+        help="Wikipedia languages to keep (from each dump's siteinfo), comma-separated, or 'all'.",
+    )
+    split_mb: int = setting(
+        64,
+        help="Size of the byte ranges a multistream dump or plain .xml is cut into for parallel "
+        "reading.",
+    )
+    use_index: bool = setting(
+        True,
+        flag="--no-index",
+        help="Find multistream offsets by scanning the dump even when its -index.txt.bz2 is "
+        "beside it.",
+    )
+    indexes: list[str] = setting(
+        path=True,
+        default_factory=list,
+        flag="--index",
+        help="A multistream -index.txt.bz2 kept elsewhere than beside its dump (repeatable); by "
+        "default the index is looked for next to each dump.",
+    )
+    min_chars: int = setting(1, help="Articles shorter than this (characters) are rejected.")
     dedup: bool = False
 
     def validate(self, where: str) -> None:
@@ -394,9 +495,14 @@ class StackExchangeSourceConfig(SourceConfig):
     `include_meta`; an extracted Posts.xml is read in `split_mb` byte ranges.
     """
 
-    top_sites: int = 28
-    include_meta: bool = False
-    split_mb: int = 64
+    top_sites: int = setting(
+        28,
+        help="Keep the N largest sites by post count, counted from the inputs (0 = all sites).",
+    )
+    include_meta: bool = setting(False, help="Also read meta sites (skipped by default).")
+    split_mb: int = setting(
+        64, help="Size of the byte ranges an extracted Posts.xml is cut into for parallel reading."
+    )
     dedup: bool = False
 
     def validate(self, where: str) -> None:
@@ -424,15 +530,39 @@ class C4SourceConfig(SourceConfig):
     `text_dedup` is `lines` (the reference's), `spans` (the paper's wording) or `none`.
     """
 
-    from_cc: bool = False
-    badwords: str | None = path_field(None)
-    lang_model: str = "langdetect"
-    lang_threshold: float | None = None
-    min_words_per_line: int = 5
-    min_sentences: int = 3
-    max_page_length: int = 190_000
-    dedup_urls: bool = True
-    text_dedup: str = "lines"
+    from_cc: bool = setting(
+        False,
+        help="Re-derive C4 from CommonCrawl WET/WARC with C4's rules instead of reading the "
+        "release.",
+    )
+    badwords: str | None = setting(
+        None,
+        path=True,
+        help="Bad-words list (one a line) for --from-cc. Default: the shipped LDNOOBW English "
+        "list (CC BY 4.0).",
+    )
+    lang_model: str = setting(
+        "langdetect",
+        help="Language id for --from-cc: langdetect (C4's, seeded) or lid176 (fastText).",
+    )
+    lang_threshold: float | None = setting(
+        None,
+        help="Minimum English probability for --from-cc. Default: 0.99 with langdetect (C4's), "
+        "0.8 with lid176 (calibrated on the Common Crawl sample, docs/c4.md).",
+    )
+    min_words_per_line: int = setting(5, help="Fewest words a kept line has (--from-cc).")
+    min_sentences: int = setting(3, help="Fewest sentences a kept page has (--from-cc).")
+    max_page_length: int = setting(
+        190_000, help="Pages longer than this (characters) are rejected (--from-cc)."
+    )
+    dedup_urls: bool = setting(
+        True, flag="--no-url-dedup", help="Keep every page of a URL (--from-cc)."
+    )
+    text_dedup: str = setting(
+        "lines",
+        help="Dedup across pages for --from-cc: lines (repeated lines, C4's code), spans "
+        "(three-sentence spans, the paper's wording) or none.",
+    )
     dedup: bool = False
 
     def validate(self, where: str) -> None:
@@ -512,15 +642,34 @@ class CommonCrawlConfig(SourceConfig):
     as in CCNet), one model per language in `languages`.
     """
 
-    languages: list[str] = field(default_factory=lambda: ["en"])
-    lm: str | None = path_field(None)
+    languages: list[str] = setting(
+        default_factory=lambda: ["en"],
+        sep=",",
+        help="Languages to keep, comma-separated (each needs a perplexity model).",
+    )
+    lm: str | None = setting(
+        None,
+        path=True,
+        required=True,
+        help="Folder of perplexity models (<lang>.sp.model + <lang>.arpa.bin: train-lm's, or "
+        "cc_net's published lm_sp/).",
+    )
     lm_from: str = "wikipedia"
     lm_vocab_size: int = 65536
-    keep: list[str] = field(default_factory=lambda: ["head", "middle"])
-    min_length: int = 300
-    min_lang_score: float = 0.5
-    cutoffs: str | None = path_field(None)
-    dedup_group_files: int | None = None
+    keep: list[str] = setting(
+        default_factory=lambda: ["head", "middle"], sep=",", help="Perplexity buckets to keep."
+    )
+    min_length: int = setting(300, help="Minimum characters after dedup.")
+    min_lang_score: float = setting(0.5, help="Minimum fastText language score.")
+    cutoffs: str | None = setting(
+        None,
+        path=True,
+        help="Perplexity cutoff file (JSON {lang: [p30, p60]} or cc_net cutoff.csv); default: "
+        "computed from the input.",
+    )
+    dedup_group_files: int | None = setting(
+        None, help="Line dedup within groups of N input files (default: the whole input)."
+    )
 
     def validate(self, where: str) -> None:
         super().validate(where)
@@ -613,7 +762,7 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
-def _default(f: dataclasses.Field) -> Any:
+def field_default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
@@ -634,7 +783,7 @@ def reference_toml() -> str:
         for f in dataclasses.fields(cls):
             if not f.init:
                 continue
-            value = _default(f)
+            value = field_default(f)
             text = "[]  # required" if value is dataclasses.MISSING else _toml_value(value)
             out.append(f"{f.name} = {text}")
         out.append("")
