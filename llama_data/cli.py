@@ -23,8 +23,6 @@ from llama_data import __version__
 from llama_data.pipeline import config
 from llama_data.pipeline.errors import UserError
 
-RUNNER_CHOICES = ("DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PrismRunner")
-
 
 class UsageFailure(click.ClickException):
     exit_code = 2
@@ -59,26 +57,69 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+@dataclasses.dataclass(frozen=True)
+class RunArgs:
+    """The run options every Beam command shares, as one value."""
+
+    runner: str | None
+    workers: int | None
+    force: bool
+    quiet: bool
+    beam_args: tuple[str, ...]
+
+    def options(self, defaults: Any = None) -> Any:
+        """Beam `RunOptions` (a config's [build] section fills what the flags leave out)."""
+        from llama_data.beam_jobs.runners import RunOptions
+
+        _setup_logging(self.quiet)
+        first = self.beam_args[0] if self.beam_args else "--"
+        if first != "--" and not str(first).startswith("--"):
+            raise UserError(f"unexpected argument {first!r} (Beam pipeline options go after `--`)")
+        return RunOptions(
+            runner=self.runner or (defaults.runner if defaults else "DirectRunner"),
+            workers=self.workers or (defaults.workers if defaults else 1),
+            pipeline_args=tuple(defaults.pipeline_args if defaults else ())
+            + tuple(a for a in self.beam_args if a != "--"),
+            quiet=self.quiet,
+        )
+
+
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--runner/--workers/--force/--quiet and Beam pipeline options passed through after `--`."""
-    fn = click.option(
+    """--runner/--workers/--force/--quiet and Beam pipeline options passed through after `--`,
+    handed to the command as one `run_args: RunArgs`."""
+
+    @functools.wraps(fn)
+    def command(
+        *args: Any,
+        runner: str | None,
+        workers: int | None,
+        force: bool,
+        quiet: bool,
+        beam_args: tuple[str, ...],
+        **kwargs: Any,
+    ) -> Any:
+        return fn(*args, run_args=RunArgs(runner, workers, force, quiet, beam_args), **kwargs)
+
+    wrapped = click.option(
         "--runner",
-        type=click.Choice(RUNNER_CHOICES),
+        type=click.Choice(config.RUNNER_NAMES),
         default=None,
         help="Beam runner (default DirectRunner, Beam's local runner).",
-    )(fn)
-    fn = click.option(
+    )(command)
+    wrapped = click.option(
         "--workers",
         type=click.IntRange(min=1),
         default=None,
-        help="Local worker processes (DirectRunner multi-process mode when > 1); cluster parallelism otherwise.",
-    )(fn)
-    fn = click.option(
+        help="Local worker processes (DirectRunner multi-process mode when > 1); cluster "
+        "parallelism otherwise.",
+    )(wrapped)
+    wrapped = click.option(
         "--force", is_flag=True, help="Rerun stages even when their outputs are complete."
-    )(fn)
-    fn = click.option("--quiet", "-q", is_flag=True, help="No progress display or summaries.")(fn)
-    fn = click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)(fn)
-    return fn
+    )(wrapped)
+    wrapped = click.option("--quiet", "-q", is_flag=True, help="No progress display or summaries.")(
+        wrapped
+    )
+    return click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)(wrapped)
 
 
 def stage_options(
@@ -204,45 +245,18 @@ def source_command(
             inputs: tuple[str, ...],
             output: str,
             name: str,
-            runner: str | None,
-            workers: int | None,
-            force: bool,
-            quiet: bool,
-            beam_args: tuple[str, ...],
+            run_args: RunArgs,
             **values: Any,
         ) -> None:
             from llama_data.beam_jobs.build import run_source
 
-            run = make_run_options(runner, workers, beam_args, quiet)
+            run = run_args.options()
             cfg = config_from_options(cls, values, inputs=list(inputs))
-            run_source(source, name, cfg, output, run, force, echo=click.echo)
+            run_source(source, name, cfg, output, run, run_args.force, echo=click.echo)
 
         return run_command
 
     return deco
-
-
-def make_run_options(
-    runner: str | None,
-    workers: int | None,
-    beam_args: tuple[str, ...],
-    quiet: bool,
-    defaults: Any = None,
-):
-    from llama_data.beam_jobs.runners import RunOptions
-
-    _setup_logging(quiet)
-    if beam_args and beam_args[0] != "--" and not str(beam_args[0]).startswith("--"):
-        raise UserError(
-            f"unexpected argument {beam_args[0]!r} (Beam pipeline options go after `--`)"
-        )
-    return RunOptions(
-        runner=runner or (defaults.runner if defaults else "DirectRunner"),
-        workers=workers or (defaults.workers if defaults else 1),
-        pipeline_args=tuple(defaults.pipeline_args if defaults else ())
-        + tuple(a for a in beam_args if a != "--"),
-        quiet=quiet,
-    )
 
 
 def run_cli_stage(spec: Any, output: str, run: Any, force: bool) -> Any:
@@ -290,11 +304,7 @@ def build(
     config_path: str | None,
     output: str | None,
     dry_run: bool,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
+    run_args: RunArgs,
 ) -> None:
     """Run every stage the config asks for, skipping complete ones."""
     import os
@@ -302,12 +312,12 @@ def build(
     from llama_data.beam_jobs.build import load_build_config, run_build
 
     config = load_build_config(config_path)
-    run = make_run_options(runner, workers, beam_args, quiet, defaults=config.build)
+    run = run_args.options(defaults=config.build)
     out = output or config.build.output or ("demo-out" if config_path is None else "llama-data-out")
     if "://" not in out:
         out = os.path.abspath(out)
-    results = run_build(config, out, run, force=force, dry_run=dry_run, echo=click.echo)
-    if results and not quiet:
+    results = run_build(config, out, run, force=run_args.force, dry_run=dry_run, echo=click.echo)
+    if results and not run_args.quiet:
         click.echo(f"Outputs are in {out}")
 
 
@@ -324,11 +334,7 @@ def dedup_exact(
     inputs: tuple[str, ...],
     output: str,
     source: str,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
+    run_args: RunArgs,
 ) -> None:
     """Remove exact duplicate documents across the whole input (whitespace-normalized text).
 
@@ -336,8 +342,8 @@ def dedup_exact(
     """
     from llama_data.beam_jobs.documents import make_dedup_exact_stage
 
-    run = make_run_options(runner, workers, beam_args, quiet)
-    run_cli_stage(make_dedup_exact_stage(list(inputs), source=source), output, run, force)
+    run = run_args.options()
+    run_cli_stage(make_dedup_exact_stage(list(inputs), source=source), output, run, run_args.force)
 
 
 PAPER_WIKIPEDIA_LANGUAGES = ",".join(config.PAPER_WIKIPEDIA_LANGUAGES)
@@ -387,22 +393,17 @@ def c4_command() -> None:
 
 @main.command("train-wikiref")
 @click.option(
-    "--wikipedia",
-    "wikipedia",
-    multiple=True,
-    required=True,
-    help="Wikipedia XML dump(s) (glob, repeatable).",
+    "--wikipedia", multiple=True, required=True, help="Wikipedia XML dump(s) (glob, repeatable)."
 )
 @click.option(
     "--cc",
-    "cc",
     multiple=True,
     required=True,
-    help="CommonCrawl documents: `llama-data ccnet` output (Parquet/JSON lines) or WET/WARC (glob, repeatable).",
+    help="CommonCrawl documents: `llama-data ccnet` output (Parquet/JSON lines) or WET/WARC "
+    "(glob, repeatable).",
 )
 @click.option(
     "--refs-warc",
-    "refs_warc",
     multiple=True,
     help="WARC/WET of fetched reference pages: extra positives (repeatable).",
 )
@@ -412,65 +413,7 @@ def c4_command() -> None:
     required=True,
     help="Output root: writes wikiref-examples/ and wikiref-model/.",
 )
-@click.option(
-    "--extractor",
-    type=click.Choice(["scan", "parse"]),
-    default="scan",
-    show_default=True,
-    help="Citation extractor: a fast regex scan, or a full mwparserfromhell parse (~15x slower).",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of the negative sample, holdout split and training.",
-)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.25,
-    show_default=True,
-    help="Threshold the card reports.",
-)
-@click.option(
-    "--holdout",
-    type=click.FloatRange(0.01, 0.5),
-    default=0.1,
-    show_default=True,
-    help="Held-out fraction.",
-)
-@click.option("--lr", type=float, default=0.5, show_default=True, help="fastText learning rate.")
-@click.option("--epoch", type=int, default=10, show_default=True, help="fastText epochs.")
-@click.option("--dim", type=int, default=32, show_default=True, help="fastText vector size.")
-@click.option(
-    "--word-ngrams",
-    type=click.IntRange(1, 5),
-    default=2,
-    show_default=True,
-    help="fastText wordNgrams.",
-)
-@click.option(
-    "--min-count",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="fastText minCount.",
-)
-@click.option(
-    "--bucket",
-    type=click.IntRange(min=1),
-    default=1_000_000,
-    show_default=True,
-    help="fastText hash buckets (model size = bucket * dim * 4 bytes).",
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="fastText threads (1 is bit-reproducible; more is faster but not).",
-)
+@setting_options(config.WikirefSection)
 @run_options
 @user_errors
 def train_wikiref(
@@ -478,22 +421,8 @@ def train_wikiref(
     cc: tuple[str, ...],
     refs_warc: tuple[str, ...],
     output: str,
-    extractor: str,
-    seed: int,
-    threshold: float,
-    holdout: float,
-    lr: float,
-    epoch: int,
-    dim: int,
-    word_ngrams: int,
-    min_count: int,
-    bucket: int,
-    threads: int,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
+    run_args: RunArgs,
+    **values: Any,
 ) -> None:
     """Train the Wikipedia-reference classifier from Wikipedia dumps and CommonCrawl documents.
 
@@ -502,32 +431,29 @@ def train_wikiref(
     OUTPUT/wikiref-model/.
     """
     from llama_data.beam_jobs.wikiref import train_wikiref as run_train
-    from llama_data.pipeline.wikiref import FastTextParams
+    from llama_data.pipeline.wikiref import fasttext_params
 
-    run = make_run_options(runner, workers, beam_args, quiet)
-    params = FastTextParams(
-        lr=lr,
-        epoch=epoch,
-        dim=dim,
-        wordNgrams=word_ngrams,
-        minCount=min_count,
-        bucket=bucket,
-        thread=threads,
-        seed=seed,
+    run = run_args.options()
+    cfg = config_from_options(
+        config.WikirefSection,
+        values,
+        wikipedia=list(wikipedia),
+        cc=list(cc),
+        refs_warc=list(refs_warc),
     )
     results = run_train(
-        list(wikipedia),
-        list(cc),
-        list(refs_warc),
+        cfg.wikipedia,
+        cfg.cc,
+        cfg.refs_warc,
         output,
         run,
-        params,
-        threshold,
-        holdout,
-        force,
-        extractor=extractor,
+        fasttext_params(cfg),
+        cfg.threshold,
+        cfg.holdout,
+        run_args.force,
+        extractor=cfg.extractor,
     )
-    if not quiet:
+    if not run_args.quiet:
         for r in results:
             click.echo(r.summary())
         card = results[-1].stats.get("card", {})
@@ -561,11 +487,7 @@ def wikiref_filter(
     model: str,
     threshold: float,
     name: str,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
+    run_args: RunArgs,
 ) -> None:
     """Score documents with the Wikipedia-reference classifier; reject `not_wikiref` below the threshold.
 
@@ -573,8 +495,10 @@ def wikiref_filter(
     """
     from llama_data.beam_jobs.wikiref import make_filter_stage
 
-    run = make_run_options(runner, workers, beam_args, quiet)
-    run_cli_stage(make_filter_stage(list(inputs), model, threshold, name=name), output, run, force)
+    run = run_args.options()
+    run_cli_stage(
+        make_filter_stage(list(inputs), model, threshold, name=name), output, run, run_args.force
+    )
 
 
 @source_command("arxiv")
@@ -750,18 +674,14 @@ def tokenize(
     tokenizer: str,
     inputs: tuple[str, ...],
     output: str,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
+    run_args: RunArgs,
 ) -> None:
     """Encode documents into per-source token streams (BOS ... EOS per document), in parallel."""
     from llama_data.beam_jobs.tokenize import tokenize_cli
 
-    run = make_run_options(runner, workers, beam_args, quiet)
+    run = run_args.options()
     message = tokenize_cli(list(inputs), tokenizer, output, run)
-    if not quiet:
+    if not run_args.quiet:
         click.echo(message)
 
 
@@ -811,16 +731,12 @@ def mix(
     seed: int,
     shard_bytes: int,
     rows_per_shard: int | None,
-    runner: str | None,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
-    beam_args: tuple[str, ...],
+    run_args: RunArgs,
 ) -> None:
     """Cut training rows from the token streams at exact proportions into Arrow shards."""
     from llama_data.beam_jobs.tokenize import mix_cli
 
-    run = make_run_options(runner, workers, beam_args, quiet)
+    run = run_args.options()
     text = mix_cli(
         input_dir,
         output,
@@ -833,7 +749,7 @@ def mix(
         target_bytes=shard_bytes,
         rows_per_shard=rows_per_shard,
     )
-    if not quiet:
+    if not run_args.quiet:
         click.echo(text)
 
 

@@ -388,16 +388,7 @@ def plan(ctx: BuildContext, planned: Sequence[BuildStep] = ()) -> list[BuildStep
         if not cc_static and not has_source:
             raise UserError(f"wikiref: set cc = [documents] or configure [sources.{cfg.source}]")
         refs = list(cfg.refs_warc)
-        params = wikiref.FastTextParams(
-            lr=cfg.lr,
-            epoch=cfg.epoch,
-            dim=cfg.dim,
-            wordNgrams=cfg.word_ngrams,
-            minCount=cfg.min_count,
-            bucket=cfg.bucket,
-            thread=cfg.threads,
-            seed=cfg.seed,
-        )
+        params = wikiref.fasttext_params(cfg)
         steps.append(
             BuildStep(
                 EXAMPLES_STAGE,

@@ -149,9 +149,7 @@ class ArxivSourceConfig(SourceConfig):
 class BooksSourceConfig(SourceConfig):
     """[sources.books]: Gutenberg .txt / Books3 .jsonl.zst; `dedup` switches book near-dedup."""
 
-    dedup: bool = setting(
-        True, help="Strip licences and drop empty books only.", flag="--no-dedup"
-    )
+    dedup: bool = setting(True, help="Strip licences and drop empty books only.", flag="--no-dedup")
     ngram: int = setting(5, help="Words per shingle.")
     num_perm: int = setting(128, help="MinHash permutations.")
     threshold: float = setting(
@@ -608,17 +606,25 @@ class WikirefSection:
     wikipedia: list[str] = path_field(default_factory=list)
     cc: list[str] = path_field(default_factory=list)
     refs_warc: list[str] = path_field(default_factory=list)
-    threshold: float = 0.25
-    seed: int = 0
-    holdout: float = 0.1
-    extractor: str = "scan"
-    lr: float = 0.5
-    epoch: int = 10
-    dim: int = 32
-    word_ngrams: int = 2
-    min_count: int = 1
-    bucket: int = 1_000_000
-    threads: int = 1
+    threshold: float = setting(0.25, help="Threshold the card reports (and the filter applies).")
+    seed: int = setting(0, help="Seed of the negative sample, holdout split and training.")
+    holdout: float = setting(0.1, help="Held-out fraction.")
+    extractor: str = setting(
+        "scan",
+        help="Citation extractor: scan (a fast regex scan) or parse (a full mwparserfromhell "
+        "parse, ~15x slower).",
+    )
+    lr: float = setting(0.5, help="fastText learning rate.")
+    epoch: int = setting(10, help="fastText epochs.")
+    dim: int = setting(32, help="fastText vector size.")
+    word_ngrams: int = setting(2, help="fastText wordNgrams.")
+    min_count: int = setting(1, help="fastText minCount.")
+    bucket: int = setting(
+        1_000_000, help="fastText hash buckets (model size = bucket * dim * 4 bytes)."
+    )
+    threads: int = setting(
+        1, help="fastText threads (1 is bit-reproducible; more is faster but not)."
+    )
 
     def validate(self, where: str) -> None:
         if not 0.0 <= self.threshold <= 1.0:

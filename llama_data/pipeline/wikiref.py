@@ -472,6 +472,20 @@ class FastTextParams:
         return asdict(self)
 
 
+def fasttext_params(section: Any) -> FastTextParams:
+    """The training parameters of a `[wikiref]` section (or the train-wikiref options)."""
+    return FastTextParams(
+        lr=section.lr,
+        epoch=section.epoch,
+        dim=section.dim,
+        wordNgrams=section.word_ngrams,
+        minCount=section.min_count,
+        bucket=section.bucket,
+        thread=section.threads,
+        seed=section.seed,
+    )
+
+
 def auc_score(scores: Sequence[float], labels: Sequence[int]) -> float | None:
     """ROC AUC by the rank-sum (Mann-Whitney U) formula, ties counted half; None if one class."""
     n_pos = sum(1 for y in labels if y)
