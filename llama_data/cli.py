@@ -21,6 +21,7 @@ import click
 
 from llama_data import __version__
 from llama_data.pipeline import config
+from llama_data.pipeline.ccnet.train_lm import TrainLmSettings
 from llama_data.pipeline.errors import UserError
 
 
@@ -157,6 +158,8 @@ def _base_type(tp: Any) -> Any:
 
 def _setting_option(f: dataclasses.Field, tp: Any) -> Callable[..., Any]:
     meta, flag, default = f.metadata, _flag(f), config.field_default(f)
+    if default is dataclasses.MISSING:
+        default = None
     base = _base_type(tp)
     if base is bool:
         if flag.startswith("--no-"):  # present: the opposite of the default
@@ -213,7 +216,8 @@ def config_from_options(cls: type, values: dict[str, Any], **fixed: Any) -> Any:
         kwargs[f.name] = value
     cfg = cls(**kwargs)
     try:
-        cfg.validate("<option>")
+        if hasattr(cfg, "validate"):
+            cfg.validate("<option>")
     except config.ConfigError as exc:
         flags = {f.name: _flag(f) for f in config.documented_fields(cls)}
         message = re.sub(
@@ -533,12 +537,8 @@ def github() -> None:
     "inputs",
     multiple=True,
     required=True,
-    help="Document files or globs (Parquet or JSON lines, e.g. the wikipedia stage output); repeatable.",
-)
-@click.option(
-    "--lang",
-    required=True,
-    help="Language code of the model (documents that name another language are skipped).",
+    help="Document files or globs (Parquet or JSON lines, e.g. the wikipedia stage output); "
+    "repeatable.",
 )
 @click.option(
     "--output",
@@ -546,51 +546,19 @@ def github() -> None:
     required=True,
     help="Model folder: writes <lang>.sp.model, <lang>.arpa.bin, <lang>.card.json.",
 )
-@click.option(
-    "--vocab-size",
-    type=click.IntRange(min=100),
-    default=65536,
-    show_default=True,
-    help="SentencePiece vocabulary (an upper bound on small corpora).",
-)
-@click.option(
-    "--order",
-    type=click.IntRange(min=2, max=9),
-    default=5,
-    show_default=True,
-    help="KenLM n-gram order.",
-)
-@click.option(
-    "--max-docs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Train on at most this many documents.",
-)
-@click.option(
-    "--lmplz-memory", default="20%", show_default=True, help="lmplz -S (memory for sorting)."
-)
+@setting_options(TrainLmSettings)
 @user_errors
-def train_lm_command(
-    inputs: tuple[str, ...],
-    lang: str,
-    output: str,
-    vocab_size: int,
-    order: int,
-    max_docs: int | None,
-    lmplz_memory: str,
-) -> None:
+def train_lm_command(inputs: tuple[str, ...], output: str, **values: Any) -> None:
     """Train the CCNet perplexity model: SentencePiece + KenLM 5-gram on normalized text."""
-    from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
+    from llama_data.pipeline.ccnet.train_lm import train_lm
 
     _setup_logging(quiet=False)
-    settings = TrainLmSettings(
-        lang=lang, order=order, vocab_size=vocab_size, max_docs=max_docs, lmplz_memory=lmplz_memory
-    )
+    settings = config_from_options(TrainLmSettings, values)
     card = train_lm(list(inputs), output, settings)
     t = card["training"]
     click.echo(
-        f"[train-lm] {lang}: {t['docs']:,} docs, {t['lines']:,} lines, {t['tokens']:,} tokens, "
-        f"vocab {t['vocab_size']:,} in {card['seconds']}s -> {output}"
+        f"[train-lm] {settings.lang}: {t['docs']:,} docs, {t['lines']:,} lines, "
+        f"{t['tokens']:,} tokens, vocab {t['vocab_size']:,} in {card['seconds']}s -> {output}"
     )
 
 
@@ -615,43 +583,29 @@ def ccnet_command() -> None:
     required=True,
     help="Folder for tokenizer.model and tokenizer.json (the card).",
 )
-@click.option("--vocab-size", type=click.IntRange(min=260), default=32000, show_default=True)
 @click.option(
     "--weights",
     default="table1",
     show_default=True,
     help="Sampling weights: table1 or a JSON/TOML file.",
 )
-@click.option(
-    "--sample-bytes",
-    type=click.IntRange(min=1),
-    default=100_000_000,
-    show_default=True,
-    help="Size of the training sample, split over sources by weight.",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="Trainer threads (recorded in the model, so fixed for reproducibility).",
-)
+@setting_options(config.TokenizerSection)
 @user_errors
-def train_tokenizer(
-    inputs: tuple[str, ...],
-    output: str,
-    vocab_size: int,
-    weights: str,
-    sample_bytes: int,
-    seed: int,
-    threads: int,
-) -> None:
+def train_tokenizer(inputs: tuple[str, ...], output: str, weights: str, **values: Any) -> None:
     """Train the SentencePiece BPE tokenizer (LLaMA settings) on a mixture-weighted sample."""
     from llama_data.beam_jobs.tokenize import train_tokenizer_cli
 
+    tok = config_from_options(config.TokenizerSection, values)
     click.echo(
-        train_tokenizer_cli(list(inputs), output, vocab_size, weights, sample_bytes, seed, threads)
+        train_tokenizer_cli(
+            list(inputs),
+            output,
+            tok.vocab_size,
+            weights,
+            tok.sample_bytes,
+            tok.seed,
+            tok.num_threads,
+        )
     )
 
 
@@ -698,24 +652,7 @@ def tokenize(
     show_default=True,
     help="table1, or a JSON/TOML file {source: weight} or {weights = {...}, max_epochs = {...}}.",
 )
-@click.option(
-    "--tokens",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Total training tokens (default: the most for which no source exceeds its max epochs).",
-)
-@click.option("--context-length", type=click.IntRange(min=1), default=2048, show_default=True)
-@click.option(
-    "--renormalize",
-    is_flag=True,
-    help="Allow missing/empty sources: spread their weight over the others (the manifest records it).",
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the per-epoch document order."
-)
-@click.option(
-    "--shard-bytes", type=click.IntRange(min=1), default=256 * 1024 * 1024, show_default=True
-)
+@setting_options(config.MixtureSection)
 @click.option(
     "--rows-per-shard", type=click.IntRange(min=1), default=None, help="Overrides --shard-bytes."
 )
@@ -725,28 +662,24 @@ def mix(
     input_dir: str,
     output: str,
     weights: str,
-    tokens: int | None,
-    context_length: int,
-    renormalize: bool,
-    seed: int,
-    shard_bytes: int,
     rows_per_shard: int | None,
     run_args: RunArgs,
+    **values: Any,
 ) -> None:
     """Cut training rows from the token streams at exact proportions into Arrow shards."""
     from llama_data.beam_jobs.tokenize import mix_cli
 
-    run = run_args.options()
+    mixture = config_from_options(config.MixtureSection, values)
     text = mix_cli(
         input_dir,
         output,
         weights,
-        run,
-        context_length=context_length,
-        total_tokens=tokens,
-        renormalize=renormalize,
-        seed=seed,
-        target_bytes=shard_bytes,
+        run_args.options(),
+        context_length=mixture.context_length,
+        total_tokens=mixture.tokens,
+        renormalize=mixture.renormalize,
+        seed=mixture.seed,
+        target_bytes=mixture.shard_bytes,
         rows_per_shard=rows_per_shard,
     )
     if not run_args.quiet:

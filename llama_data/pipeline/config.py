@@ -703,10 +703,16 @@ class CommonCrawlConfig(SourceConfig):
 class TokenizerSection:
     """[tokenizer]: SentencePiece BPE (LLaMA settings) trained on a mixture-weighted sample."""
 
-    vocab_size: int = 32000
-    sample_bytes: int = 100_000_000
-    seed: int = 0
-    num_threads: int = 4
+    vocab_size: int = setting(32000, help="SentencePiece BPE vocabulary size.")
+    sample_bytes: int = setting(
+        100_000_000, help="Size of the training sample, split over sources by weight."
+    )
+    seed: int = setting(0, help="Seed of the training sample.")
+    num_threads: int = setting(
+        4,
+        flag="--threads",
+        help="Trainer threads (recorded in the model, so fixed for reproducibility).",
+    )
 
     def validate(self, where: str) -> None:
         if self.vocab_size < 260:
@@ -729,11 +735,19 @@ class MixtureSection:
     weights: dict[str, float] = field(default_factory=dict)
     weights_file: str | None = path_field(None)
     max_epochs: dict[str, float] = field(default_factory=dict)
-    tokens: int | None = None
-    context_length: int = 2048
-    renormalize: bool = False
-    seed: int = 0
-    shard_bytes: int = 256 * 1024 * 1024
+    tokens: int | None = setting(
+        None,
+        help="Total training tokens (default: the most for which no source exceeds its max "
+        "epochs).",
+    )
+    context_length: int = setting(2048, help="Tokens per training sample (rows hold one more).")
+    renormalize: bool = setting(
+        False,
+        help="Allow missing/empty sources: spread their weight over the others (the manifest "
+        "records it).",
+    )
+    seed: int = setting(0, help="Seed of the per-epoch document order.")
+    shard_bytes: int = setting(256 * 1024 * 1024, help="Target size of one shard file.")
 
     def validate(self, where: str) -> None:
         if self.weights and self.weights_file:

@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from llama_data.pipeline.ccnet.perplexity import card_path, kenlm_path, sp_path
+from llama_data.pipeline.config import setting
 from llama_data.pipeline.document import Document
-from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.errors import ConfigError, UserError
 from llama_data.pipeline.io import DocumentReader
 from llama_data.pipeline.normalize import normalize_for_lm
 
@@ -34,14 +35,29 @@ class TrainLmError(UserError):
 
 @dataclass(frozen=True)
 class TrainLmSettings:
-    lang: str
-    order: int = 5
-    vocab_size: int = 65536
+    """`train-lm` (and a build's `<source>-lm` step): what the model is trained with."""
+
+    lang: str = setting(
+        required=True,
+        help="Language code of the model (documents that name another language are skipped).",
+    )
+    order: int = setting(5, help="KenLM n-gram order.")
+    vocab_size: int = setting(
+        65536, help="SentencePiece vocabulary (an upper bound on small corpora)."
+    )
     character_coverage: float = 0.9999
-    max_docs: int | None = None
+    max_docs: int | None = setting(None, help="Train on at most this many documents.")
     max_sentences: int = 5_000_000  # SentencePiece's input sample
-    lmplz_memory: str = "20%"
+    lmplz_memory: str = setting("20%", help="lmplz -S (memory for sorting).")
     keep_arpa: bool = False
+
+    def validate(self, where: str) -> None:
+        if not 2 <= self.order <= 9:
+            raise ConfigError(f"{where}.order: must be in [2, 9], got {self.order}")
+        if self.vocab_size < 100:
+            raise ConfigError(f"{where}.vocab_size: must be >= 100, got {self.vocab_size}")
+        if self.max_docs is not None and self.max_docs < 1:
+            raise ConfigError(f"{where}.max_docs: must be >= 1")
 
 
 def find_tool(name: str) -> str:
