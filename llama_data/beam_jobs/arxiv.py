@@ -43,10 +43,10 @@ class RequesterPaysArxivReader(ArxivReader):
 def make_arxiv_stage(
     inputs: Sequence[str],
     name: str = "arxiv",
-    max_input_depth: int = 16,
-    max_macro_depth: int = 32,
-    max_paper_mb: int = 256,
-    requester_pays: bool = False,
+    max_input_depth: int = ArxivSourceConfig.max_input_depth,
+    max_macro_depth: int = ArxivSourceConfig.max_macro_depth,
+    max_paper_mb: int = ArxivSourceConfig.max_paper_mb,
+    requester_pays: bool = ArxivSourceConfig.requester_pays,
 ) -> StageSpec:
     """arXiv sources -> one cleaned LaTeX document per paper (LLaMA §2.1).
 

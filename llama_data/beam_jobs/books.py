@@ -227,7 +227,7 @@ def make_books_stage(
     inputs: Sequence[str],
     params: MinHashParams | None = None,
     name: str = "books",
-    dedup: bool = True,
+    dedup: bool = BooksSourceConfig.dedup,
 ) -> StageSpec:
     """Gutenberg/Books3 -> licence stripped, empty books rejected, near-duplicates removed."""
     params = params or MinHashParams()

@@ -227,7 +227,7 @@ class SpanDedup(beam.PTransform):
 
 def make_c4_stage(
     inputs: Sequence[str],
-    from_cc: bool = False,
+    from_cc: bool = C4SourceConfig.from_cc,
     rules: C4Rules = C4Rules(),
     name: str = "c4",
 ) -> StageSpec:

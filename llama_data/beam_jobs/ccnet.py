@@ -77,7 +77,7 @@ from llama_data.pipeline.ccnet.perplexity import (
 )
 from llama_data.pipeline.ccnet.schema import CCNET_SCHEMA
 from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
-from llama_data.pipeline.config import CommonCrawlConfig
+from llama_data.pipeline.config import CommonCrawlConfig, default_of
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.warc import CommonCrawlReader
@@ -294,9 +294,9 @@ def make_ccnet_stage(
     lm_dir: str,
     languages: Sequence[str],
     *,
-    keep: Sequence[str] = ("head", "middle"),
-    min_length: int = 300,
-    min_lang_score: float = 0.5,
+    keep: Sequence[str] = tuple(default_of(CommonCrawlConfig, "keep")),
+    min_length: int = CommonCrawlConfig.min_length,
+    min_lang_score: float = CommonCrawlConfig.min_lang_score,
     cutoffs: dict[str, tuple[float, float]] | None = None,
     group_files: int | None = None,
     name: str = STAGE,
@@ -420,9 +420,9 @@ def ccnet_stage_from_options(
     lm_dir: str,
     *,
     languages: Sequence[str] | None = None,
-    keep: Sequence[str] = ("head", "middle"),
-    min_length: int = 300,
-    min_lang_score: float = 0.5,
+    keep: Sequence[str] = tuple(default_of(CommonCrawlConfig, "keep")),
+    min_length: int = CommonCrawlConfig.min_length,
+    min_lang_score: float = CommonCrawlConfig.min_lang_score,
     cutoffs_file: str | None = None,
     group_files: int | None = None,
     name: str = STAGE,

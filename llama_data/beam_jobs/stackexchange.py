@@ -112,9 +112,9 @@ class _Assemble(beam.DoFn):
 def make_stackexchange_stage(
     inputs: Sequence[str],
     top_n: int | None = None,
-    include_meta: bool = False,
+    include_meta: bool = StackExchangeSourceConfig.include_meta,
     name: str = "stackexchange",
-    split_bytes: int = 64 << 20,
+    split_bytes: int = StackExchangeSourceConfig.split_mb << 20,
 ) -> StageSpec:
     """Site archives / Posts.xml to one document per question; `top_n` keeps the largest sites."""
     if top_n is not None and top_n < 1:

@@ -20,16 +20,15 @@ from llama_data.pipeline.wikipedia import (
     WikipediaPageFilter,
     WikipediaReader,
 )
-from llama_data.pipeline.wikipedia.reader import DEFAULT_SPLIT_BYTES
 
 
 def make_wikipedia_stage(
     inputs: Sequence[str],
     languages: Sequence[str] | None = PAPER_LANGUAGES,
     name: str = "wikipedia",
-    split_bytes: int = DEFAULT_SPLIT_BYTES,
-    use_index: bool = True,
-    min_chars: int = 1,
+    split_bytes: int = WikipediaSourceConfig.split_mb << 20,
+    use_index: bool = WikipediaSourceConfig.use_index,
+    min_chars: int = WikipediaSourceConfig.min_chars,
     index_paths: Sequence[str] = (),
 ) -> StageSpec:
     """MediaWiki XML dumps to clean article text; `languages=None` keeps every language."""

@@ -54,6 +54,12 @@ def setting(
     return field(default=default, metadata=meta)
 
 
+def default_of(cls: type, name: str) -> Any:
+    """The default of setting `name` of config dataclass `cls` (for code that takes the same
+    setting as a keyword: it restates no value)."""
+    return field_default(next(f for f in dataclasses.fields(cls) if f.name == name))
+
+
 def documented_fields(cls: type) -> list[dataclasses.Field]:
     """The fields of a config dataclass that carry help (the options of its command)."""
     return [f for f in dataclasses.fields(cls) if f.init and "help" in f.metadata]
