@@ -30,8 +30,8 @@ import pyarrow as pa
 from lxml import etree
 
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
-from llama_data.pipeline.download import Downloaded, download, fetch_bytes, write_manifest
 from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.http_download import Downloaded, download, fetch_bytes, write_manifest
 from llama_data.pipeline.io import (
     FileSplit,
     OpenRaw,

@@ -4,6 +4,9 @@ A file is fetched into `<dest>.part`, resumed with an HTTP Range request after a
 verified against the publisher's checksum when one is known, and only then renamed to `<dest>`:
 a file at its final name is always complete. A rerun skips files that are already there and
 still verify. Base URLs are parameters of the callers, so tests point them at 127.0.0.1.
+
+The HTTP side every source's `download.py` shares (`pipeline/<source>/download.py` names the
+files and checksums of its publisher; this module fetches them).
 """
 
 from __future__ import annotations
