@@ -286,7 +286,6 @@ class BookFilter(Step):
 # --------------------------------------------------------------------------------------------
 
 _WORD_RE = re.compile(r"[^\W_]+")  # letters/digits: "_very_" and "VERY" are the same word
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ROLL = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier for rolling word hashes into shingles
 
 

@@ -73,25 +73,6 @@ LANG_MODELS = ("langdetect", "lid176")
 SPAN_SENTENCES = 3
 TEXT_DEDUP_MODES = ("lines", "spans", "none")
 
-LINE_REASONS = (
-    "line_too_long_word",
-    "line_no_endmark",
-    "line_too_few_words",
-    "line_javascript",
-    "line_policy",
-)
-PAGE_REASONS = (
-    "page_too_long",
-    "duplicate_url",
-    "lorem_ipsum",
-    "curly_bracket",
-    "too_few_sentences",
-    "dedup_empty",
-    "dedup_too_few_sentences",
-    "lang",
-    "badwords",
-)
-
 
 def default_badwords_path() -> str:
     """The LDNOOBW English list shipped with the package (CC BY 4.0, see its NOTICE.md)."""

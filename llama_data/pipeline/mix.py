@@ -13,7 +13,6 @@ Work splits into `prepare_mix` (plan + manifest skeleton, in the driver), `write
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections import OrderedDict
@@ -249,13 +248,3 @@ def run_mix_local(job: MixJob, output_dir: str | os.PathLike[str]) -> dict[str, 
     builder = ShardBuilder(job)
     infos = [builder.write_shard(i, tmp) for i in range(job.n_shards)]
     return finish_mix(job, infos, tmp, out)
-
-
-def manifest_summary(manifest: dict[str, Any]) -> str:
-    return json.dumps(
-        {
-            "rows": manifest["total_rows"],
-            "tokens": manifest["total_tokens"],
-            "shards": len(manifest["shards"]),
-        }
-    )
