@@ -1,4 +1,8 @@
-"""Mixing: per-source token streams -> training rows at exact proportions -> shards + manifest.
+"""Writing the mixed shards: per-source token streams -> training rows -> shards + manifest.
+
+`mixture.py` decides how many rows each source gets and in which order (Table 1 weights, epochs,
+the largest-deficit schedule); this module cuts those rows out of the token streams and writes
+them.
 
 Each source's stream is its documents concatenated in a seeded order, epoch after epoch (a new
 order each epoch). Row r of a source is stream[r * L : r * L + L + 1] (rows overlap by one token,
