@@ -1286,7 +1286,7 @@ def download_gutenberg(
 @user_errors
 def download_cc_command(snapshot: str, segments: int, output: str, base_url: str) -> None:
     """Fetch a snapshot's wet.paths.gz and its first N WET files (resumable, verified)."""
-    from llama_data.pipeline.ccnet.download_cc import download_cc
+    from llama_data.pipeline.ccnet.download import download_cc
 
     def report(d) -> None:
         what = "already complete" if d.skipped else f"{d.bytes:,} bytes"
