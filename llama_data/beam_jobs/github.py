@@ -45,7 +45,6 @@ from llama_data.pipeline.github.quality import (
 )
 from llama_data.pipeline.github.rows import (
     DEFAULT_MAX_ROW_BYTES,
-    GITHUB_SCHEMA,
     SOURCE,
     GitCheckoutReader,
     GithubRowReader,
@@ -53,6 +52,7 @@ from llama_data.pipeline.github.rows import (
     read_license_rows,
     row_document,
 )
+from llama_data.pipeline.github.schema import GITHUB_SCHEMA
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from llama_data.beam_jobs.harness import (
 from llama_data.pipeline.config import SourceConfig
 from llama_data.pipeline.wikipedia import (
     PAPER_LANGUAGES,
-    WIKIPEDIA_SCHEMA,
     CleanWikitext,
     WikipediaPageFilter,
     WikipediaReader,
 )
 from llama_data.pipeline.wikipedia.reader import DEFAULT_SPLIT_BYTES
+from llama_data.pipeline.wikipedia.schema import WIKIPEDIA_SCHEMA
 
 
 def make_wikipedia_stage(

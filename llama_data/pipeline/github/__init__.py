@@ -2,7 +2,8 @@
 
 `rows` reads BigQuery `github_repos` exports and local git checkouts, `licenses` names and
 classifies licences, `boilerplate` strips licence headers, `quality` holds the filter steps and
-dedup keys, `languages` the extension allow-list, and `bigquery` the SQL for `--bigquery`.
+dedup keys, `languages` the extension allow-list, `schema` the stage's columns, and `bigquery`
+the SQL for `--bigquery` (GitHub's download: an export made in BigQuery).
 """
 
 from llama_data.pipeline.github.boilerplate import strip_license_header
