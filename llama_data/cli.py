@@ -1225,7 +1225,7 @@ def download_stackexchange_cmd(sites: str, output: str, base_url: str) -> None:
     """The Stack Exchange dump's per-site archives, verified with the item's checksums."""
     from pathlib import Path
 
-    from llama_data.pipeline.stackexchange import download_stackexchange
+    from llama_data.pipeline.stackexchange.download import download_stackexchange
 
     names = [s.strip() for s in sites.split(",") if s.strip()]
     if not names:

@@ -27,15 +27,13 @@ from llama_data.beam_jobs.harness import (
 from llama_data.pipeline.config import SourceConfig
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.errors import UserError
-from llama_data.pipeline.stackexchange import (
-    STACKEXCHANGE_SCHEMA,
+from llama_data.pipeline.stackexchange.reader import StackExchangeReader, is_meta_site, site_of
+from llama_data.pipeline.stackexchange.schema import STACKEXCHANGE_SCHEMA
+from llama_data.pipeline.stackexchange.steps import (
     PostFilter,
     PostHtmlToText,
-    StackExchangeReader,
     assemble_question,
-    is_meta_site,
     question_key,
-    site_of,
     top_sites,
 )
 from llama_data.pipeline.steps import run_steps
