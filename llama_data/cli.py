@@ -709,7 +709,7 @@ def books(
 ) -> None:
     """Gutenberg .txt and Books3 .jsonl[.zst] -> books without licence text, near-duplicates removed."""
     from llama_data.beam_jobs.books import make_books_stage
-    from llama_data.pipeline.books import MinHashParams
+    from llama_data.pipeline.books.dedup import MinHashParams
 
     run = make_run_options(runner, workers, beam_args, quiet)
     try:
@@ -1257,7 +1257,7 @@ def download_gutenberg(
     output: str, base_url: str, ids: str | None, language: str | None, limit: int | None
 ) -> None:
     """Project Gutenberg plain-text books (resumable; reruns skip what arrived)."""
-    from llama_data.pipeline.books_download import download_gutenberg as fetch
+    from llama_data.pipeline.books.download import download_gutenberg as fetch
 
     result = fetch(
         output, base_url=base_url, ids=ids, language=language, limit=limit, echo=click.echo

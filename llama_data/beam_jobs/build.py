@@ -101,7 +101,7 @@ def plan_arxiv(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildSte
 @register_source_planner("books")
 def plan_books(name: str, src: SourceConfig, ctx: BuildContext) -> list[BuildStep]:
     from llama_data.beam_jobs.books import make_books_stage
-    from llama_data.pipeline.books import MinHashParams
+    from llama_data.pipeline.books.dedup import MinHashParams
 
     params = MinHashParams(
         num_perm=src.num_perm,  # type: ignore[attr-defined]
