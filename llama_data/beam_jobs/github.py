@@ -43,7 +43,7 @@ from llama_data.pipeline.github.quality import (
     github_steps,
     keep_order_key,
 )
-from llama_data.pipeline.github.rows import (
+from llama_data.pipeline.github.reader import (
     DEFAULT_MAX_ROW_BYTES,
     SOURCE,
     GitCheckoutReader,
