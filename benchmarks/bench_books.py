@@ -22,8 +22,7 @@ from pathlib import Path
 
 from datasketch import MinHash
 
-from llama_data.pipeline.books import (
-    GutenbergReader,
+from llama_data.pipeline.books.dedup import (
     MinHasher,
     MinHashParams,
     candidate_pairs,
@@ -32,6 +31,7 @@ from llama_data.pipeline.books import (
     sketch,
     words,
 )
+from llama_data.pipeline.books.reader import GutenbergReader
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.io import FileSplit, local_open
 

@@ -39,7 +39,7 @@ from llama_data.beam_jobs.runners import RunOptions  # noqa: E402
 from llama_data.pipeline.document import Document  # noqa: E402
 from llama_data.pipeline.github.licenses import resolve_license  # noqa: E402
 from llama_data.pipeline.github.quality import content_key, github_steps  # noqa: E402
-from llama_data.pipeline.github.rows import GithubRowReader, read_license_rows  # noqa: E402
+from llama_data.pipeline.github.reader import GithubRowReader, read_license_rows  # noqa: E402
 from llama_data.pipeline.io import local_open  # noqa: E402
 from llama_data.pipeline.steps import run_steps  # noqa: E402
 

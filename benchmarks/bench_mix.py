@@ -19,7 +19,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llama_data.pipeline.mix import prepare_mix, run_mix_local  # noqa: E402
+from llama_data.pipeline.mix_shards import prepare_mix, run_mix_local  # noqa: E402
 from llama_data.pipeline.mixture import MixtureSpec, doc_key  # noqa: E402
 from llama_data.pipeline.token_streams import summarize, token_file_schema  # noqa: E402
 

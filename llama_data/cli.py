@@ -758,7 +758,7 @@ def download_stackexchange_cmd(sites: str, output: str, base_url: str) -> None:
     """The Stack Exchange dump's per-site archives, verified with the item's checksums."""
     from pathlib import Path
 
-    from llama_data.pipeline.stackexchange import download_stackexchange
+    from llama_data.pipeline.stackexchange.download import download_stackexchange
 
     names = [s.strip() for s in sites.split(",") if s.strip()]
     if not names:
@@ -790,7 +790,7 @@ def download_gutenberg(
     output: str, base_url: str, ids: str | None, language: str | None, limit: int | None
 ) -> None:
     """Project Gutenberg plain-text books (resumable; reruns skip what arrived)."""
-    from llama_data.pipeline.books_download import download_gutenberg as fetch
+    from llama_data.pipeline.books.download import download_gutenberg as fetch
 
     result = fetch(
         output, base_url=base_url, ids=ids, language=language, limit=limit, echo=click.echo
@@ -819,7 +819,7 @@ def download_gutenberg(
 @user_errors
 def download_cc_command(snapshot: str, segments: int, output: str, base_url: str) -> None:
     """Fetch a snapshot's wet.paths.gz and its first N WET files (resumable, verified)."""
-    from llama_data.pipeline.ccnet.download_cc import download_cc
+    from llama_data.pipeline.ccnet.download import download_cc
 
     def report(d) -> None:
         what = "already complete" if d.skipped else f"{d.bytes:,} bytes"

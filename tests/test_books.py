@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 import zstandard
 
-from llama_data.pipeline.books import (
-    BookFilter,
-    BooksReader,
+from llama_data.pipeline.books.dedup import (
     MinHasher,
     MinHashParams,
     VerifiedPair,
@@ -22,8 +20,9 @@ from llama_data.pipeline.books import (
     measure_overlap,
     shingle_hashes,
     sketch,
-    strip_gutenberg,
 )
+from llama_data.pipeline.books.reader import BooksReader, strip_gutenberg
+from llama_data.pipeline.books.steps import BookFilter
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
 from llama_data.pipeline.io import FileSplit, local_open
 from llama_data.pipeline.steps import run_steps
@@ -345,7 +344,7 @@ def test_download_gutenberg_catalog_and_ids(tmp_path, gutenberg_site):
     from click.testing import CliRunner
 
     from llama_data.cli import main
-    from llama_data.pipeline.books_download import download_gutenberg, parse_ids
+    from llama_data.pipeline.books.download import download_gutenberg, parse_ids
 
     assert parse_ids("3,1-2, 2") == [1, 2, 3]
     out = tmp_path / "pg"
@@ -402,7 +401,7 @@ def test_ensemble_grouping_proposes_what_datasketch_proposes():
 
 
 def test_ensemble_keys_bounded_and_partitioned():
-    from llama_data.pipeline.books import (
+    from llama_data.pipeline.books.dedup import (
         ensemble_index_bands,
         ensemble_keys,
         ensemble_queries,
@@ -441,7 +440,11 @@ def test_ensemble_keys_bounded_and_partitioned():
 def test_ensemble_finds_containment_at_the_size_ratios_it_promises():
     """Probability that a pair at containment 0.9 becomes a candidate, from the band parameters
     each (query, partition) uses, for the worst placement of both books in their partitions."""
-    from llama_data.pipeline.books import ensemble_band_params, partition_upper, size_partition
+    from llama_data.pipeline.books.dedup import (
+        ensemble_band_params,
+        partition_upper,
+        size_partition,
+    )
 
     params = MinHashParams()
 

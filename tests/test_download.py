@@ -3,14 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from llama_data.pipeline.download import (
+from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.http_download import (
     ChecksumMismatch,
     download,
     fetch_bytes,
     parse_checksums,
     write_manifest,
 )
-from llama_data.pipeline.errors import UserError
 
 
 def test_download_verify_and_skip(http_server, tmp_path: Path):

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from llama_data.cli import train_main
 from llama_data.model.export import load_hf
 from llama_data.model.trainer import TrainConfig, fit, load_model
+from llama_data.pipeline.digest import file_sha256
 from llama_data.pipeline.shards import ShardWriter
-from llama_data.pipeline.tokenizer import file_sha256
 
 transformers = pytest.importorskip("transformers")
 

@@ -45,7 +45,7 @@ from llama_data.pipeline.github.quality import (
     keep_order_key,
     mean_line_length,
 )
-from llama_data.pipeline.github.rows import (
+from llama_data.pipeline.github.reader import (
     GitCheckoutReader,
     GithubRowReader,
     file_document,

@@ -13,7 +13,7 @@ from _token_fixtures import tokenized_fixture as _tokenized
 from _token_fixtures import write_all
 
 from llama_data.pipeline.doc_batches import doc_units
-from llama_data.pipeline.mix import prepare_mix, run_mix_local
+from llama_data.pipeline.mix_shards import prepare_mix, run_mix_local
 from llama_data.pipeline.mixture import MixtureError, epoch_order, load_mixture_spec
 from llama_data.pipeline.shards import (
     FORMAT_NAME,

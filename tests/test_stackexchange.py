@@ -22,18 +22,20 @@ import pytest
 
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
 from llama_data.pipeline.io import local_open
-from llama_data.pipeline.stackexchange import (
-    PostFilter,
-    PostHtmlToText,
+from llama_data.pipeline.stackexchange.download import site_archive_names
+from llama_data.pipeline.stackexchange.html import html_to_text
+from llama_data.pipeline.stackexchange.reader import (
     StackExchangeReader,
-    group_posts,
-    html_to_text,
     is_meta_site,
     iter_posts,
     license_for,
     parse_tags,
-    site_archive_names,
     site_of,
+)
+from llama_data.pipeline.stackexchange.steps import (
+    PostFilter,
+    PostHtmlToText,
+    group_posts,
     top_sites,
 )
 from llama_data.pipeline.steps import run_steps
@@ -290,7 +292,7 @@ def test_bad_row_costs_that_row_only(tmp_path: Path) -> None:
 
 
 def test_oversized_row_is_skipped_and_reading_resyncs(monkeypatch) -> None:
-    from llama_data.pipeline import stackexchange
+    from llama_data.pipeline.stackexchange import reader as stackexchange
 
     monkeypatch.setattr(stackexchange, "MAX_ROW_BYTES", 2000)
     data = posts_xml([

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pyarrow as pa
-
 from llama_data.beam_jobs.harness import (
     ApplySteps,
     ReadDocuments,
@@ -22,13 +20,9 @@ from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
 from llama_data.beam_jobs.s3 import enable_requester_pays
 from llama_data.pipeline.arxiv import ArxivClean, ArxivReader, Limits
 from llama_data.pipeline.arxiv.archive import expand_inputs, folders_fingerprint
+from llama_data.pipeline.arxiv.schema import ARXIV_SCHEMA
 from llama_data.pipeline.config import ArxivSourceConfig
 from llama_data.pipeline.io import FileSplit, OpenRaw, ReadResult
-from llama_data.pipeline.schema import DocumentSchema
-
-ARXIV_SCHEMA = DocumentSchema(
-    extra=(pa.field("arxiv_id", pa.string()), pa.field("main_file", pa.string()))
-)
 
 
 class RequesterPaysArxivReader(ArxivReader):

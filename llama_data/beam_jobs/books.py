@@ -7,7 +7,7 @@ larger partitions, so a book inside a longer one (a compilation) meets it in a b
 their Jaccard is low. Each pair is verified on the two books' shingle sets (joined by id, two
 CoGroupByKeys); the verified pairs, few by nature, are resolved into verdicts in one place
 (`cluster_verdicts`), and the verdicts go back to every book as a side input. All logic lives in
-`llama_data.pipeline.books`.
+`llama_data.pipeline.books` (`dedup.py`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from llama_data.beam_jobs.harness import (
@@ -27,10 +26,8 @@ from llama_data.beam_jobs.harness import (
     StageSpec,
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
-from llama_data.pipeline.books import (
-    BookFilter,
+from llama_data.pipeline.books.dedup import (
     BookSketch,
-    BooksReader,
     MinHasher,
     MinHashParams,
     cluster_verdicts,
@@ -39,18 +36,12 @@ from llama_data.pipeline.books import (
     sketch,
     verify,
 )
+from llama_data.pipeline.books.reader import BooksReader
+from llama_data.pipeline.books.schema import BOOKS_SCHEMA
+from llama_data.pipeline.books.steps import BookFilter
 from llama_data.pipeline.config import BooksSourceConfig
 from llama_data.pipeline.document import Document
-from llama_data.pipeline.schema import DocumentSchema
 
-BOOKS_SCHEMA = DocumentSchema(
-    extra=(
-        pa.field("title", pa.string()),
-        pa.field("author", pa.string()),
-        pa.field("near_duplicate_of", pa.string()),
-        pa.field("overlap", pa.float64()),
-    )
-)
 # A bucket whose queries x indexed books exceed this proposes a star (every member with the
 # smallest id) instead of all pairs, so one boilerplate-heavy bucket (many copies of one text)
 # cannot produce a quadratic number of candidates. 20,000 ~ all pairs of 200 books.
@@ -167,7 +158,7 @@ def _length(x: BookSketch, y: BookSketch, doc_id: str) -> int:
 
 
 def _verdicts(rows: list[dict]) -> dict:
-    from llama_data.pipeline.books import VerifiedPair
+    from llama_data.pipeline.books.dedup import VerifiedPair
 
     pairs = [
         VerifiedPair(r["a"], r["b"], r["overlap"], r["jaccard"], r["a_in_b"], r["b_in_a"])

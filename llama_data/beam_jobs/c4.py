@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from llama_data.beam_jobs.dedup import ExactDedup
@@ -32,26 +31,10 @@ from llama_data.beam_jobs.harness import (
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
 from llama_data.pipeline import c4
+from llama_data.pipeline.c4.schema import FROM_CC_SCHEMA, RELEASE_SCHEMA
 from llama_data.pipeline.config import C4SourceConfig
 from llama_data.pipeline.document import Document, Rejected
-from llama_data.pipeline.schema import DocumentSchema
 from llama_data.pipeline.warc import CommonCrawlReader
-
-RELEASE_SCHEMA = DocumentSchema(
-    extra=(pa.field("url", pa.string()), pa.field("timestamp", pa.string()))
-)
-FROM_CC_SCHEMA = DocumentSchema(
-    extra=(
-        pa.field("url", pa.string()),
-        pa.field("date", pa.string()),
-        pa.field("language", pa.string()),
-        pa.field("language_score", pa.float64()),
-        pa.field("nlines", pa.int64()),
-        pa.field("original_nlines", pa.int64()),
-        pa.field("duplicate_lines", pa.int64()),
-        pa.field("duplicate_spans", pa.int64()),
-    )
-)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from llama_data.beam_jobs.harness import (
     ApplySteps,
     ReadDocuments,
     StageContext,
+    StageCounters,
     StageOutputs,
     StageSpec,
     TaskSpec,
@@ -242,13 +243,7 @@ class _BucketFn(beam.DoFn):
 
     def setup(self) -> None:
         self._step: Bucket | None = None
-        self._counters: dict[str, Any] = {}
-
-    def _count(self, key: str, n: int) -> None:
-        c = self._counters.get(key)
-        if c is None:
-            c = self._counters[key] = Metrics.counter(self.stage, key)
-        c.inc(n)
+        self._count = StageCounters(self.stage)
 
     def process(self, doc: Document, cutoffs: dict[str, tuple[float, float]]):
         if self._step is None:

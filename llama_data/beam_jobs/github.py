@@ -46,9 +46,8 @@ from llama_data.pipeline.github.quality import (
     github_steps,
     keep_order_key,
 )
-from llama_data.pipeline.github.rows import (
+from llama_data.pipeline.github.reader import (
     DEFAULT_MAX_ROW_BYTES,
-    GITHUB_SCHEMA,
     SOURCE,
     GitCheckoutReader,
     GithubRowReader,
@@ -56,6 +55,7 @@ from llama_data.pipeline.github.rows import (
     read_license_rows,
     row_document,
 )
+from llama_data.pipeline.github.schema import GITHUB_SCHEMA
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,9 @@ def reason_key(reason: str) -> str:
     )
 
 
-class _Counters:
-    """Beam counters created on first use, namespaced by stage (Metrics objects are cheap)."""
+class StageCounters:
+    """Beam counters created on first use, namespaced by stage (Metrics objects are cheap): the
+    counter sink a DoFn binds its steps to (`step.bind_counters(StageCounters(stage))`)."""
 
     def __init__(self, stage: str) -> None:
         self.stage = stage
@@ -120,7 +121,7 @@ class _ReadSplitFn(beam.DoFn):
 
     def setup(self) -> None:
         beam_speedups.freeze_long_lived()
-        self._count = _Counters(self.stage)
+        self._count = StageCounters(self.stage)
         self._progress = ProgressWriter(self.progress_dir)
 
     def process(self, split: FileSplit, side: Any = None):
@@ -257,7 +258,7 @@ class _StepsFn(beam.DoFn):
 
     def setup(self) -> None:
         beam_speedups.freeze_long_lived()
-        counters = _Counters(self.stage)
+        counters = StageCounters(self.stage)
         for step in self.steps:
             step.bind_counters(counters)
             step.setup()
@@ -418,7 +419,7 @@ class _ToRowFn(beam.DoFn):
         self.stage = stage
 
     def setup(self) -> None:
-        self._count = _Counters(self.stage)
+        self._count = StageCounters(self.stage)
 
     def process(self, item: DeadLetter):
         item.stage = item.stage or self.stage
@@ -475,7 +476,7 @@ class _ToTableFn(beam.DoFn):
         self.kind = kind
 
     def setup(self) -> None:
-        self._count = _Counters(self.stage)
+        self._count = StageCounters(self.stage)
 
     def start_bundle(self) -> None:
         self._buffer = TableBuffer(self.schema, rejected=self.kind != "kept")

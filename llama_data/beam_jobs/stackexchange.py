@@ -10,7 +10,6 @@ post as `in`; answers merged into their question's document are taken off `in` a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -20,6 +19,7 @@ from llama_data.beam_jobs.harness import (
     ApplySteps,
     ReadDocuments,
     StageContext,
+    StageCounters,
     StageOutputs,
     StageSpec,
 )
@@ -27,31 +27,16 @@ from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
 from llama_data.pipeline.config import StackExchangeSourceConfig
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.errors import UserError
-from llama_data.pipeline.stackexchange import (
-    STACKEXCHANGE_SCHEMA,
+from llama_data.pipeline.stackexchange.reader import StackExchangeReader, is_meta_site, site_of
+from llama_data.pipeline.stackexchange.schema import STACKEXCHANGE_SCHEMA
+from llama_data.pipeline.stackexchange.steps import (
     PostFilter,
     PostHtmlToText,
-    StackExchangeReader,
     assemble_question,
-    is_meta_site,
     question_key,
-    site_of,
     top_sites,
 )
 from llama_data.pipeline.steps import run_steps
-
-
-class _StepCounters:
-    """Step counters as Beam metrics of the stage (created on first use)."""
-
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-        self._cache: dict[str, Any] = {}
-
-    def __call__(self, key: str, n: int = 1) -> None:
-        if key not in self._cache:
-            self._cache[key] = Metrics.counter(self.stage, key)
-        self._cache[key].inc(n)
 
 
 class _TopSitesFilter(beam.DoFn):
@@ -81,7 +66,7 @@ class _Assemble(beam.DoFn):
         self._in = Metrics.counter(self.stage, "in")
         self._merged = Metrics.counter(self.stage, "posts.answers_merged")
         self._questions = Metrics.counter(self.stage, "posts.questions")
-        self.html.bind_counters(_StepCounters(self.stage))
+        self.html.bind_counters(StageCounters(self.stage))
         self.html.setup()
 
     def process(self, item: tuple[str, Iterable[Document]]):

@@ -23,7 +23,7 @@ from llama_data.beam_jobs.plan import BuildContext, BuildStep, final_stage
 from llama_data.beam_jobs.runners import RunOptions
 from llama_data.pipeline.doc_batches import DocUnit, InputError, doc_units, expand_inputs
 from llama_data.pipeline.errors import UserError
-from llama_data.pipeline.mix import MixJob, ShardBuilder, finish_mix, prepare_mix
+from llama_data.pipeline.mix_shards import MixJob, ShardBuilder, finish_mix, prepare_mix
 from llama_data.pipeline.mixture import MixtureError, MixtureSpec, load_mixture_spec
 from llama_data.pipeline.report import format_table1
 from llama_data.pipeline.shards import ShardError

@@ -15,11 +15,11 @@ from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
 from llama_data.pipeline.config import WikipediaSourceConfig
 from llama_data.pipeline.wikipedia import (
     PAPER_LANGUAGES,
-    WIKIPEDIA_SCHEMA,
     CleanWikitext,
     WikipediaPageFilter,
     WikipediaReader,
 )
+from llama_data.pipeline.wikipedia.schema import WIKIPEDIA_SCHEMA
 
 
 def make_wikipedia_stage(

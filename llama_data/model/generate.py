@@ -6,13 +6,13 @@ token costs one forward pass over a single position. Temperature 0 means greedy 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 
 from llama_data.model.llama import Llama
+from llama_data.pipeline.digest import file_sha256
 
 
 def sample_next(
@@ -101,17 +101,13 @@ def find_tokenizer(
         candidates += [base / "tokenizer.model", base / "tokenizer" / "tokenizer.model"]
     want = tok.get("sha256")
     for p in candidates:
-        if p.is_file() and (want is None or _sha256(p) == want):
+        if p.is_file() and (want is None or file_sha256(p) == want):
             return p
     raise ValueError(
         f"cannot find the SentencePiece model of {data}"
         + (f" (sha256 {want[:16]}…)" if want else "")
         + ": pass --tokenizer PATH (the build's tokenizer.model)"
     )
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Tokenizer:

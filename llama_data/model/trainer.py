@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 import tomllib
@@ -644,10 +643,6 @@ def evaluate(
         result["loss"], result["perplexity"] = loss, math.exp(loss)
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
-
-
-def env_is_distributed() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def stderr(msg: str) -> None:

@@ -1,5 +1,8 @@
 """Mixture math: Table 1 weights, the max-epochs rule, and an exact, deterministic source order.
 
+The plan only: which source each row comes from and how many rows each source gives;
+`mix_shards.py` writes the rows.
+
 The paper samples its sources at fixed proportions (Table 1). Drawing each training row's source
 at random gets those proportions only on average; here the order of sources over rows follows the
 greedy largest-deficit rule (Megatron's blending): row n goes to the source whose share is furthest

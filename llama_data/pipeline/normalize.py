@@ -32,7 +32,6 @@ import hashlib
 import re
 import sys
 import unicodedata
-from collections.abc import Iterable
 
 # cc_net's Unicode punctuation and the ASCII each stands for in LM text. `normalize_line` removes
 # these characters; `normalize_for_lm` replaces them. ("１" is there in cc_net too, but digits
@@ -176,11 +175,6 @@ def hash_bytes(normalized: str) -> bytes:
 def line_hash(normalized: str) -> int:
     """The line hash as an unsigned 64-bit integer (little-endian, as numpy reads it in cc_net)."""
     return int.from_bytes(hash_bytes(normalized), "little")
-
-
-def line_hashes(lines: Iterable[str]) -> list[int]:
-    """cc_net's hash of each line (blank lines included: they hash as "")."""
-    return [line_hash(normalize_line(line)) for line in lines]
 
 
 def text_digest(text: str) -> bytes:

@@ -19,7 +19,6 @@ so a reader never sees a half-written set of shards.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+
+from llama_data.pipeline.digest import file_sha256
 
 FORMAT_NAME = "llama-data.token-shards"
 FORMAT_VERSION = 1
@@ -71,14 +72,6 @@ def shard_schema(context_length: int, dtype: str) -> pa.Schema:
             pa.field("source", pa.dictionary(pa.int32(), pa.string()), nullable=False),
         ]
     )
-
-
-def file_sha256(path: str | os.PathLike[str], chunk: int = 8 * 1024 * 1024) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _dumps(obj: Any) -> str:

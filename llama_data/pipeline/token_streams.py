@@ -17,7 +17,6 @@ import json
 import os
 import re
 import traceback
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,12 +272,3 @@ class TokenizedSource:
         f = self._files[self._file_of[j]]
         r = self._row_of[j]
         return f.values[f.offsets[r] : f.offsets[r + 1]]
-
-
-def tokenized_sources(tokenized_dir: str | os.PathLike[str]) -> list[str]:
-    return list(read_summary(tokenized_dir)["sources"])
-
-
-def iter_units(units: Sequence[DocUnit]) -> Iterator[tuple[int, DocUnit]]:
-    """(index, unit) pairs: the index names the unit's output files."""
-    yield from enumerate(units)

@@ -1,5 +1,6 @@
 """The tokenizer: SentencePiece BPE with LLaMA's settings, trained on a seeded mixture sample.
 
+
 LLaMA's tokenizer (Touvron et al. 2023, §2.1) is BPE in SentencePiece that splits numbers into
 single digits and falls back to bytes for unknown UTF-8 characters. Its model file also shows the
 rest of the settings we copy: identity normalization (text is not NFKC-folded), no removal of
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 import sentencepiece as spm
 
+from llama_data.pipeline.digest import file_sha256
 from llama_data.pipeline.doc_batches import doc_units, expand_inputs, iter_documents, read_unit
 from llama_data.pipeline.mixture import TABLE1_WEIGHTS, source_sort_key
 
@@ -146,14 +148,6 @@ def training_sentences(texts: Iterable[str]) -> Iterator[str]:
                 continue
             for start in range(0, len(line), MAX_LINE_CHARS):
                 yield line[start : start + MAX_LINE_CHARS]
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def train_tokenizer(

@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import pyarrow as pa
 
+from llama_data.pipeline.digest import file_sha256
 from llama_data.pipeline.document import Document, Outcome, Rejected
 from llama_data.pipeline.io import DocumentReader, FileSplit, OpenRaw, Reader, ReadResult
 from llama_data.pipeline.normalize import normalize_for_lm
@@ -560,14 +561,6 @@ def write_fasttext_file(path: str, examples: Iterable[Example], seed: int) -> in
         for ex in ordered:
             fh.write(ex.fasttext_line() + "\n")
     return len(ordered)
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _train_child() -> None:

@@ -24,12 +24,8 @@ import pytest
 
 from conformance.references import ConformanceTable
 from llama_data.pipeline.document import Document
-from llama_data.pipeline.stackexchange import (
-    PostFilter,
-    PostHtmlToText,
-    StackExchangeReader,
-    group_posts,
-)
+from llama_data.pipeline.stackexchange.reader import StackExchangeReader
+from llama_data.pipeline.stackexchange.steps import PostFilter, PostHtmlToText, group_posts
 from llama_data.pipeline.steps import run_steps
 
 HAND = "hand-checked beer.stackexchange.com"

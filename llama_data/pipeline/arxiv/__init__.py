@@ -2,7 +2,7 @@
 
 Modules: `archive` (tars, gzip, directories, limits), `project` (decoding, main file, inputs),
 `latex` (comments, braces, arguments), `macros` (user macro expansion), `clean` (the recipe and
-its Step), `reader` (the Reader producing one Document per paper).
+its Step), `reader` (the Reader producing one Document per paper), `schema` (the stage's columns).
 """
 
 from llama_data.pipeline.arxiv.archive import Limits, PaperFiles, arxiv_id_from_name

@@ -13,7 +13,6 @@ absolute or contain `..` are refused (and reported) even though nothing is writt
 from __future__ import annotations
 
 import glob
-import gzip
 import io
 import os
 import posixpath
@@ -333,8 +332,3 @@ def read_directory(path: str, limits: Limits = Limits()) -> PaperFiles:
             with open(full, "rb") as fh:
                 paper.files[rel] = fh.read()
     return _finish_project(paper)
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    """gzip with a fixed mtime, for reproducible fixtures and demo archives."""
-    return gzip.compress(data, mtime=0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
 import tarfile
 import zlib
 
@@ -106,7 +105,3 @@ class ArxivReader(Reader):
                     )
         except (OSError, EOFError, tarfile.TarError, zlib.error, ValueError) as exc:
             yield stream_failure(path, count, exc, f"{count} papers")
-
-
-def display_name(path: str) -> str:
-    return posixpath.basename(path.rstrip("/"))

@@ -2,5 +2,6 @@
 
 Order of a document's journey: read (pipeline/warc.py) -> line dedup (`lines`) -> language id
 (`langid`) -> perplexity (`perplexity`) -> head/middle/tail bucket (`buckets`) -> exact document
-dedup and the length filter (`filters`). `train_lm` builds the perplexity models from documents.
+dedup and the length filter (`filters`). `train_lm` builds the perplexity models from documents;
+`download` fetches a snapshot's WET files and `schema` names the stage's columns.
 """

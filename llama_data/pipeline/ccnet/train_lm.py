@@ -9,7 +9,6 @@ tokens), the settings and the sha256 of each file, so that a perplexity can be t
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from llama_data.pipeline.ccnet.perplexity import card_path, kenlm_path, sp_path
 from llama_data.pipeline.config import setting
+from llama_data.pipeline.digest import file_sha256
 from llama_data.pipeline.document import Document
 from llama_data.pipeline.errors import ConfigError, UserError
 from llama_data.pipeline.io import DocumentReader
@@ -103,14 +103,6 @@ def iter_training_docs(files: list[str], lang: str, stats: dict[str, int]) -> It
                 stats["other_language"] += 1
                 continue
             yield item
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def train_lm(inputs: list[str] | str, output: str | Path, settings: TrainLmSettings) -> dict:
@@ -198,7 +190,7 @@ def train_lm(inputs: list[str] | str, output: str | Path, settings: TrainLmSetti
         "method": "cc_net: normalize_for_lm -> sentencepiece unigram -> lmplz -o 5 "
         "--discount_fallback -> build_binary; perplexity = 10^(-sum log10 p / sum tokens)",
         "files": {
-            p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size}
+            p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
             for p in (sp_path(out, lang), kenlm_path(out, lang))
         },
         "seconds": round(time.time() - started, 2),

@@ -1,8 +1,9 @@
 """The GitHub source: export/checkout readers, licences, header stripping and quality filters.
 
-`rows` reads BigQuery `github_repos` exports and local git checkouts, `licenses` names and
+`reader` reads BigQuery `github_repos` exports and local git checkouts, `licenses` names and
 classifies licences, `boilerplate` strips licence headers, `quality` holds the filter steps and
-dedup keys, `languages` the extension allow-list, and `bigquery` the SQL for `--bigquery`.
+dedup keys, `languages` the extension allow-list, `schema` the stage's columns, and `bigquery`
+the SQL for `--bigquery` (GitHub's download: an export made in BigQuery).
 """
 
 from llama_data.pipeline.github.boilerplate import strip_license_header
@@ -13,7 +14,7 @@ from llama_data.pipeline.github.licenses import (
     normalize_license_key,
 )
 from llama_data.pipeline.github.quality import content_key, github_steps, keep_order_key
-from llama_data.pipeline.github.rows import (
+from llama_data.pipeline.github.reader import (
     GitCheckoutReader,
     GithubRowReader,
     file_document,

@@ -220,14 +220,6 @@ class LicenseTable:
         self.keys = tuple(keys)
         self._last: tuple[str | None, str | None] = (None, None)
 
-    @classmethod
-    def from_items(cls, items: Iterable[tuple[str, str]]) -> LicenseTable:
-        """(repo_name, licence key) pairs, one per repository (see `table_license`)."""
-        builder = LicenseTableBuilder()
-        for repo, key in items:
-            builder.add(repo, key)
-        return builder.build()
-
     def __len__(self) -> int:
         return len(self.hashes)
 

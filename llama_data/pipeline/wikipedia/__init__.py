@@ -1,10 +1,10 @@
-"""Wikipedia: MediaWiki XML dump reading (`dump`, `reader`) and wikitext cleaning (`wikitext`)."""
+"""Wikipedia: MediaWiki XML dump reading (`dump`, `reader`), wikitext cleaning (`wikitext`), the
+stage's columns (`schema`) and the dump download (`download`)."""
 
 from llama_data.pipeline.wikipedia.dump import SiteInfo, WikiPage, iter_pages, read_siteinfo
 from llama_data.pipeline.wikipedia.reader import WikipediaReader, page_to_document
 from llama_data.pipeline.wikipedia.wikitext import (
     PAPER_LANGUAGES,
-    WIKIPEDIA_SCHEMA,
     CleanWikitext,
     WikipediaPageFilter,
     WikitextCleaner,
@@ -13,7 +13,6 @@ from llama_data.pipeline.wikipedia.wikitext import (
 
 __all__ = [
     "PAPER_LANGUAGES",
-    "WIKIPEDIA_SCHEMA",
     "CleanWikitext",
     "WikipediaPageFilter",
     "WikitextCleaner",

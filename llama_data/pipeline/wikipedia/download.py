@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from llama_data.pipeline.download import (
+from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.http_download import (
     Downloaded,
     download,
     fetch_bytes,
     parse_checksums,
     write_manifest,
 )
-from llama_data.pipeline.errors import UserError
 
 WIKIMEDIA_DUMPS = "https://dumps.wikimedia.org"
 LANG_DBNAME = {"be-tarask": "be_x_old", "nan": "zh_min_nan", "yue": "zh_yue", "lzh": "zh_classical"}

@@ -92,14 +92,6 @@ class SiteInfo:
             return host.split(".")[0]
         return self.xml_lang
 
-    @property
-    def site_root(self) -> str:
-        """`https://en.wikipedia.org` from the base URL (`.../wiki/Main_Page`)."""
-        parts = urlsplit(self.base_url)
-        if not parts.scheme or not parts.netloc:
-            return ""
-        return f"{parts.scheme}://{parts.netloc}"
-
 
 @dataclass(slots=True)
 class WikiPage:

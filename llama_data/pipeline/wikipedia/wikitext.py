@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from html.entities import html5
 
 import mwparserfromhell
-import pyarrow as pa
 from mwparserfromhell.nodes import (
     Argument,
     Comment,
@@ -34,7 +33,6 @@ from mwparserfromhell.wikicode import Wikicode
 
 from llama_data.pipeline.config import PAPER_WIKIPEDIA_LANGUAGES
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
-from llama_data.pipeline.schema import DocumentSchema
 from llama_data.pipeline.steps import Step
 from llama_data.pipeline.wikipedia.languages import WIKIPEDIA_LANGUAGE_CODES
 
@@ -717,15 +715,3 @@ class CleanWikitext(Step):
             return Rejected(out, "empty")
         self.count("kept")
         return out
-
-
-WIKIPEDIA_SCHEMA = DocumentSchema(
-    extra=(
-        pa.field("title", pa.string()),
-        pa.field("lang", pa.string()),
-        pa.field("url", pa.string()),
-        pa.field("revision_id", pa.int64()),
-        pa.field("timestamp", pa.string()),
-    )
-)
-"""The Wikipedia stage's columns: id is `<dbname>/<page id>` (`enwiki/12`)."""

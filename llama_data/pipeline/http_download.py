@@ -4,11 +4,13 @@ A file is fetched into `<dest>.part`, resumed with an HTTP Range request after a
 verified against the publisher's checksum when one is known, and only then renamed to `<dest>`:
 a file at its final name is always complete. A rerun skips files that are already there and
 still verify. Base URLs are parameters of the callers, so tests point them at 127.0.0.1.
+
+The HTTP side every source's `download.py` shares (`pipeline/<source>/download.py` names the
+files and checksums of its publisher; this module fetches them).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from llama_data.pipeline.digest import file_sha256
 from llama_data.pipeline.errors import UserError
 
 CHUNK = 1 << 20
@@ -35,14 +38,6 @@ class Downloaded:
     sha256: str
     skipped: bool  # already complete before this call
     resumed_from: int = 0
-
-
-def file_digest(path: Path, algo: str = "sha256") -> str:
-    h = hashlib.new(algo)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def parse_checksums(text: str) -> dict[str, str]:
@@ -91,8 +86,8 @@ def download(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
-        if checksum is None or file_digest(dest, algo) == checksum.lower():
-            return Downloaded(dest, dest.stat().st_size, file_digest(dest), skipped=True)
+        if checksum is None or file_sha256(dest, algo) == checksum.lower():
+            return Downloaded(dest, dest.stat().st_size, file_sha256(dest), skipped=True)
         dest.unlink()  # a stale or corrupt file at the final name: fetch it again
     part = dest.with_name(dest.name + ".part")
     resumed_from = part.stat().st_size if part.exists() else 0
@@ -128,13 +123,13 @@ def download(
     else:
         raise UserError(f"{url}: download failed after {retries} attempts: {last}")
     if checksum is not None:
-        got = file_digest(part, algo)
+        got = file_sha256(part, algo)
         if got != checksum.lower():
             part.unlink()
             raise ChecksumMismatch(f"{url}: {algo} {got} does not match the published {checksum}")
     os.replace(part, dest)
     return Downloaded(
-        dest, dest.stat().st_size, file_digest(dest), skipped=False, resumed_from=resumed_from
+        dest, dest.stat().st_size, file_sha256(dest), skipped=False, resumed_from=resumed_from
     )
 
 

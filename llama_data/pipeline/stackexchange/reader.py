@@ -1,15 +1,8 @@
-"""Stack Exchange: Posts.xml rows (from the site's .7z or extracted) to one document per question.
+"""Stack Exchange's dump as Documents: sites, Posts.xml rows, .7z members, one Document per post.
 
-The dump has one `<row .../>` per post. Rows are cut out of the byte stream and parsed one at a
-time (a bad row costs that row), with entity resolution and DTDs refused. Each post becomes a
-Document whose text is its body converted from HTML; a question's document is assembled from its
-post and its answers, which a Beam job brings together by question id through a shuffle
-(`assemble_question` is the per-question function; `group_posts` is the in-memory form for tests
-and small inputs). Answers are sorted by their numeric score, highest first, ties by answer id:
-as strings "9" > "10", the mistake RedPajama made.
-
-Formats: the 2017-2023 dumps (`Tags="&lt;a&gt;&lt;b&gt;"`, no licence attribute) and the 2024
-dumps (`ContentLicense`, `Tags="|a|b|"`, UTF-8 BOM).
+Rows are cut out of the byte stream and parsed one at a time (a bad row costs that row), with
+entity resolution and DTDs refused. Formats: the 2017-2023 dumps (`Tags="&lt;a&gt;&lt;b&gt;"`, no
+licence attribute) and the 2024 dumps (`ContentLicense`, `Tags="|a|b|"`, UTF-8 BOM).
 """
 
 from __future__ import annotations
@@ -19,19 +12,13 @@ import posixpath
 import queue
 import re
 import threading
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any, BinaryIO
 
-import pyarrow as pa
 from lxml import etree
 
-from llama_data.pipeline.document import DeadLetter, Document, Rejected
-from llama_data.pipeline.download import Downloaded, download, fetch_bytes, write_manifest
-from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.document import DeadLetter, Document
 from llama_data.pipeline.io import (
     FileSplit,
     OpenRaw,
@@ -41,8 +28,6 @@ from llama_data.pipeline.io import (
     compression_of,
     open_decompressed,
 )
-from llama_data.pipeline.schema import DocumentSchema
-from llama_data.pipeline.steps import Step
 from llama_data.pipeline.xmlsafe import (
     DTD_ERROR,
     as_chunks,
@@ -401,172 +386,6 @@ def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
 
 
 # ---------------------------------------------------------------------------------------------
-# HTML to text
-
-
-class _HtmlText(HTMLParser):
-    """HTML to text lines: paragraphs, list items, headings and code blocks keep their lines."""
-
-    BLOCK = frozenset(
-        [
-            "p",
-            "div",
-            "blockquote",
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-            "h5",
-            "h6",
-            "table",
-            "ul",
-            "ol",
-            "dl",
-            "pre",
-            "hr",
-        ]
-    )
-    LINE = frozenset(["tr", "dt", "dd"])
-    SKIP = frozenset(("script", "style"))
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines: list[str] = []
-        self.cur: list[str] = []
-        self.pre = 0
-        self.skip = 0
-        self.lists: list[list[int | str]] = []  # [kind, counter]
-        self.indent = ""  # of the current list item's line
-        self.pending: tuple[str, str] | None = None  # (indent, marker) of an item not yet written
-
-    # line building
-    def _flush(self) -> None:
-        if self.cur:
-            line = "".join(self.cur)
-            if self.pre:
-                self.lines.append(line.rstrip())
-            else:
-                self.lines.append(self.indent + " ".join(line.split()))
-            self.cur = []
-        self.indent = ""
-
-    def _break(self, blank: bool) -> None:
-        self._flush()
-        blank = blank and not self.lists  # blocks inside a list item stay tight lines
-        if blank and self.lines and self.lines[-1] != "":
-            self.lines.append("")
-
-    def _start_item_line(self) -> None:
-        """The list marker goes in front of the item's first text, whatever tags come before."""
-        if self.pending is not None:
-            self.indent, marker = self.pending
-            self.cur.append(marker)
-            self.pending = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIP:
-            self.skip += 1
-        elif tag == "br":
-            self._flush()
-        elif tag == "li":
-            self._flush()
-            marker = "-"
-            if self.lists:
-                top = self.lists[-1]
-                if top[0] == "ol":
-                    top[1] = int(top[1]) + 1
-                    marker = f"{top[1]}."
-            self.pending = ("  " * max(0, len(self.lists) - 1), marker + " ")
-        elif tag in ("ul", "ol"):
-            self._break(blank=not self.lists)
-            self.lists.append([tag, 0])
-        elif tag == "pre":
-            self._break(blank=True)
-            self.pre += 1
-        elif tag in self.BLOCK:
-            self._break(blank=True)
-        elif tag in self.LINE:
-            self._flush()
-        elif tag in ("td", "th") and self.cur:
-            self.cur.append(" | ")
-        elif tag == "img":
-            alt = dict(attrs).get("alt")
-            if alt:
-                self.cur.append(alt)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("br", "hr"):
-            self._flush()
-        elif tag == "img":
-            self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif tag in ("ul", "ol"):
-            if self.lists:
-                self.lists.pop()
-            self._break(blank=not self.lists)
-        elif tag == "li":
-            self._flush()
-        elif tag == "pre":
-            self._flush()
-            self.pre = max(0, self.pre - 1)
-            self._break(blank=True)
-        elif tag in self.BLOCK:
-            self._break(blank=True)
-        elif tag in self.LINE:
-            self._flush()
-
-    def handle_data(self, data: str) -> None:
-        if self.skip:
-            return
-        if not self.pre:
-            if not self.cur and not data.strip():
-                return
-            self._start_item_line()
-            self.cur.append(data)
-            return
-        self._start_item_line()
-        parts = data.split("\n")
-        self.cur.append(parts[0])
-        for part in parts[1:]:
-            self.lines.append("".join(self.cur).rstrip())
-            self.cur = [part]
-
-    def text(self) -> str:
-        self._flush()
-        lines = self.lines
-        while lines and lines[-1] == "":
-            lines.pop()
-        while lines and lines[0] == "":
-            lines.pop(0)
-        out: list[str] = []
-        for line in lines:
-            if line == "" and out and out[-1] == "":
-                continue
-            out.append(line)
-        return "\n".join(out)
-
-
-class InvalidHtml(ValueError):
-    pass
-
-
-def html_to_text(html: str) -> str:
-    """A post body as text; raises InvalidHtml on markup that cannot be read (a cut-off tag)."""
-    if "\x00" in html:
-        raise InvalidHtml("NUL character in the body")
-    parser = _HtmlText()
-    parser.feed(html)
-    leftover = parser.rawdata
-    if leftover.lstrip().startswith("<") and ">" not in leftover:
-        raise InvalidHtml(f"unterminated tag at the end: {leftover[:80]!r}")
-    parser.close()
-    return parser.text()
-
-
-# ---------------------------------------------------------------------------------------------
 # Documents
 
 
@@ -595,87 +414,8 @@ def post_to_document(
     )
 
 
-def question_key(doc: Document) -> str:
-    """The shuffle key that brings a question and its answers together: `<site>/<question id>`."""
-    meta = doc.meta
-    qid = meta["post_id"] if meta.get("post_type") == QUESTION else meta.get("parent_id")
-    return f"{meta['site']}/{qid}"
-
-
-def answer_order(doc: Document) -> tuple[int, int]:
-    """Highest score first (as a number), then the older (smaller) answer id."""
-    return (-int(doc.meta.get("score") or 0), int(doc.meta["post_id"]))
-
-
-def assemble_question(key: str, posts: Iterable[Document]) -> Iterator[Document | Rejected]:
-    """A question's document: title, body, then its answers by numeric score. A group without
-    its question (answers to a question missing from the input) is rejected as `orphan_answers`."""
-    questions: list[Document] = []
-    by_id: dict[int, Document] = {}
-    repeated: list[Document] = []
-    for d in posts:
-        if d.meta.get("post_type") == QUESTION:
-            questions.append(d)
-        elif d.meta["post_id"] in by_id:  # the same site given twice (archive and Posts.xml)
-            repeated.append(d)
-        else:
-            by_id[d.meta["post_id"]] = d
-    answers = sorted(by_id.values(), key=answer_order)
-    for dup in repeated:
-        yield Rejected(dup.with_text(""), f"duplicate_of:{dup.id}")
-    if not questions:
-        site, _, qid = key.rpartition("/")
-        meta = {"site": site, "question_id": int(qid) if qid.isdigit() else None,
-                "answer_count": len(answers), "answer_ids": [a.meta["post_id"] for a in answers]}  # fmt: skip
-        yield Rejected(
-            Document(key, answers[0].source if answers else "stackexchange", "", meta),
-            "orphan_answers",
-        )
-        return
-    questions.sort(key=lambda d: int(d.meta["post_id"]))
-    q = questions[0]
-    for dup in questions[1:]:
-        yield Rejected(dup.with_text(""), f"duplicate_of:{q.id}")
-    parts = [q.meta.get("title", "").strip(), q.text.strip(), *(a.text.strip() for a in answers)]
-    text = "\n\n".join(p for p in parts if p)
-    licenses = sorted({str(d.meta.get("license")) for d in (q, *answers) if d.meta.get("license")})
-    yield Document(
-        id=q.id,
-        source=q.source,
-        text=text,
-        meta={
-            "site": q.meta["site"],
-            "question_id": q.meta["post_id"],
-            "title": q.meta.get("title", ""),
-            "score": q.meta.get("score"),
-            "answer_count": len(answers),
-            "license": q.meta.get("license"),
-            "licenses": licenses,
-            "tags": q.meta.get("tags", []),
-            "creation_date": q.meta.get("creation_date"),
-            "answer_ids": [a.meta["post_id"] for a in answers],
-            "answer_scores": [a.meta.get("score") for a in answers],
-        },
-    )
-
-
-def group_posts(posts: Iterable[Document]) -> Iterator[Document | Rejected]:
-    """In-memory grouping for tests and small inputs; the Beam job groups through a shuffle."""
-    groups: dict[str, list[Document]] = defaultdict(list)
-    for d in posts:
-        groups[question_key(d)].append(d)
-    for key in sorted(groups):
-        yield from assemble_question(key, groups[key])
-
-
-def top_sites(post_counts: dict[str, int], n: int) -> list[str]:
-    """The `n` sites with most posts; ties by name, so the choice does not depend on order."""
-    ranked = sorted(post_counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [site for site, _ in ranked[:n]]
-
-
 # ---------------------------------------------------------------------------------------------
-# Reader and steps
+# Reader
 
 
 class StackExchangeReader(Reader):
@@ -758,118 +498,3 @@ class StackExchangeReader(Reader):
                 item.record_id = f"{site}/{item.record_id}"
             return item
         return post_to_document(item, site, path, self.source)
-
-
-class PostFilter(Step):
-    """Questions and answers of the chosen sites go on; other post types and sites are skipped."""
-
-    name = "se_posts"
-
-    def __init__(self, exclude_meta: bool = True, sites: Sequence[str] | None = None) -> None:
-        self.exclude_meta = exclude_meta
-        self.sites = None if sites is None else frozenset(sites)
-
-    def process(self, doc: Document) -> Document | Rejected:
-        site = str(doc.meta.get("site", ""))
-        if self.exclude_meta and is_meta_site(site):
-            return self.reject(doc, "meta_site", keep_text=False)
-        if self.sites is not None and site not in self.sites:
-            return self.reject(doc, "not_top_site", keep_text=False)
-        ptype = doc.meta.get("post_type")
-        if ptype not in (QUESTION, ANSWER):
-            return self.reject(doc, f"post_type:{POST_TYPES.get(ptype, ptype)}", keep_text=False)  # type: ignore[arg-type]
-        if ptype == ANSWER and doc.meta.get("parent_id") is None:
-            return self.reject(doc, "answer_without_parent", keep_text=False)
-        return doc
-
-
-class PostHtmlToText(Step):
-    """A post's HTML body to text; a body that is not readable HTML is a dead letter."""
-
-    name = "se_html"
-
-    def process(self, doc: Document) -> Document | DeadLetter:
-        try:
-            text = html_to_text(doc.text)
-        except (InvalidHtml, AssertionError, ValueError) as exc:
-            self.count("bad_html")
-            return DeadLetter(
-                file=str(doc.meta.get("file", "")),
-                error=f"{type(exc).__name__}: {exc}",
-                reason="bad_html",
-                record_id=doc.id,
-            )
-        return doc.with_text(text)
-
-
-STACKEXCHANGE_SCHEMA = DocumentSchema(
-    extra=(
-        pa.field("site", pa.string()),
-        pa.field("question_id", pa.int64()),
-        pa.field("title", pa.string()),
-        pa.field("score", pa.int64()),
-        pa.field("answer_count", pa.int64()),
-        pa.field("license", pa.string()),
-    )
-)
-"""The Stack Exchange stage's columns: id is `<site>/<question id>`; score is the question's."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Download
-
-STACKEXCHANGE_DUMP = "https://archive.org/download/stackexchange"
-
-
-def site_archive_names(site: str) -> list[str]:
-    """The dump's archives holding a site's posts (Stack Overflow ships Posts separately)."""
-    site = site if "." in site else f"{site}.stackexchange.com"
-    if site == "stackoverflow.com":
-        return ["stackoverflow.com-Posts.7z"]
-    return [f"{site}.7z"]
-
-
-def parse_archive_checksums(xml: bytes) -> dict[str, tuple[str, str]]:
-    """archive.org's `<item>_files.xml`: file name -> (algo, hex) with sha1 preferred over md5."""
-    root = etree.fromstring(xml, safe_parser())
-    out: dict[str, tuple[str, str]] = {}
-    for f in root.iter("file"):
-        name = f.get("name")
-        if not name:
-            continue
-        for algo in ("sha1", "md5"):
-            el = f.find(algo)
-            if el is not None and el.text and el.text.strip():
-                out[name] = (algo, el.text.strip().lower())
-                break
-    return out
-
-
-def download_stackexchange(
-    sites: Sequence[str],
-    output: Path,
-    base_url: str = STACKEXCHANGE_DUMP,
-    echo: Callable[[str], None] = print,
-) -> list[Downloaded]:
-    """Fetch each site's .7z into `output/`, verified against the item's files.xml checksums."""
-    base = base_url.rstrip("/")
-    item = base.rsplit("/", 1)[-1]
-    try:
-        sums = parse_archive_checksums(fetch_bytes(f"{base}/{item}_files.xml"))
-    except (UserError, etree.XMLSyntaxError) as exc:
-        raise UserError(
-            f"cannot read the dump's checksums ({base}/{item}_files.xml): {exc}"
-        ) from exc
-    got = []
-    for site in sites:
-        for name in site_archive_names(site):
-            if name not in sums:
-                raise UserError(f"{name}: not in the dump ({base}); check the site name")
-            algo, digest = sums[name]
-            d = download(f"{base}/{name}", Path(output) / name, checksum=digest, algo=algo)
-            echo(f"{'have' if d.skipped else 'got '} {d.path} ({d.bytes:,} bytes, {algo} ok)")
-            got.append(d)
-    write_manifest(
-        Path(output), got, {"source": "stackexchange", "base_url": base, "sites": list(sites)}
-    )
-    return got

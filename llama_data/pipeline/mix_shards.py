@@ -1,4 +1,8 @@
-"""Mixing: per-source token streams -> training rows at exact proportions -> shards + manifest.
+"""Writing the mixed shards: per-source token streams -> training rows -> shards + manifest.
+
+`mixture.py` decides how many rows each source gets and in which order (Table 1 weights, epochs,
+the largest-deficit schedule); this module cuts those rows out of the token streams and writes
+them.
 
 Each source's stream is its documents concatenated in a seeded order, epoch after epoch (a new
 order each epoch). Row r of a source is stream[r * L : r * L + L + 1] (rows overlap by one token,
@@ -13,7 +17,6 @@ Work splits into `prepare_mix` (plan + manifest skeleton, in the driver), `write
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections import OrderedDict
@@ -249,13 +252,3 @@ def run_mix_local(job: MixJob, output_dir: str | os.PathLike[str]) -> dict[str, 
     builder = ShardBuilder(job)
     infos = [builder.write_shard(i, tmp) for i in range(job.n_shards)]
     return finish_mix(job, infos, tmp, out)
-
-
-def manifest_summary(manifest: dict[str, Any]) -> str:
-    return json.dumps(
-        {
-            "rows": manifest["total_rows"],
-            "tokens": manifest["total_tokens"],
-            "shards": len(manifest["shards"]),
-        }
-    )

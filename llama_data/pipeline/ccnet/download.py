@@ -15,8 +15,8 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from llama_data.pipeline.download import Downloaded, download, fetch_bytes, write_manifest
 from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.http_download import Downloaded, download, fetch_bytes, write_manifest
 
 DEFAULT_BASE_URL = "https://data.commoncrawl.org"
 SNAPSHOT_RE = re.compile(r"^CC-MAIN-\d{4}-\d{2}$")

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llama_data.pipeline.download import Downloaded, download, fetch_bytes, write_manifest
 from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.http_download import Downloaded, download, fetch_bytes, write_manifest
 
 CATALOG_PATH = "cache/epub/feeds/pg_catalog.csv"
 

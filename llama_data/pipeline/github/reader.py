@@ -38,22 +38,11 @@ from llama_data.pipeline.io import (
     open_decompressed,
     stream_failure,
 )
-from llama_data.pipeline.schema import DocumentSchema
 
 SOURCE = "github"
 DEFAULT_MAX_ROW_BYTES = 8 * 1024 * 1024
 """A row (or file) larger than this is not parsed. BigQuery stores content only below 1 MiB,
 so a bigger row is an export accident, a data file or an attack on the reader."""
-
-GITHUB_SCHEMA = DocumentSchema(
-    extra=(
-        pa.field("repo_name", pa.string()),
-        pa.field("path", pa.string()),
-        pa.field("license", pa.string()),
-        pa.field("language", pa.string()),
-    )
-)
-"""The stage's output columns; `meta` (JSON) keeps ref, mode, blob_id, size, binary, copies."""
 
 _ID_PREFIX_BYTES = 64 * 1024
 _PREFIX_FIELD = re.compile(rb'"(repo_name|path)"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -454,7 +443,6 @@ class GitCheckoutReader(Reader):
 
 __all__ = [
     "DEFAULT_MAX_ROW_BYTES",
-    "GITHUB_SCHEMA",
     "SOURCE",
     "GitCheckoutReader",
     "GithubRowReader",
