@@ -160,6 +160,30 @@ def test_loader_ranks_partition_rows_and_cursor_roundtrips(shards):
     assert single.epoch == 1
 
 
+def test_data_order_does_not_depend_on_the_number_of_ranks(shards):
+    """Each global batch holds the same rows on 1, 2 or 4 ranks, also across the epoch
+    boundary (128 rows are 5 global batches of 24 and a tail that is skipped)."""
+    ds = open_shards(shards)
+
+    def global_batches(world: int, micro: int, steps: int) -> list[list[int]]:
+        loaders = [ShardLoader(ds, micro, r, world, global_batch=24) for r in range(world)]
+        out = []
+        for _ in range(steps):
+            rows = []
+            for _ in range(24 // (micro * world)):
+                for loader in loaders:
+                    rows += map(tuple, loader.next_batch().inputs[:, :4].tolist())
+            out.append(sorted(rows))
+        return out
+
+    one = global_batches(1, 4, 12)
+    for world, micro in ((1, 3), (2, 2), (2, 3), (2, 4), (4, 2), (4, 3)):
+        assert global_batches(world, micro, 12) == one, (world, micro)
+    assert one[5] == one[0]  # the 6th batch starts the next epoch at row 0
+    with pytest.raises(ValueError, match="fewer than one global batch"):
+        ShardLoader(ds, 4, global_batch=256)
+
+
 def test_schedule_and_decay_groups():
     assert lr_at(0, 1.0, 10, 100) == pytest.approx(0.1)
     assert lr_at(9, 1.0, 10, 100) == pytest.approx(1.0)

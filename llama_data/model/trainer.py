@@ -345,6 +345,11 @@ def make_plan(cfg: TrainConfig, rows: int, context: int, world: int, preset_batc
             f"the shards hold {rows} rows, fewer than one micro-batch across ranks "
             f"({cfg.micro_batch} x {world}); lower --micro-batch"
         )
+    if rows < rows_per_step:
+        raise TrainError(
+            f"the shards hold {rows} rows, fewer than one global batch ({rows_per_step} rows); "
+            "lower --batch-tokens"
+        )
     steps = cfg.steps or max(1, rows // rows_per_step)
     return Plan(context, rows_per_step, accum, steps)
 
@@ -392,7 +397,7 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     compiled = want_compile(cfg, d.device)
     model, raw, compute = build_for_training(mcfg, cfg, d, compiled)
     optimizer = build_optimizer(raw, lr, cfg.weight_decay, device_type=d.device.type)
-    loader = ShardLoader(ds, cfg.micro_batch, d.rank, d.world)
+    loader = ShardLoader(ds, cfg.micro_batch, d.rank, d.world, plan.rows_per_step)
     fsdp = d.enabled and cfg.parallel == "fsdp"
     log = RunLog(out, enabled=d.is_main)
     say = print if d.is_main else (lambda *a, **k: None)
