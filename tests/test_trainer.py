@@ -119,11 +119,20 @@ def test_async_checkpoints_equal_synchronous_ones(shards, tmp_path):
     shutil.rmtree(background / "checkpoints" / "step-000000008")
     fit(config(shards, background, async_checkpoint=True))  # resumes, still bit for bit
     assert losses(background) == losses(sync)
-    # a checkpoint every step, keeping 2: one save in flight at a time, published in order
+    # from the command line, a checkpoint every step, keeping 2: one save in flight at a time
+    from llama_data.cli import train_main
+
     every = tmp_path / "every"
-    fit(config(shards, every, steps=6, checkpoint_every=1, keep_checkpoints=2,
-               async_checkpoint=True))  # fmt: skip
+    res = CliRunner().invoke(train_main, [
+        "fit", "--data", str(shards), "--out", str(every), "--preset", "tiny", "--set", "dim=32",
+        "--set", "n_heads=2", "--set", "multiple_of=16", "--batch-tokens", "128",
+        "--micro-batch", "4", "--steps", "6", "--warmup-steps", "2", "--lr", "3e-3",
+        "--checkpoint-every", "1", "--keep-checkpoints", "2", "--async-checkpoint",
+        "--no-compile", "--no-progress",
+    ])  # fmt: skip
+    assert res.exit_code == 0, res.output
     assert [p.name for p in ckpt.list_checkpoints(every)] == ["step-000000005", "step-000000006"]
+    assert ckpt.read_meta(every / "checkpoints" / "step-000000006")["train"]["async_checkpoint"]
 
 
 def test_a_failed_checkpoint_write_is_one_error_and_keeps_the_earlier_ones(
@@ -151,6 +160,32 @@ def test_a_failed_checkpoint_write_is_one_error_and_keeps_the_earlier_ones(
         fit(config(shards, run, async_checkpoint=background))  # resumes at 4; leftovers removed
         assert [p.name for p in ckpt.list_checkpoints(run)][-1] == "step-000000008"
         assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+def test_a_run_that_fails_still_publishes_the_async_save_in_flight(shards, tmp_path, monkeypatch):
+    import time
+
+    import torch.distributed.checkpoint as dcp
+
+    from llama_data.model import trainer
+
+    write = dcp.FileSystemWriter.write_data
+
+    def slow_write(self, plan, planner):
+        time.sleep(0.5)  # the step-4 checkpoint is still being written when step 5 fails
+        return write(self, plan, planner)
+
+    def lr_at(step, *args):
+        if step == 4:
+            raise RuntimeError("interrupted")
+        return 3e-3
+
+    monkeypatch.setattr(dcp.FileSystemWriter, "write_data", slow_write)
+    monkeypatch.setattr(trainer, "lr_at", lr_at)
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fit(config(shards, run, async_checkpoint=True))
+    assert [p.name for p in ckpt.list_checkpoints(run)] == ["step-000000004"]
 
 
 def test_checkpoint_of_the_earlier_layout_still_loads(shards, tmp_path):

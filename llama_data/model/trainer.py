@@ -344,17 +344,26 @@ def fit(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) a run; returns a summary. Call under torchrun for several processes."""
     cfg.validate()
     d = init_distributed(cfg.device)
+    savers: list[ckpt.Checkpointer] = []
     try:
-        return _fit(cfg, d)
+        return _fit(cfg, d, savers)
     except torch.OutOfMemoryError as e:
         raise TrainError(OOM_HELP) from e
     except ckpt.CheckpointWriteError as e:
         raise TrainError(f"{e} (the run's earlier checkpoints are intact)") from e
+    except BaseException:
+        if not d.enabled:  # one process: the save in flight holds a complete state, publish it
+            for saver in savers:
+                try:
+                    saver.wait()
+                except ckpt.read_errors() as e:  # the error being raised is the one to report
+                    stderr(f"warning: the checkpoint being written was lost: {ckpt.describe(e)}")
+        raise
     finally:
         shutdown(d)
 
 
-def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
+def _fit(cfg: TrainConfig, d: Dist, savers: list | None = None) -> dict[str, Any]:
     out = Path(cfg.out)
     try:
         ds = open_shards(cfg.data, verify=cfg.verify)
@@ -393,6 +402,8 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     checkpointer = ckpt.Checkpointer(
         out, d.rank, d.world, cfg.keep_checkpoints, async_save=cfg.async_checkpoint
     )
+    if savers is not None:
+        savers.append(checkpointer)
     checkpointer.remove_stale()
     start_step, latest = _resume(out, model, optimizer, loader, d, mcfg, manifest_sha, schedule)
     if latest is not None:
