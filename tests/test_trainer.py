@@ -482,7 +482,8 @@ def _state_bytes() -> int:
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 def test_fsdp_checkpoint_host_memory_per_rank_is_bounded_by_its_shard(shards, tmp_path):
     """Before #21 rank 0 gathered everything: its peak rose by 124,816 kB (more than the full
-    120,267 kB state) while saving. Now each rank writes and reads only its own shards."""
+    120,267 kB state) while saving. Now each rank writes and reads only its own shards, a few of
+    its saved chunks at a time."""
     run = tmp_path / "run"
     mp.spawn(_memory_worker, args=(2, _free_port(), str(shards), str(run), "a"), nprocs=2)
     shutil.rmtree(run / "checkpoints" / "step-000000002")
@@ -496,5 +497,5 @@ def test_fsdp_checkpoint_host_memory_per_rank_is_bounded_by_its_shard(shards, tm
     print(f"full state {full_kb} kB; extra peak RSS per call and rank: {records}")
     calls = [rec for ranks in records for rec in ranks]
     assert sorted({c["call"] for c in calls}) == ["dcp.load", "save", "set_state_dict"]
-    for c in calls:  # far below the rank's half, let alone the whole
-        assert c["extra_kb"] < full_kb / 8, c
+    for c in calls:  # a third of the rank's own half at most (measured: 0-12 MB), not the whole
+        assert c["extra_kb"] < full_kb / 2 / 3, c
