@@ -902,6 +902,11 @@ def _model_overrides(pairs: tuple[str, ...]) -> dict:
 )
 @click.option("--checkpoint-every", type=int, help="Steps between checkpoints [1000].")
 @click.option("--keep-checkpoints", type=int, help="Keep the last K checkpoints [3].")
+@click.option(
+    "--async-checkpoint/--no-async-checkpoint",
+    default=None,
+    help="Write checkpoints in the background while training goes on [off].",
+)
 @click.option("--log-every", type=int, help="Steps between log records [10].")
 @click.option(
     "--init-from",

@@ -2,8 +2,9 @@
 
 Launch with `torchrun --nproc-per-node N -m llama_data.cli fit ...` (or the `llama-train` script):
 torchrun sets RANK/WORLD_SIZE/LOCAL_RANK and the rendezvous variables; we pick NCCL on CUDA and gloo
-on CPU. Multi-node works the same way (`--nnodes`, `--rdzv-endpoint`); checkpoints are written by
-rank 0 and read by every rank, so RUN must be on a filesystem all nodes share.
+on CPU. Multi-node works the same way (`--nnodes`, `--rdzv-endpoint`); every rank writes its own
+shards of a checkpoint into the checkpoint folder and reads the saved chunks it needs from any of
+them, so RUN must be on a filesystem all nodes share.
 """
 
 from __future__ import annotations
@@ -57,19 +58,6 @@ def all_reduce_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
     if d.enabled:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
-
-
-def all_gather_objects(obj: object, d: Dist) -> list:
-    if not d.enabled:
-        return [obj]
-    out: list = [None] * d.world
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def barrier(d: Dist) -> None:
-    if d.enabled:
-        dist.barrier()
 
 
 def shutdown(d: Dist) -> None:

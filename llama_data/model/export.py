@@ -297,12 +297,14 @@ def export_checkpoint(
     from llama_data.model.generate import find_tokenizer
 
     path = Path(checkpoint)
-    target = path if (path / "meta.json").is_file() else ckpt.latest_checkpoint(path)
+    target = ckpt.resolve(path)
     if target is None:
         raise ValueError(f"{path}: no checkpoint (expected RUN/checkpoints/step-*/)")
     meta = ckpt.read_meta(target)
     cfg = LlamaConfig.from_dict(meta["model"])
-    state = ckpt.load_state(target)["model"]
+    # a sharded checkpoint is consolidated here, on the CPU of this one process: the model's
+    # weights only (the optimizer state is never read), which the single safetensors file needs
+    state = ckpt.load_model_weights(target)
     data = (meta.get("train") or {}).get("data")
     bos = eos = None
     if data and (Path(data) / "manifest.json").is_file():

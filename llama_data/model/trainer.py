@@ -27,9 +27,7 @@ from llama_data.model import checkpoint as ckpt
 from llama_data.model.data import ShardLoader, open_shards
 from llama_data.model.distributed import (
     Dist,
-    all_gather_objects,
     all_reduce_sum,
-    barrier,
     init_distributed,
     shutdown,
 )
@@ -73,6 +71,7 @@ class TrainConfig:
     parallel: str = "ddp"  # ddp | fsdp (with more than one process)
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
+    async_checkpoint: bool = False  # write checkpoints in the background (DCP async_save)
     log_every: int = 10
     init_from: str | None = None
     peak_tflops: float | None = None
@@ -270,19 +269,6 @@ def build_for_training(
     return wrapped, model, compute
 
 
-def _full_state(model: nn.Module, optimizer: torch.optim.Optimizer | None = None):
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        get_model_state_dict,
-        get_optimizer_state_dict,
-    )
-
-    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    msd = get_model_state_dict(model, options=opts)
-    osd = get_optimizer_state_dict(model, optimizer, options=opts) if optimizer else None
-    return msd, osd
-
-
 def _load_full_state(model: nn.Module, msd: dict, optimizer=None, osd=None) -> None:
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
@@ -344,6 +330,11 @@ def make_plan(cfg: TrainConfig, rows: int, context: int, world: int, preset_batc
             f"the shards hold {rows} rows, fewer than one micro-batch across ranks "
             f"({cfg.micro_batch} x {world}); lower --micro-batch"
         )
+    if rows < rows_per_step:
+        raise TrainError(
+            f"the shards hold {rows} rows, fewer than one global batch ({rows_per_step} rows); "
+            "lower --batch-tokens"
+        )
     steps = cfg.steps or max(1, rows // rows_per_step)
     return Plan(context, rows_per_step, accum, steps)
 
@@ -352,15 +343,26 @@ def fit(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) a run; returns a summary. Call under torchrun for several processes."""
     cfg.validate()
     d = init_distributed(cfg.device)
+    savers: list[ckpt.Checkpointer] = []
     try:
-        return _fit(cfg, d)
+        return _fit(cfg, d, savers)
     except torch.OutOfMemoryError as e:
         raise TrainError(OOM_HELP) from e
+    except ckpt.CheckpointWriteError as e:
+        raise TrainError(f"{e} (the run's earlier checkpoints are intact)") from e
+    except BaseException:
+        if not d.enabled:  # one process: the save in flight holds a complete state, publish it
+            for saver in savers:
+                try:
+                    saver.wait()
+                except ckpt.read_errors() as e:  # the error being raised is the one to report
+                    stderr(f"warning: the checkpoint being written was lost: {ckpt.describe(e)}")
+        raise
     finally:
         shutdown(d)
 
 
-def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
+def _fit(cfg: TrainConfig, d: Dist, savers: list | None = None) -> dict[str, Any]:
     out = Path(cfg.out)
     try:
         ds = open_shards(cfg.data, verify=cfg.verify)
@@ -391,27 +393,19 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     compiled = want_compile(cfg, d.device)
     model, raw, compute = build_for_training(mcfg, cfg, d, compiled)
     optimizer = build_optimizer(raw, lr, cfg.weight_decay, device_type=d.device.type)
-    loader = ShardLoader(ds, cfg.micro_batch, d.rank, d.world)
+    loader = ShardLoader(ds, cfg.micro_batch, d.rank, d.world, plan.rows_per_step)
     fsdp = d.enabled and cfg.parallel == "fsdp"
     log = RunLog(out, enabled=d.is_main)
     say = print if d.is_main else (lambda *a, **k: None)
 
-    start_step = 0
-    found = ckpt.load_latest(out)
-    latest = found[0] if found else None
-    if found is not None:
-        latest, meta, state = found
-        try:
-            ckpt.check_compatible(
-                meta, model=mcfg.to_dict(), manifest=manifest_sha, schedule=schedule
-            )
-        except ckpt.CheckpointMismatch as e:
-            raise TrainError(f"{latest}: {e}") from e
-        _load_full_state(model, state["model"], optimizer, state["optimizer"])
-        loader.load_state_dict(state["data"])
-        rngs = state["rng"]
-        ckpt.set_rng_state(rngs[d.rank] if len(rngs) == d.world else rngs[0])
-        start_step = int(meta["step"])
+    checkpointer = ckpt.Checkpointer(
+        out, d.rank, d.world, cfg.keep_checkpoints, async_save=cfg.async_checkpoint
+    )
+    if savers is not None:
+        savers.append(checkpointer)
+    checkpointer.remove_stale()
+    start_step, latest = _resume(out, model, optimizer, loader, d, mcfg, manifest_sha, schedule)
+    if latest is not None:
         log.truncate_after(start_step)
         say(f"resumed from {latest} at step {start_step}")
     else:
@@ -534,29 +528,76 @@ def _fit(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
             progress.update(done, last.get("loss", math.nan), last.get("tokens_per_s", 0.0))
         if done % cfg.checkpoint_every == 0 or done == plan.total_steps:
             t0 = time.perf_counter()
-            _save(out, done, model, optimizer, loader, d, cfg, mcfg, manifest_sha, schedule)
+            _save(checkpointer, done, model, optimizer, loader, d, cfg, mcfg, manifest_sha,
+                  schedule)  # fmt: skip
             window_t += time.perf_counter() - t0  # checkpoint time is not training throughput
+    checkpointer.close()
     progress.close()
     log.close()
-    return {"step": plan.total_steps, "total_steps": plan.total_steps, "last": last}
+    return {
+        "step": plan.total_steps,
+        "total_steps": plan.total_steps,
+        "last": last,
+        "checkpoint_blocked_s": checkpointer.blocked_s,
+    }
 
 
-def _save(out, step, model, optimizer, loader, d, cfg, mcfg, manifest_sha, schedule) -> None:
-    msd, osd = _full_state(model, optimizer)
-    rngs = all_gather_objects(ckpt.rng_state(), d)
-    if d.is_main:
-        state = {"model": msd, "optimizer": osd, "data": loader.state_dict(), "rng": rngs}
-        meta = {
-            "model": mcfg.to_dict(),
-            "train": asdict(cfg),
-            "schedule": schedule,
-            "manifest_sha256": manifest_sha,
-            "data_cursor": loader.state_dict(),
-            "world_size": d.world,
-            "torch": torch.__version__,
-        }
-        ckpt.save_checkpoint(out, step, state, meta, cfg.keep_checkpoints)
-    barrier(d)
+def _save(checkpointer, step, model, optimizer, loader, d, cfg, mcfg, manifest_sha, schedule):
+    """Every process writes its own shards (collective); rank 0 publishes the folder."""
+    state = ckpt.train_state(model, optimizer, loader.state_dict(), d.rank)
+    meta = {
+        "format": "dcp",
+        "model": mcfg.to_dict(),
+        "train": asdict(cfg),
+        "schedule": schedule,
+        "manifest_sha256": manifest_sha,
+        "data_cursor": loader.state_dict(),
+        "world_size": d.world,
+        "parallel": cfg.parallel if d.enabled else "single",
+        "torch": torch.__version__,
+    }
+    checkpointer.save(step, state, meta)
+
+
+def _resume(out, model, optimizer, loader, d, mcfg, manifest_sha, schedule):
+    """Load the newest good checkpoint of the run, if any: (its step, its path) or (0, None).
+
+    A checkpoint that does not fit the run (model shape, data, schedule) is an error; one that
+    cannot be read (a file lost or cut short after it was written) is skipped with a warning, and
+    the one before it is tried. Sharded checkpoints load on any number of processes.
+    """
+    for path in reversed(ckpt.list_checkpoints(out)):
+        try:
+            meta = ckpt.read_meta(path)
+        except (OSError, ValueError) as e:
+            stderr(f"warning: skipping unreadable checkpoint {path}: {e}")
+            continue
+        try:
+            ckpt.check_compatible(
+                meta, model=mcfg.to_dict(), manifest=manifest_sha, schedule=schedule
+            )
+        except ckpt.CheckpointMismatch as e:
+            raise TrainError(f"{path}: {e}") from e
+        try:
+            if ckpt.is_legacy(path):  # the earlier layout: one state.pt of full state dicts
+                state = ckpt.load_state(path)
+                _load_full_state(model, state["model"], optimizer, state["optimizer"])
+                data, rngs = state["data"], state["rng"]
+                rng = rngs[d.rank % len(rngs)]
+            else:
+                saved_world = int(meta.get("world_size", 1))
+                data, rng = ckpt.load_train_state(
+                    path, model, optimizer, loader.state_dict(), d.rank, saved_world
+                )
+            loader.load_state_dict(data)
+        except TrainError:
+            raise
+        except ckpt.read_errors() as e:  # a damaged file raises many types
+            stderr(f"warning: skipping unreadable checkpoint {path}: {ckpt.describe(e)}")
+            continue
+        ckpt.set_rng_state(rng)
+        return int(meta["step"]), path
+    return 0, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -574,12 +615,12 @@ def load_model(path: str | Path, device: str = "auto") -> tuple[Llama, dict]:
         mcfg, state = load_hf(path)
         meta: dict = {"source": "hf", "path": str(path)}
     else:
-        target = path if (path / "meta.json").is_file() else ckpt.latest_checkpoint(path)
+        target = ckpt.resolve(path)
         if target is None:
             raise TrainError(f"{path}: no checkpoint (expected RUN/checkpoints/step-*/)")
         meta = ckpt.read_meta(target)
         mcfg = LlamaConfig.from_dict(meta["model"])
-        state = ckpt.load_state(target)["model"]
+        state = ckpt.load_model_weights(target)  # sharded or not, consolidated on the CPU here
         meta["path"] = str(target)
     with torch.device("meta"):
         model = Llama(mcfg)
