@@ -23,6 +23,7 @@ from llama_data import __version__
 from llama_data.pipeline import config
 from llama_data.pipeline.ccnet.train_lm import TrainLmSettings
 from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.wikipedia import config as wikipedia_config
 
 
 class UsageFailure(click.ClickException):
@@ -232,7 +233,7 @@ def source_command(
 ) -> Callable[[Callable[..., Any]], Any]:
     """The command of a source: its settings as options, then the same planner `build` uses on
     a config of this source alone. The decorated function only carries the docstring."""
-    cls = config.SOURCE_CONFIGS[source]
+    cls = config.source_configs()[source]
 
     def deco(doc_fn: Callable[..., Any]) -> Any:
         @main.command(command or source, help=doc_fn.__doc__)
@@ -350,7 +351,7 @@ def dedup_exact(
     run_cli_stage(make_dedup_exact_stage(list(inputs), source=source), output, run, run_args.force)
 
 
-PAPER_WIKIPEDIA_LANGUAGES = ",".join(config.PAPER_WIKIPEDIA_LANGUAGES)
+PAPER_WIKIPEDIA_LANGUAGES = ",".join(wikipedia_config.PAPER_WIKIPEDIA_LANGUAGES)
 
 
 def _language_list(value: str, flag: str = "--languages") -> list[str] | None:

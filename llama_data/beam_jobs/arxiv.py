@@ -20,8 +20,8 @@ from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
 from llama_data.beam_jobs.s3 import enable_requester_pays
 from llama_data.pipeline.arxiv import ArxivClean, ArxivReader, Limits
 from llama_data.pipeline.arxiv.archive import expand_inputs, folders_fingerprint
+from llama_data.pipeline.arxiv.config import ArxivSourceConfig
 from llama_data.pipeline.arxiv.schema import ARXIV_SCHEMA
-from llama_data.pipeline.config import ArxivSourceConfig
 from llama_data.pipeline.io import FileSplit, OpenRaw, ReadResult
 
 

@@ -26,6 +26,7 @@ from llama_data.beam_jobs.harness import (
     StageSpec,
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
+from llama_data.pipeline.books.config import BooksSourceConfig
 from llama_data.pipeline.books.dedup import (
     BookSketch,
     MinHasher,
@@ -39,7 +40,6 @@ from llama_data.pipeline.books.dedup import (
 from llama_data.pipeline.books.reader import BooksReader
 from llama_data.pipeline.books.schema import BOOKS_SCHEMA
 from llama_data.pipeline.books.steps import BookFilter
-from llama_data.pipeline.config import BooksSourceConfig
 from llama_data.pipeline.document import Document
 
 # A bucket whose queries x indexed books exceed this proposes a star (every member with the

@@ -31,8 +31,8 @@ from llama_data.beam_jobs.harness import (
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
 from llama_data.pipeline import c4
+from llama_data.pipeline.c4.config import C4SourceConfig
 from llama_data.pipeline.c4.schema import FROM_CC_SCHEMA, RELEASE_SCHEMA
-from llama_data.pipeline.config import C4SourceConfig
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.warc import CommonCrawlReader
 

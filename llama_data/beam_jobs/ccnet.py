@@ -56,6 +56,7 @@ from llama_data.pipeline.ccnet.buckets import (
     dump_cutoffs,
     load_cutoffs,
 )
+from llama_data.pipeline.ccnet.config import CommonCrawlConfig
 from llama_data.pipeline.ccnet.filters import MinLength, doc_dedup_key
 from llama_data.pipeline.ccnet.langid import LanguageId
 from llama_data.pipeline.ccnet.lines import (
@@ -78,7 +79,7 @@ from llama_data.pipeline.ccnet.perplexity import (
 )
 from llama_data.pipeline.ccnet.schema import CCNET_SCHEMA
 from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
-from llama_data.pipeline.config import CommonCrawlConfig, default_of
+from llama_data.pipeline.config import default_of
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.warc import CommonCrawlReader

@@ -29,10 +29,10 @@ from llama_data.beam_jobs.harness import (
     StageSpec,
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
-from llama_data.pipeline.config import GithubSourceConfig
 from llama_data.pipeline.document import DeadLetter, Document
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.github.bigquery import BigQuerySource, files_query, licenses_query
+from llama_data.pipeline.github.config import GithubSourceConfig
 from llama_data.pipeline.github.licenses import (
     ALLOWED_LICENSES,
     LicenseTable,

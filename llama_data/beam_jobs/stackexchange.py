@@ -24,9 +24,9 @@ from llama_data.beam_jobs.harness import (
     StageSpec,
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
-from llama_data.pipeline.config import StackExchangeSourceConfig
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.stackexchange.config import StackExchangeSourceConfig
 from llama_data.pipeline.stackexchange.reader import StackExchangeReader, is_meta_site, site_of
 from llama_data.pipeline.stackexchange.schema import STACKEXCHANGE_SCHEMA
 from llama_data.pipeline.stackexchange.steps import (

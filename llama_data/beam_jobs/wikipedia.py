@@ -12,13 +12,13 @@ from llama_data.beam_jobs.harness import (
     StageSpec,
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep, one_step
-from llama_data.pipeline.config import WikipediaSourceConfig
 from llama_data.pipeline.wikipedia import (
     PAPER_LANGUAGES,
     CleanWikitext,
     WikipediaPageFilter,
     WikipediaReader,
 )
+from llama_data.pipeline.wikipedia.config import WikipediaSourceConfig
 from llama_data.pipeline.wikipedia.schema import WIKIPEDIA_SCHEMA
 
 

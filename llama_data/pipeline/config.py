@@ -24,6 +24,12 @@ SOURCE_NAMES = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "s
 RUNNER_NAMES = ("DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PrismRunner")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
+
+def is_url(value: str) -> bool:
+    """`scheme://...` (gs://, s3://, http(s)://): not resolved against the config's folder."""
+    return bool(_URL.match(value))
+
+
 T = TypeVar("T")
 
 
@@ -111,10 +117,27 @@ class DocumentsSourceConfig(SourceConfig):
     format: str = "documents"
 
 
-# name -> config class of that source's native format; each source module registers its own.
+# name -> config class of that source's native format; each source package registers its own in
+# its `config.py` (found by `source_configs()`).
 SOURCE_CONFIGS: dict[str, type[SourceConfig]] = {}
 # top-level section name -> dataclass (tokenizer, mixture, models, ...).
 SECTION_CONFIGS: dict[str, type] = {}
+
+
+def source_configs() -> dict[str, type[SourceConfig]]:
+    """Every native source's config class: each `pipeline/<source>/config.py` registers its own
+    (imported here once), so a new source needs no line in this module."""
+    import importlib
+    import importlib.util
+    import pkgutil
+
+    import llama_data.pipeline as pipeline
+
+    for info in pkgutil.iter_modules(pipeline.__path__):
+        module = f"{pipeline.__name__}.{info.name}.config"
+        if info.ispkg and importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+    return SOURCE_CONFIGS
 
 
 def register_source(name: str):
@@ -123,58 +146,6 @@ def register_source(name: str):
         return cls
 
     return deco
-
-
-@register_source("arxiv")
-@dataclass(frozen=True)
-class ArxivSourceConfig(SourceConfig):
-    """[sources.arxiv]: bulk tars / per-paper archives / folders; limits of the LaTeX cleaning."""
-
-    max_input_depth: int = setting(16, help="Nesting limit of \\input/\\include/\\subfile.")
-    max_macro_depth: int = setting(
-        32, help="Nesting limit of user macro expansion (a recursive \\def stops here)."
-    )
-    max_paper_mb: int = setting(
-        256, help="Decompressed size limit of one paper (gzip bombs are cut here)."
-    )
-    requester_pays: bool = setting(
-        False,
-        help="Send RequestPayer=requester on S3 reads (needed for s3://arxiv/src/; you pay the "
-        "transfer).",
-    )
-
-    def validate(self, where: str) -> None:
-        super().validate(where)
-        for key in ("max_input_depth", "max_macro_depth", "max_paper_mb"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{where}.{key}: must be >= 1")
-
-
-@register_source("books")
-@dataclass(frozen=True)
-class BooksSourceConfig(SourceConfig):
-    """[sources.books]: Gutenberg .txt / Books3 .jsonl.zst; `dedup` switches book near-dedup."""
-
-    dedup: bool = setting(True, help="Strip licences and drop empty books only.", flag="--no-dedup")
-    ngram: int = setting(5, help="Words per shingle.")
-    num_perm: int = setting(128, help="MinHash permutations.")
-    threshold: float = setting(
-        0.9, help="Verified shingle overlap |A∩B|/min(|A|,|B|) above which a book is a duplicate."
-    )
-    lsh_threshold: float = setting(
-        0.6,
-        help="Containment the LSH Ensemble bands are tuned for (candidates only; every pair is "
-        "verified).",
-    )
-
-    def validate(self, where: str) -> None:
-        super().validate(where)
-        if not 0 < self.threshold <= 1:
-            raise ConfigError(f"{where}.threshold: must be in (0, 1], got {self.threshold}")
-        if not 0 < self.lsh_threshold <= 1:
-            raise ConfigError(f"{where}.lsh_threshold: must be in (0, 1], got {self.lsh_threshold}")
-        if self.ngram < 1 or self.num_perm < 16:
-            raise ConfigError(f"{where}: ngram must be >= 1 and num_perm >= 16")
 
 
 def register_section(name: str):
@@ -317,7 +288,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> BuildConfig:
         fmt = table.get("format", "native") if isinstance(table, dict) else "native"
         if fmt == "documents":
             cls: type[SourceConfig] = DocumentsSourceConfig
-        elif name in SOURCE_CONFIGS:
+        elif name in source_configs():
             cls = SOURCE_CONFIGS[name]
         elif name in SOURCE_NAMES:
             raise ConfigError(
@@ -353,246 +324,8 @@ def load_config(path: str | Path) -> BuildConfig:
     return parse_config(data, path)
 
 
-def _github_allowed() -> list[str]:
-    from llama_data.pipeline.github.licenses import ALLOWED_LICENSES
-
-    return sorted(ALLOWED_LICENSES)
-
-
-@register_source("github")
-@dataclass(frozen=True)
-class GithubSourceConfig(SourceConfig):
-    """[sources.github]: BigQuery `github_repos` export rows (`inputs`, JSON lines or Parquet)
-    joined with licence table rows (`licenses`), and/or local git checkouts (`repos`), and/or
-    the BigQuery tables themselves (`bigquery = true`, needs llama-data[gcp] and credentials).
-    Thresholds are the LLaMA/RedPajama ones; see docs/github.md."""
-
-    inputs: list[str] = path_field(default_factory=list)
-    licenses: list[str] = setting(
-        path=True,
-        default_factory=list,
-        help="Export of the github_repos.licenses table (repo_name, license); repeatable. "
-        "Without it a `license` column on the rows is used.",
-    )
-    repos: str | None = setting(
-        None,
-        path=True,
-        help="Folder of local git checkouts (DIR/name or DIR/owner/name); licences are "
-        "classified from each checkout's LICENSE/COPYING files.",
-    )
-    bigquery: bool = setting(
-        False,
-        help="Read the BigQuery tables directly (needs llama-data[gcp], credentials, and "
-        "--project/--temp_location after `--`).",
-    )
-    bigquery_dataset: str = setting(
-        "bigquery-public-data.github_repos",
-        flag="--bq-dataset",
-        help="project.dataset holding files/contents/licenses.",
-    )
-    bigquery_licensed_only: bool = setting(
-        False,
-        flag="--bq-licensed-only",
-        help="Push the licence filter into the query (scans less, but other licences go "
-        "uncounted).",
-    )
-    bigquery_skip_binary: bool = setting(
-        False, flag="--bq-skip-binary", help="Leave binary blobs out of the query."
-    )
-    bigquery_limit: int | None = setting(None, flag="--bq-limit", help="LIMIT, for trials.")
-    allowed_licenses: list[str] = setting(
-        default_factory=_github_allowed,
-        flag="--allow-license",
-        help="Licence keys to keep (default: apache-2.0, bsd-2-clause, bsd-3-clause, mit).",
-    )
-    max_row_bytes: int = setting(
-        8 * 1024 * 1024,
-        help="Rows/files larger than this are not parsed (rejected too_large or dead-lettered).",
-    )
-    max_file_bytes: int = setting(
-        1024 * 1024, help="Files larger than this (UTF-8 bytes) are rejected too_large."
-    )
-    max_line_length: int = setting(1000, help="Longest line a kept file may have.")
-    max_mean_line_length: float = setting(
-        100.0, help="Largest mean line length (newlines counted, as RedPajama-v1)."
-    )
-    min_alnum_fraction: float = setting(0.25, help="Smallest alphanumeric fraction.")
-    min_alpha_per_token: float = setting(1.5, help="Fewest alphabetic characters per token.")
-    dedup: bool = setting(True, help="Skip the exact content dedup.", flag="--no-dedup")
-
-    def validate(self, where: str) -> None:
-        if not (self.inputs or self.repos or self.bigquery):
-            raise ConfigError(f"{where}: give inputs (export rows), repos (a folder) or bigquery")
-        if self.format != "native":
-            raise ConfigError(f"{where}.format: must be 'native' here, got {self.format!r}")
-        for key in ("max_row_bytes", "max_file_bytes", "max_line_length"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{where}.{key}: must be > 0, got {getattr(self, key)}")
-        for key in ("min_alnum_fraction",):
-            if not 0 <= getattr(self, key) <= 1:
-                raise ConfigError(f"{where}.{key}: must be in [0, 1], got {getattr(self, key)}")
-        if self.bigquery_limit is not None and self.bigquery_limit < 1:
-            raise ConfigError(f"{where}.bigquery_limit: must be >= 1")
-
-
 # ---------------------------------------------------------------------------------------------
-# Wikipedia and Stack Exchange (issue 3)
-
-# The 20 languages of LLaMA's Wikipedia (Touvron et al. 2023, §2.1).
-PAPER_WIKIPEDIA_LANGUAGES: tuple[str, ...] = (
-    "bg", "ca", "cs", "da", "de", "en", "es", "fr", "hr", "hu",
-    "it", "nl", "pl", "pt", "ro", "ru", "sl", "sr", "sv", "uk",
-)  # fmt: skip
-
-
-@register_source("wikipedia")
-@dataclass(frozen=True)
-class WikipediaSourceConfig(SourceConfig):
-    """[sources.wikipedia]: MediaWiki XML dumps (`*-pages-articles*.xml.bz2`, multistream, .xml).
-
-    `languages` (from each dump's siteinfo) defaults to the paper's 20; `[]` keeps all.
-    `split_mb` is the byte size of the ranges a multistream dump is cut into for parallel reading;
-    `indexes` names multistream index files kept elsewhere than beside their dumps.
-    """
-
-    languages: list[str] = setting(
-        default_factory=lambda: list(PAPER_WIKIPEDIA_LANGUAGES),
-        sep=",",
-        help="Wikipedia languages to keep (from each dump's siteinfo), comma-separated, or 'all'.",
-    )
-    split_mb: int = setting(
-        64,
-        help="Size of the byte ranges a multistream dump or plain .xml is cut into for parallel "
-        "reading.",
-    )
-    use_index: bool = setting(
-        True,
-        flag="--no-index",
-        help="Find multistream offsets by scanning the dump even when its -index.txt.bz2 is "
-        "beside it.",
-    )
-    indexes: list[str] = setting(
-        path=True,
-        default_factory=list,
-        flag="--index",
-        help="A multistream -index.txt.bz2 kept elsewhere than beside its dump (repeatable); by "
-        "default the index is looked for next to each dump.",
-    )
-    min_chars: int = setting(1, help="Articles shorter than this (characters) are rejected.")
-    dedup: bool = False
-
-    def validate(self, where: str) -> None:
-        super().validate(where)
-        for lang in self.languages:
-            if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", lang):
-                raise ConfigError(f"{where}.languages: {lang!r} is not a language code like 'en'")
-        if self.split_mb < 1:
-            raise ConfigError(f"{where}.split_mb: must be >= 1, got {self.split_mb}")
-
-
-@register_source("stackexchange")
-@dataclass(frozen=True)
-class StackExchangeSourceConfig(SourceConfig):
-    """[sources.stackexchange]: per-site `.7z` archives or extracted `<site>/Posts.xml`.
-
-    `top_sites` keeps the N largest sites by post count (0 = all); meta sites are skipped unless
-    `include_meta`; an extracted Posts.xml is read in `split_mb` byte ranges.
-    """
-
-    top_sites: int = setting(
-        28,
-        help="Keep the N largest sites by post count, counted from the inputs (0 = all sites).",
-    )
-    include_meta: bool = setting(False, help="Also read meta sites (skipped by default).")
-    split_mb: int = setting(
-        64, help="Size of the byte ranges an extracted Posts.xml is cut into for parallel reading."
-    )
-    dedup: bool = False
-
-    def validate(self, where: str) -> None:
-        super().validate(where)
-        if self.top_sites < 0:
-            raise ConfigError(f"{where}.top_sites: must be >= 0, got {self.top_sites}")
-        if self.split_mb < 1:
-            raise ConfigError(f"{where}.split_mb: must be >= 1, got {self.split_mb}")
-
-
-# ---------------------------------------------------------------------------------------------
-# C4 and the Wikipedia-reference classifier (issue 5)
-
-
-@register_source("c4")
-@dataclass(frozen=True)
-class C4SourceConfig(SourceConfig):
-    """[sources.c4]: the public C4 release (`c4-*.json.gz`), or `from_cc = true` to re-derive C4
-    from CommonCrawl WET/WARC files with C4's rules (defaults are the reference
-    implementation's, TFDS `c4_utils`).
-
-    `badwords` is a word-list file (default: the shipped LDNOOBW English list, CC BY 4.0);
-    `lang_model` is `langdetect` (C4's) or `lid176`; `lang_threshold` the minimum English
-    probability (default: 0.99 for langdetect, the calibrated `LID176_THRESHOLD` for lid176);
-    `text_dedup` is `lines` (the reference's), `spans` (the paper's wording) or `none`.
-    """
-
-    from_cc: bool = setting(
-        False,
-        help="Re-derive C4 from CommonCrawl WET/WARC with C4's rules instead of reading the "
-        "release.",
-    )
-    badwords: str | None = setting(
-        None,
-        path=True,
-        help="Bad-words list (one a line) for --from-cc. Default: the shipped LDNOOBW English "
-        "list (CC BY 4.0).",
-    )
-    lang_model: str = setting(
-        "langdetect",
-        help="Language id for --from-cc: langdetect (C4's, seeded) or lid176 (fastText).",
-    )
-    lang_threshold: float | None = setting(
-        None,
-        help="Minimum English probability for --from-cc. Default: 0.99 with langdetect (C4's), "
-        "0.8 with lid176 (calibrated on the Common Crawl sample, docs/c4.md).",
-    )
-    min_words_per_line: int = setting(5, help="Fewest words a kept line has (--from-cc).")
-    min_sentences: int = setting(3, help="Fewest sentences a kept page has (--from-cc).")
-    max_page_length: int = setting(
-        190_000, help="Pages longer than this (characters) are rejected (--from-cc)."
-    )
-    dedup_urls: bool = setting(
-        True, flag="--no-url-dedup", help="Keep every page of a URL (--from-cc)."
-    )
-    text_dedup: str = setting(
-        "lines",
-        help="Dedup across pages for --from-cc: lines (repeated lines, C4's code), spans "
-        "(three-sentence spans, the paper's wording) or none.",
-    )
-    dedup: bool = False
-
-    def validate(self, where: str) -> None:
-        super().validate(where)
-        if self.lang_threshold is not None and not 0.0 <= self.lang_threshold <= 1.0:
-            raise ConfigError(
-                f"{where}.lang_threshold: must be in [0, 1], got {self.lang_threshold}"
-            )
-        if self.lang_model not in ("langdetect", "lid176"):
-            raise ConfigError(
-                f"{where}.lang_model: must be 'langdetect' or 'lid176', got {self.lang_model!r}"
-            )
-        if self.text_dedup not in ("lines", "spans", "none"):
-            raise ConfigError(
-                f"{where}.text_dedup: must be 'lines', 'spans' or 'none', got {self.text_dedup!r}"
-            )
-        if self.max_page_length < 1:
-            raise ConfigError(f"{where}.max_page_length: must be >= 1")
-        if self.min_words_per_line < 1 or self.min_sentences < 1:
-            raise ConfigError(f"{where}: min_words_per_line and min_sentences must be >= 1")
-        if (
-            self.badwords is not None
-            and not _URL.match(self.badwords)
-            and not Path(self.badwords).is_file()
-        ):
-            raise ConfigError(f"{where}.badwords: no such file {self.badwords!r}")
+# The Wikipedia-reference classifier
 
 
 @register_section("wikiref")
@@ -642,62 +375,6 @@ class WikirefSection:
         for key in ("epoch", "dim", "word_ngrams", "min_count", "bucket", "threads"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: must be >= 1, got {getattr(self, key)}")
-
-
-@register_source("commoncrawl")
-@dataclass(frozen=True)
-class CommonCrawlConfig(SourceConfig):
-    """[sources.commoncrawl]: WET/WARC files through the CCNet method.
-
-    The perplexity model comes from `lm` (a folder written by `llama-data train-lm`) or, when
-    unset, is trained in the build from the output of the source named by `lm_from` (Wikipedia,
-    as in CCNet), one model per language in `languages`.
-    """
-
-    languages: list[str] = setting(
-        default_factory=lambda: ["en"],
-        sep=",",
-        help="Languages to keep, comma-separated (each needs a perplexity model).",
-    )
-    lm: str | None = setting(
-        None,
-        path=True,
-        required=True,
-        help="Folder of perplexity models (<lang>.sp.model + <lang>.arpa.bin: train-lm's, or "
-        "cc_net's published lm_sp/).",
-    )
-    lm_from: str = "wikipedia"
-    lm_vocab_size: int = 65536
-    keep: list[str] = setting(
-        default_factory=lambda: ["head", "middle"], sep=",", help="Perplexity buckets to keep."
-    )
-    min_length: int = setting(300, help="Minimum characters after dedup.")
-    min_lang_score: float = setting(0.5, help="Minimum fastText language score.")
-    cutoffs: str | None = setting(
-        None,
-        path=True,
-        help="Perplexity cutoff file (JSON {lang: [p30, p60]} or cc_net cutoff.csv); default: "
-        "computed from the input.",
-    )
-    dedup_group_files: int | None = setting(
-        None, help="Line dedup within groups of N input files (default: the whole input)."
-    )
-
-    def validate(self, where: str) -> None:
-        super().validate(where)
-        if not self.languages:
-            raise ConfigError(f'{where}.languages: name at least one language, e.g. ["en"]')
-        bad = [b for b in self.keep if b not in ("head", "middle", "tail")]
-        if bad or not self.keep:
-            raise ConfigError(f"{where}.keep: buckets are head, middle, tail; got {self.keep}")
-        if not 0.0 <= self.min_lang_score <= 1.0:
-            raise ConfigError(f"{where}.min_lang_score: must be within [0, 1]")
-        if self.min_length < 0:
-            raise ConfigError(f"{where}.min_length: must be >= 0")
-        if self.dedup_group_files is not None and self.dedup_group_files < 1:
-            raise ConfigError(f"{where}.dedup_group_files: must be >= 1 (or left out)")
-        if self.lm_vocab_size < 100:
-            raise ConfigError(f"{where}.lm_vocab_size: must be >= 100")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -800,7 +477,7 @@ def reference_toml() -> str:
     """Every section and key with its default, as TOML: the README's config reference."""
     sections: list[tuple[str, type]] = [("build", BuildSection)]
     order = {n: i for i, n in enumerate(SOURCE_NAMES)}
-    native = sorted(SOURCE_CONFIGS.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    native = sorted(source_configs().items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
     sections += [(f"sources.{n}", cls) for n, cls in native]
     sections += list(SECTION_CONFIGS.items())
     out: list[str] = []

@@ -31,9 +31,9 @@ from mwparserfromhell.nodes import (
 )
 from mwparserfromhell.wikicode import Wikicode
 
-from llama_data.pipeline.config import PAPER_WIKIPEDIA_LANGUAGES
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
 from llama_data.pipeline.steps import Step
+from llama_data.pipeline.wikipedia.config import PAPER_WIKIPEDIA_LANGUAGES
 from llama_data.pipeline.wikipedia.languages import WIKIPEDIA_LANGUAGE_CODES
 
 # The 20 languages of LLaMA's Wikipedia (Touvron et al. 2023, §2.1); one list, in config.
