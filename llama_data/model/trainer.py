@@ -362,7 +362,36 @@ def fit(cfg: TrainConfig) -> dict[str, Any]:
         shutdown(d)
 
 
-def _fit(cfg: TrainConfig, d: Dist, savers: list | None = None) -> dict[str, Any]:
+@dataclass
+class _Run:
+    """What a training run holds from its setup to its last step."""
+
+    cfg: TrainConfig
+    d: Dist
+    out: Path
+    ds: Any
+    mcfg: LlamaConfig
+    plan: Plan
+    lr: float
+    schedule: dict[str, Any]
+    manifest_sha: str
+    model: nn.Module
+    raw: nn.Module
+    compute: torch.dtype
+    compiled: bool
+    optimizer: Any
+    loader: ShardLoader
+    fsdp: bool
+    log: RunLog
+    checkpointer: Any
+
+    def say(self, *args: Any, **kwargs: Any) -> None:
+        if self.d.is_main:
+            print(*args, **kwargs)
+
+
+def _setup(cfg: TrainConfig, d: Dist, savers: list | None) -> _Run:
+    """Data, model, optimizer, loader and checkpointer of a run (nothing resumed yet)."""
     out = Path(cfg.out)
     try:
         ds = open_shards(cfg.data, verify=cfg.verify)
@@ -376,7 +405,6 @@ def _fit(cfg: TrainConfig, d: Dist, savers: list | None = None) -> dict[str, Any
     preset = get_preset(cfg.preset)
     lr = cfg.lr or preset.lr
     plan = make_plan(cfg, len(ds), ds.context_length, d.world, preset.batch_tokens)
-    manifest_sha = ckpt.manifest_hash(cfg.data)
     schedule = {
         "lr": lr,
         "warmup_steps": cfg.warmup_steps,
@@ -386,159 +414,208 @@ def _fit(cfg: TrainConfig, d: Dist, savers: list | None = None) -> dict[str, Any
         "rows_per_step": plan.rows_per_step,
         "grad_clip": cfg.grad_clip,
     }
-
     torch.manual_seed(cfg.seed)
     if d.device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 for what runs outside bf16 autocast
     compiled = want_compile(cfg, d.device)
     model, raw, compute = build_for_training(mcfg, cfg, d, compiled)
-    optimizer = build_optimizer(raw, lr, cfg.weight_decay, device_type=d.device.type)
-    loader = ShardLoader(ds, cfg.micro_batch, d.rank, d.world, plan.rows_per_step)
-    fsdp = d.enabled and cfg.parallel == "fsdp"
-    log = RunLog(out, enabled=d.is_main)
-    say = print if d.is_main else (lambda *a, **k: None)
-
     checkpointer = ckpt.Checkpointer(
         out, d.rank, d.world, cfg.keep_checkpoints, async_save=cfg.async_checkpoint
     )
     if savers is not None:
         savers.append(checkpointer)
-    checkpointer.remove_stale()
-    start_step, latest = _resume(out, model, optimizer, loader, d, mcfg, manifest_sha, schedule)
+    return _Run(
+        cfg=cfg,
+        d=d,
+        out=out,
+        ds=ds,
+        mcfg=mcfg,
+        plan=plan,
+        lr=lr,
+        schedule=schedule,
+        manifest_sha=ckpt.manifest_hash(cfg.data),
+        model=model,
+        raw=raw,
+        compute=compute,
+        compiled=compiled,
+        optimizer=build_optimizer(raw, lr, cfg.weight_decay, device_type=d.device.type),
+        loader=ShardLoader(ds, cfg.micro_batch, d.rank, d.world, plan.rows_per_step),
+        fsdp=d.enabled and cfg.parallel == "fsdp",
+        log=RunLog(out, enabled=d.is_main),
+        checkpointer=checkpointer,
+    )
+
+
+def _start(run: _Run) -> int:
+    """Resume from the run's newest good checkpoint (or take `--init-from` weights), write the
+    run's config.json, and return the step to start at."""
+    cfg, d = run.cfg, run.d
+    run.checkpointer.remove_stale()
+    start_step, latest = _resume(
+        run.out, run.model, run.optimizer, run.loader, d, run.mcfg, run.manifest_sha, run.schedule
+    )
     if latest is not None:
-        log.truncate_after(start_step)
-        say(f"resumed from {latest} at step {start_step}")
+        run.log.truncate_after(start_step)
+        run.say(f"resumed from {latest} at step {start_step}")
     else:
-        log.truncate_after(0)  # records of an earlier attempt that never checkpointed
+        run.log.truncate_after(0)  # records of an earlier attempt that never checkpointed
     if latest is None and cfg.init_from:
         from llama_data.model.export import load_hf
 
-        _, weights = load_hf(cfg.init_from, max_seq_len=ds.context_length)
-        _load_full_state(model, weights)
-        say(f"initialized weights from {cfg.init_from}")
-
+        _, weights = load_hf(cfg.init_from, max_seq_len=run.ds.context_length)
+        _load_full_state(run.model, weights)
+        run.say(f"initialized weights from {cfg.init_from}")
     if d.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        run.out.mkdir(parents=True, exist_ok=True)
         run_info = {
             "train": asdict(cfg),
-            "model": mcfg.to_dict(),
-            "parameters": count_parameters(raw),
+            "model": run.mcfg.to_dict(),
+            "parameters": count_parameters(run.raw),
             "world_size": d.world,
-            "plan": asdict(plan),
-            "manifest_sha256": manifest_sha,
-            "sources": ds.sources,
+            "plan": asdict(run.plan),
+            "manifest_sha256": run.manifest_sha,
+            "sources": run.ds.sources,
         }
-        (out / "config.json").write_text(json.dumps(run_info, indent=2, default=str))
-    if start_step >= plan.total_steps:
-        say(f"run already complete ({start_step}/{plan.total_steps} steps)")
-        return {"step": start_step, "total_steps": plan.total_steps, "resumed": True}
+        (run.out / "config.json").write_text(json.dumps(run_info, indent=2, default=str))
+    return start_step
 
-    n_params = count_parameters(raw)
-    flops_tok = mcfg.flops_per_token(ds.context_length)
-    peak = peak_tflops(d.device, cfg.peak_tflops)
+
+def _announce(run: _Run) -> None:
+    cfg, plan, d = run.cfg, run.plan, run.d
+    n_params = count_parameters(run.raw)
     if cfg.warmup_steps >= plan.total_steps:
-        say(
+        run.say(
             f"note: warmup_steps {cfg.warmup_steps} >= total steps {plan.total_steps}; "
             "the learning rate never reaches its cosine phase (set --warmup-steps)"
         )
-    say(
+    run.say(
         f"model {human_count(n_params)} params ({n_params:,}); global batch {plan.rows_per_step} rows "
         f"x {plan.context} = {plan.tokens_per_step:,} tokens ({cfg.micro_batch} rows x "
         f"{d.world} ranks x {plan.accum} accumulation); {plan.total_steps} steps; "
-        f"{d.device.type} {str(compute).removeprefix('torch.')}"
-        + ("; torch.compile: the first step compiles (--no-compile to skip)" if compiled else "")
+        f"{d.device.type} {str(run.compute).removeprefix('torch.')}"
+        + (
+            "; torch.compile: the first step compiles (--no-compile to skip)"
+            if run.compiled
+            else ""
+        )
     )
 
+
+def _train_step(run: _Run, step: int, autocast: Any) -> tuple[float, Any, Any, Any]:
+    """One global step: `accum` micro-steps, clip, AdamW. Returns (lr, grad norm, summed loss
+    per source, rows per source) on this rank."""
+    cfg, d, plan, model = run.cfg, run.d, run.plan, run.model
+    lr_now = lr_at(step, run.lr, cfg.warmup_steps, plan.total_steps, cfg.final_lr_ratio)
+    set_lr(run.optimizer, lr_now)
+    n_sources = len(run.ds.sources)
+    src_loss = torch.zeros(n_sources, dtype=torch.float64, device=d.device)
+    src_rows = torch.zeros(n_sources, dtype=torch.float64, device=d.device)
+    for micro in range(plan.accum):
+        batch = run.loader.next_batch()
+        x = batch.inputs.to(d.device, non_blocking=True)
+        y = batch.targets.to(d.device, non_blocking=True)
+        src = batch.source_ids.to(d.device, non_blocking=True)
+        last_micro = micro == plan.accum - 1
+        sync = nullcontext()
+        if d.enabled and not run.fsdp and not last_micro:
+            sync = model.no_sync()
+        elif run.fsdp:
+            model.set_requires_gradient_sync(last_micro)
+        with sync:
+            with autocast:
+                row_loss = model(x, targets=y)
+            (row_loss.mean() / plan.accum).backward()
+        src_loss.index_add_(0, src, row_loss.detach().double())
+        src_rows.index_add_(0, src, torch.ones_like(src, dtype=torch.float64))
+    max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.raw.parameters(), max_norm)
+    if hasattr(grad_norm, "full_tensor"):
+        grad_norm = grad_norm.full_tensor()
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return lr_now, grad_norm, src_loss, src_rows
+
+
+def _log_record(
+    run: _Run, done: int, lr_now: float, grad_norm: Any, src_loss: Any, src_rows: Any, tps: float
+) -> dict[str, Any]:
+    """The log record of step `done` (losses reduced over ranks); a non-finite loss stops."""
+    n_sources = len(run.ds.sources)
+    sums = all_reduce_sum(torch.cat([src_loss, src_rows]), run.d).cpu()
+    ls, rs = sums[:n_sources], sums[n_sources:]
+    loss = float(ls.sum() / rs.sum())
+    rec: dict[str, Any] = {
+        "step": done,
+        "loss": loss,
+        "lr": lr_now,
+        "grad_norm": float(grad_norm),
+        "tokens": done * run.plan.tokens_per_step,
+        "tokens_per_s": tps,
+        "loss_by_source": {
+            run.ds.sources[i]: float(ls[i] / rs[i]) for i in range(n_sources) if rs[i] > 0
+        },
+    }
+    flops_tok = run.mcfg.flops_per_token(run.ds.context_length)
+    m = mfu(tps, flops_tok, peak_tflops(run.d.device, run.cfg.peak_tflops), run.d.world)
+    if m is not None:
+        rec["mfu"] = m
+    run.log.write(rec)
+    if not math.isfinite(loss):
+        raise TrainError(f"loss is {loss} at step {done}; lower --lr or check the data")
+    return rec
+
+
+def _fit(cfg: TrainConfig, d: Dist, savers: list | None = None) -> dict[str, Any]:
+    run = _setup(cfg, d, savers)
+    start_step = _start(run)
+    plan = run.plan
+    if start_step >= plan.total_steps:
+        run.say(f"run already complete ({start_step}/{plan.total_steps} steps)")
+        return {"step": start_step, "total_steps": plan.total_steps, "resumed": True}
+    _announce(run)
+
     autocast = (
-        torch.autocast(d.device.type, dtype=compute)
-        if compute != torch.float32 and not fsdp
+        torch.autocast(d.device.type, dtype=run.compute)
+        if run.compute != torch.float32 and not run.fsdp
         else nullcontext()
     )
-    n_sources = len(ds.sources)
     progress = Progress(plan.total_steps, cfg.progress if d.is_main else False)
     window_t, window_tokens = time.perf_counter(), 0
     last: dict[str, Any] = {}
-    model.train()
+    run.model.train()
     for step in range(start_step, plan.total_steps):
-        lr_now = lr_at(step, lr, cfg.warmup_steps, plan.total_steps, cfg.final_lr_ratio)
-        set_lr(optimizer, lr_now)
-        src_loss = torch.zeros(n_sources, dtype=torch.float64, device=d.device)
-        src_rows = torch.zeros(n_sources, dtype=torch.float64, device=d.device)
-        for micro in range(plan.accum):
-            batch = loader.next_batch()
-            x = batch.inputs.to(d.device, non_blocking=True)
-            y = batch.targets.to(d.device, non_blocking=True)
-            src = batch.source_ids.to(d.device, non_blocking=True)
-            last_micro = micro == plan.accum - 1
-            sync = nullcontext()
-            if d.enabled and not fsdp and not last_micro:
-                sync = model.no_sync()
-            elif fsdp:
-                model.set_requires_gradient_sync(last_micro)
-            with sync:
-                with autocast:
-                    row_loss = model(x, targets=y)
-                (row_loss.mean() / plan.accum).backward()
-            src_loss.index_add_(0, src, row_loss.detach().double())
-            src_rows.index_add_(0, src, torch.ones_like(src, dtype=torch.float64))
-        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), max_norm)
-        if hasattr(grad_norm, "full_tensor"):
-            grad_norm = grad_norm.full_tensor()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        lr_now, grad_norm, src_loss, src_rows = _train_step(run, step, autocast)
         window_tokens += plan.tokens_per_step
         done = step + 1
-
         if done % cfg.log_every == 0 or done == plan.total_steps:
-            sums = all_reduce_sum(torch.cat([src_loss, src_rows]), d).cpu()
-            ls, rs = sums[:n_sources], sums[n_sources:]
-            loss = float(ls.sum() / rs.sum())
             if d.device.type == "cuda":
                 torch.cuda.synchronize(d.device)
             now = time.perf_counter()
             tps = window_tokens / (now - window_t)
             window_t, window_tokens = now, 0
-            rec: dict[str, Any] = {
-                "step": done,
-                "loss": loss,
-                "lr": lr_now,
-                "grad_norm": float(grad_norm),
-                "tokens": done * plan.tokens_per_step,
-                "tokens_per_s": tps,
-                "loss_by_source": {
-                    ds.sources[i]: float(ls[i] / rs[i]) for i in range(n_sources) if rs[i] > 0
-                },
-            }
-            m = mfu(tps, flops_tok, peak, d.world)
-            if m is not None:
-                rec["mfu"] = m
-            if not math.isfinite(loss):
-                log.write(rec)
-                raise TrainError(f"loss is {loss} at step {done}; lower --lr or check the data")
-            log.write(rec)
-            last = rec
+            last = _log_record(run, done, lr_now, grad_norm, src_loss, src_rows, tps)
             if not progress.enabled:
+                m = last.get("mfu")
                 mfu_txt = f" mfu {m:.1%}" if m is not None else ""
-                say(
-                    f"step {done}/{plan.total_steps} loss {loss:.4f} lr {lr_now:.3g} "
+                run.say(
+                    f"step {done}/{plan.total_steps} loss {last['loss']:.4f} lr {lr_now:.3g} "
                     f"gnorm {float(grad_norm):.3f} {tps:,.0f} tok/s{mfu_txt}"
                 )
         if progress.enabled:  # every step; loss and speed as of the last log record
             progress.update(done, last.get("loss", math.nan), last.get("tokens_per_s", 0.0))
         if done % cfg.checkpoint_every == 0 or done == plan.total_steps:
             t0 = time.perf_counter()
-            _save(checkpointer, done, model, optimizer, loader, d, cfg, mcfg, manifest_sha,
-                  schedule)  # fmt: skip
+            _save(run.checkpointer, done, run.model, run.optimizer, run.loader, d, cfg, run.mcfg,
+                  run.manifest_sha, run.schedule)  # fmt: skip
             window_t += time.perf_counter() - t0  # checkpoint time is not training throughput
-    checkpointer.close()
+    run.checkpointer.close()
     progress.close()
-    log.close()
+    run.log.close()
     return {
         "step": plan.total_steps,
         "total_steps": plan.total_steps,
         "last": last,
-        "checkpoint_blocked_s": checkpointer.blocked_s,
+        "checkpoint_blocked_s": run.checkpointer.blocked_s,
     }
 
 
