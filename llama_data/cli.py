@@ -264,6 +264,24 @@ def source_command(
     return deco
 
 
+def _register_source_commands() -> None:
+    """A command per source in the configs' registry: its name, help and input option come from
+    the config class (`command`, `command_help`, `input_help`, `inputs_required`), so a new
+    source adds nothing here."""
+    for source, cls in sorted(config.source_configs().items()):
+        command = getattr(cls, "command", source)
+        stage_kw = {"inputs_required": getattr(cls, "inputs_required", True)}
+        if getattr(cls, "input_help", None):
+            stage_kw["input_help"] = cls.input_help
+        doc = getattr(cls, "command_help", None) or cls.__doc__
+
+        def help_only() -> None:
+            pass
+
+        help_only.__doc__ = doc
+        source_command(source, command, **stage_kw)(help_only)
+
+
 def run_cli_stage(spec: Any, output: str, run: Any, force: bool) -> Any:
     """Run one stage from a command and print its summary (or nothing with --quiet)."""
     from llama_data.beam_jobs.harness import run_stage
@@ -365,35 +383,6 @@ def _language_list(value: str, flag: str = "--languages") -> list[str] | None:
     if bad or not langs:
         raise UserError(f"{flag}: {bad[0] if bad else value!r} is not a language code like 'en'")
     return langs
-
-
-@source_command("wikipedia")
-def wikipedia() -> None:
-    """MediaWiki XML dumps -> articles as clean text (OUTPUT/wikipedia/).
-
-    Keeps namespace-0 articles of the chosen languages; redirects, disambiguation pages and other
-    languages are rejected with their reason. Wikitext is cleaned with mwparserfromhell.
-    """
-
-
-@source_command("stackexchange")
-def stackexchange() -> None:
-    """Stack Exchange site archives (.7z) or Posts.xml -> one document per question.
-
-    The text is the title, the question, then its answers by score (highest first, numeric).
-    """
-
-
-@source_command("c4")
-def c4_command() -> None:
-    """C4 documents: the public release (`c4-*.json.gz`) unchanged, or re-derived with --from-cc.
-
-    With --from-cc every rule is a named reason: line counters (line_no_endmark,
-    line_too_few_words, line_javascript, line_policy, line_too_long_word,
-    line_dedup.global_duplicate, line_dedup.local_duplicate) and page rejections (page_too_long,
-    duplicate_url, lorem_ipsum, curly_bracket, too_few_sentences, dedup_empty,
-    dedup_too_few_sentences, lang, badwords).
-    """
 
 
 @main.command("train-wikiref")
@@ -506,31 +495,6 @@ def wikiref_filter(
     )
 
 
-@source_command("arxiv")
-def arxiv() -> None:
-    """arXiv LaTeX sources -> cleaned papers (LLaMA: no preamble, comments, bibliography; macros expanded).
-
-    Inputs: bulk tars (arXiv_src_YYMM_NNN.tar, also straight from s3://arxiv/src/ with
-    `pip install llama-data[aws]`, --requester-pays and AWS credentials; Beam S3 options such as
-    `-- --s3_region_name=us-east-1` go after `--`), per-paper .gz/.tar.gz, or extracted folders.
-    """
-
-
-@source_command("books")
-def books() -> None:
-    """Gutenberg .txt and Books3 .jsonl[.zst] -> books without licence text, near-duplicates removed."""
-
-
-@source_command(
-    "github",
-    inputs_required=False,
-    input_help="BigQuery github_repos files+contents export rows: JSON lines (.jsonl[.gz|.zst]) or Parquet; file or glob, repeatable.",
-)
-def github() -> None:
-    """GitHub: keep Apache/BSD/MIT projects, drop low-quality and generated files, strip licence
-    headers, and remove exact duplicate files (the first (repo_name, path) copy is kept)."""
-
-
 @main.command("train-lm")
 @click.option(
     "--input",
@@ -561,12 +525,6 @@ def train_lm_command(inputs: tuple[str, ...], output: str, **values: Any) -> Non
         f"[train-lm] {settings.lang}: {t['docs']:,} docs, {t['lines']:,} lines, "
         f"{t['tokens']:,} tokens, vocab {t['vocab_size']:,} in {card['seconds']}s -> {output}"
     )
-
-
-@source_command("commoncrawl", command="ccnet")
-def ccnet_command() -> None:
-    """CommonCrawl WET/WARC through the CCNet method: line dedup, language id, perplexity
-    buckets, document dedup, length filter."""
 
 
 @main.command("train-tokenizer")
@@ -696,6 +654,9 @@ def report(out: str, no_paper: bool) -> None:
     from llama_data.pipeline.report import report_cli
 
     click.echo(report_cli(out, paper=not no_paper))
+
+
+_register_source_commands()
 
 
 @main.group()

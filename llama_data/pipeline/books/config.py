@@ -1,18 +1,24 @@
-"""`[sources.books]`: Gutenberg and Books3. Its defaults live here and nowhere else (the `books` command's
-options are made from these fields)."""
+"""`[sources.books]`: Gutenberg and Books3. Every setting's default and help live here and nowhere
+else: the `books` command's options, the config reference and the stage all read them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from llama_data.pipeline.config import SourceConfig, register_source, setting
 from llama_data.pipeline.errors import ConfigError
+
+COMMAND_HELP = """Gutenberg .txt and Books3 .jsonl[.zst] -> books without licence text, near-duplicates removed."""
 
 
 @register_source("books")
 @dataclass(frozen=True)
 class BooksSourceConfig(SourceConfig):
     """[sources.books]: Gutenberg .txt / Books3 .jsonl.zst; `dedup` switches book near-dedup."""
+
+    # `llama-data books`, the command made from these settings (cli.py)
+    command_help: ClassVar[str] = COMMAND_HELP
 
     dedup: bool = setting(True, help="Strip licences and drop empty books only.", flag="--no-dedup")
     ngram: int = setting(5, help="Words per shingle.")

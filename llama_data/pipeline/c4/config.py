@@ -1,13 +1,23 @@
-"""`[sources.c4]`: C4, read or re-derived from CommonCrawl. Its defaults live here and nowhere else (the `c4` command's
-options are made from these fields)."""
+"""`[sources.c4]`: C4, read or re-derived from CommonCrawl. Every setting's default and help live here and nowhere
+else: the `c4` command's options, the config reference and the stage all read them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from llama_data.pipeline.config import SourceConfig, is_url, register_source, setting
 from llama_data.pipeline.errors import ConfigError
+
+COMMAND_HELP = """C4 documents: the public release (`c4-*.json.gz`) unchanged, or re-derived with --from-cc.
+
+    With --from-cc every rule is a named reason: line counters (line_no_endmark,
+    line_too_few_words, line_javascript, line_policy, line_too_long_word,
+    line_dedup.global_duplicate, line_dedup.local_duplicate) and page rejections (page_too_long,
+    duplicate_url, lorem_ipsum, curly_bracket, too_few_sentences, dedup_empty,
+    dedup_too_few_sentences, lang, badwords).
+    """
 
 
 @register_source("c4")
@@ -22,6 +32,9 @@ class C4SourceConfig(SourceConfig):
     probability (default: 0.99 for langdetect, the calibrated `LID176_THRESHOLD` for lid176);
     `text_dedup` is `lines` (the reference's), `spans` (the paper's wording) or `none`.
     """
+
+    # `llama-data c4`, the command made from these settings (cli.py)
+    command_help: ClassVar[str] = COMMAND_HELP
 
     from_cc: bool = setting(
         False,

@@ -1,12 +1,16 @@
-"""`[sources.commoncrawl]`: CommonCrawl through the CCNet method. Its defaults live here and nowhere else (the `ccnet` command's
-options are made from these fields)."""
+"""`[sources.commoncrawl]`: CommonCrawl through the CCNet method. Every setting's default and help live here and nowhere
+else: the `ccnet` command's options, the config reference and the stage all read them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from llama_data.pipeline.config import SourceConfig, register_source, setting
 from llama_data.pipeline.errors import ConfigError
+
+COMMAND_HELP = """CommonCrawl WET/WARC through the CCNet method: line dedup, language id, perplexity
+    buckets, document dedup, length filter."""
 
 
 @register_source("commoncrawl")
@@ -18,6 +22,10 @@ class CommonCrawlConfig(SourceConfig):
     unset, is trained in the build from the output of the source named by `lm_from` (Wikipedia,
     as in CCNet), one model per language in `languages`.
     """
+
+    # `llama-data ccnet`, the command made from these settings (cli.py)
+    command: ClassVar[str] = "ccnet"
+    command_help: ClassVar[str] = COMMAND_HELP
 
     languages: list[str] = setting(
         default_factory=lambda: ["en"],

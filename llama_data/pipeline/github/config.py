@@ -1,12 +1,16 @@
-"""`[sources.github]`: GitHub files under permissive licences. Its defaults live here and nowhere else (the `github` command's
-options are made from these fields)."""
+"""`[sources.github]`: GitHub files under permissive licences. Every setting's default and help live here and nowhere
+else: the `github` command's options, the config reference and the stage all read them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from llama_data.pipeline.config import SourceConfig, path_field, register_source, setting
 from llama_data.pipeline.errors import ConfigError
+
+COMMAND_HELP = """GitHub: keep Apache/BSD/MIT projects, drop low-quality and generated files, strip licence
+    headers, and remove exact duplicate files (the first (repo_name, path) copy is kept)."""
 
 
 def _github_allowed() -> list[str]:
@@ -22,6 +26,14 @@ class GithubSourceConfig(SourceConfig):
     joined with licence table rows (`licenses`), and/or local git checkouts (`repos`), and/or
     the BigQuery tables themselves (`bigquery = true`, needs llama-data[gcp] and credentials).
     Thresholds are the LLaMA/RedPajama ones; see docs/github.md."""
+
+    # `llama-data github`, the command made from these settings (cli.py)
+    command_help: ClassVar[str] = COMMAND_HELP
+    inputs_required: ClassVar[bool] = False
+    input_help: ClassVar[str] = (
+        "BigQuery github_repos files+contents export rows: JSON lines (.jsonl[.gz|.zst]) or "
+        "Parquet; file or glob, repeatable."
+    )
 
     inputs: list[str] = path_field(default_factory=list)
     licenses: list[str] = setting(

@@ -1,12 +1,18 @@
-"""`[sources.stackexchange]`: Stack Exchange site archives. Its defaults live here and nowhere else (the `stackexchange` command's
-options are made from these fields)."""
+"""`[sources.stackexchange]`: Stack Exchange site archives. Every setting's default and help live here and nowhere
+else: the `stackexchange` command's options, the config reference and the stage all read them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from llama_data.pipeline.config import SourceConfig, register_source, setting
 from llama_data.pipeline.errors import ConfigError
+
+COMMAND_HELP = """Stack Exchange site archives (.7z) or Posts.xml -> one document per question.
+
+    The text is the title, the question, then its answers by score (highest first, numeric).
+    """
 
 
 @register_source("stackexchange")
@@ -17,6 +23,9 @@ class StackExchangeSourceConfig(SourceConfig):
     `top_sites` keeps the N largest sites by post count (0 = all); meta sites are skipped unless
     `include_meta`; an extracted Posts.xml is read in `split_mb` byte ranges.
     """
+
+    # `llama-data stackexchange`, the command made from these settings (cli.py)
+    command_help: ClassVar[str] = COMMAND_HELP
 
     top_sites: int = setting(
         28,

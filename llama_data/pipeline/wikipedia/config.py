@@ -1,10 +1,11 @@
-"""`[sources.wikipedia]`: MediaWiki XML dumps. Its defaults live here and nowhere else (the `wikipedia` command's
-options are made from these fields)."""
+"""`[sources.wikipedia]`: MediaWiki XML dumps. Every setting's default and help live here and nowhere
+else: the `wikipedia` command's options, the config reference and the stage all read them."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from llama_data.pipeline.config import SourceConfig, register_source, setting
 from llama_data.pipeline.errors import ConfigError
@@ -16,6 +17,13 @@ PAPER_WIKIPEDIA_LANGUAGES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+COMMAND_HELP = """MediaWiki XML dumps -> articles as clean text (OUTPUT/wikipedia/).
+
+    Keeps namespace-0 articles of the chosen languages; redirects, disambiguation pages and other
+    languages are rejected with their reason. Wikitext is cleaned with mwparserfromhell.
+    """
+
+
 @register_source("wikipedia")
 @dataclass(frozen=True)
 class WikipediaSourceConfig(SourceConfig):
@@ -25,6 +33,9 @@ class WikipediaSourceConfig(SourceConfig):
     `split_mb` is the byte size of the ranges a multistream dump is cut into for parallel reading;
     `indexes` names multistream index files kept elsewhere than beside their dumps.
     """
+
+    # `llama-data wikipedia`, the command made from these settings (cli.py)
+    command_help: ClassVar[str] = COMMAND_HELP
 
     languages: list[str] = setting(
         default_factory=lambda: list(PAPER_WIKIPEDIA_LANGUAGES),
