@@ -802,6 +802,26 @@ def train_main() -> None:
 # llama-train: the trainer (llama_data/model/)
 
 
+def train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An option per documented TrainConfig field, with no click default: values left out come
+    from a --config file, then the dataclass (command-line options win)."""
+    from llama_data.model.train_config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for f in reversed([f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]):
+        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+        shown = meta["default_text"] or ("off" if f.default is False else f.default)
+        text = f"{meta['help']} [{shown}]" if shown not in (None, "") else meta["help"]
+        base = _base_type(hints[f.name])
+        if base is bool:
+            fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=text)(fn)
+        elif meta["choices"]:
+            fn = click.option(flag, f.name, type=click.Choice(meta["choices"]), help=text)(fn)
+        else:
+            fn = click.option(flag, f.name, type=base, help=text)(fn)
+    return fn
+
+
 def _model_overrides(pairs: tuple[str, ...]) -> dict:
     out: dict = {}
     for pair in pairs:
@@ -819,9 +839,6 @@ def _model_overrides(pairs: tuple[str, ...]) -> dict:
 
 
 @train_main.command("fit")
-@click.option("--data", type=click.Path(), help="Shard directory (with manifest.json).")
-@click.option("--preset", help="Model preset: tiny, 125m, 1b, 7b, 13b, 33b, 65b.")
-@click.option("--out", type=click.Path(), help="Run directory (checkpoints, logs); re-run resumes.")
 @click.option(
     "--config",
     "config_file",
@@ -835,54 +852,7 @@ def _model_overrides(pairs: tuple[str, ...]) -> dict:
     metavar="KEY=VALUE",
     help="Override a model config field, e.g. --set n_layers=4.",
 )
-@click.option("--steps", type=int, help="Optimizer steps [default: one pass over the shards].")
-@click.option("--batch-tokens", type=int, help="Global batch in tokens [default: the preset's].")
-@click.option("--micro-batch", type=int, help="Rows per process per micro-step [8].")
-@click.option("--lr", type=float, help="Peak learning rate [default: the preset's].")
-@click.option("--warmup-steps", type=int, help="Linear warmup steps [2000].")
-@click.option(
-    "--final-lr-ratio", type=float, help="Cosine ends at this fraction of the peak [0.1]."
-)
-@click.option("--weight-decay", type=float, help="AdamW weight decay [0.1].")
-@click.option("--grad-clip", type=float, help="Clip gradient norm [1.0]; 0 disables.")
-@click.option("--seed", type=int, help="Initialization seed [0].")
-@click.option(
-    "--dtype",
-    type=click.Choice(["auto", "bf16", "fp32"]),
-    help="Compute dtype [auto: bf16 autocast on CUDA, fp32 on CPU].",
-)
-@click.option("--compile/--no-compile", default=None, help="torch.compile the model.")
-@click.option(
-    "--activation-checkpointing/--no-activation-checkpointing",
-    default=None,
-    help="Recompute activations in backward to save memory.",
-)
-@click.option(
-    "--parallel",
-    type=click.Choice(["ddp", "fsdp"]),
-    help="Under torchrun: DDP or FSDP2 fully_shard [ddp].",
-)
-@click.option("--checkpoint-every", type=int, help="Steps between checkpoints [1000].")
-@click.option("--keep-checkpoints", type=int, help="Keep the last K checkpoints [3].")
-@click.option(
-    "--async-checkpoint/--no-async-checkpoint",
-    default=None,
-    help="Write checkpoints in the background while training goes on [off].",
-)
-@click.option("--log-every", type=int, help="Steps between log records [10].")
-@click.option(
-    "--init-from",
-    type=click.Path(exists=True, file_okay=False),
-    help="Initial weights from a Hugging Face LlamaForCausalLM folder.",
-)
-@click.option("--peak-tflops", type=float, help="Peak bf16 TFLOP/s per GPU for MFU.")
-@click.option(
-    "--verify",
-    type=click.Choice(["sha256", "size", "none"]),
-    help="Check shard files against the manifest [size].",
-)
-@click.option("--device", help="auto, cpu or cuda [auto].")
-@click.option("--progress/--no-progress", default=None, help="Progress line [on a terminal].")
+@train_options
 @click.option(
     "--dry-run", is_flag=True, help="Build the model on the meta device and print its size."
 )

@@ -16,7 +16,7 @@ import sys
 import time
 import tomllib
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,68 +35,13 @@ from llama_data.model.llama import Llama, LlamaConfig, count_parameters, token_l
 from llama_data.model.metrics import Progress, RunLog, mfu, peak_tflops
 from llama_data.model.optim import build_optimizer, lr_at, set_lr
 from llama_data.model.presets import get_preset
-
-
-class TrainError(RuntimeError):
-    """A problem the user can fix (bad options, mismatched checkpoint or data, out of memory)."""
-
+from llama_data.model.train_config import TrainConfig, TrainError
 
 OOM_HELP = (
     "out of GPU memory. Options that reduce memory: a smaller --micro-batch (the global batch is "
     "kept by accumulating more micro-steps), --activation-checkpointing, --parallel fsdp with more "
     "GPUs (shards parameters, gradients and optimizer state), --dtype bf16, or a smaller --preset."
 )
-
-
-@dataclass
-class TrainConfig:
-    """Everything `fit` needs; the keys of a --config TOML/JSON file are these field names."""
-
-    data: str = ""
-    out: str = ""
-    preset: str = "tiny"
-    model: dict = field(default_factory=dict)  # overrides of LlamaConfig fields
-    lr: float | None = None  # default: the preset's
-    batch_tokens: int | None = None  # global batch in tokens; default: the preset's
-    micro_batch: int = 8  # rows per rank per micro-step
-    steps: int | None = None  # optimizer steps; default: one pass over the shards
-    warmup_steps: int = 2000
-    final_lr_ratio: float = 0.1
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 0
-    dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
-    compile: bool | None = None  # None: on where torch.compile works (see compile_supported)
-    activation_checkpointing: bool = False
-    parallel: str = "ddp"  # ddp | fsdp (with more than one process)
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    async_checkpoint: bool = False  # write checkpoints in the background (DCP async_save)
-    log_every: int = 10
-    init_from: str | None = None
-    peak_tflops: float | None = None
-    verify: str = "size"  # shard verification: sha256 | size | none
-    device: str = "auto"
-    progress: bool | None = None  # default: when stderr is a terminal
-
-    def validate(self) -> None:
-        if not self.data:
-            raise TrainError("--data is required (a shard directory with manifest.json)")
-        if not self.out:
-            raise TrainError("--out is required (the run directory)")
-        if self.dtype not in ("auto", "bf16", "fp32"):
-            raise TrainError(f"dtype must be auto, bf16 or fp32, got {self.dtype!r}")
-        if self.parallel not in ("ddp", "fsdp"):
-            raise TrainError(f"parallel must be ddp or fsdp, got {self.parallel!r}")
-        if self.verify not in ("sha256", "size", "none"):
-            raise TrainError(f"verify must be sha256, size or none, got {self.verify!r}")
-        if self.batch_tokens is not None and self.batch_tokens <= 0:
-            raise TrainError("batch_tokens must be positive")
-        for name in ("micro_batch", "checkpoint_every", "log_every"):
-            if getattr(self, name) <= 0:
-                raise TrainError(f"{name} must be positive")
-        if self.steps is not None and self.steps <= 0:
-            raise TrainError("steps must be positive")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

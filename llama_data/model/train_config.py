@@ -1,0 +1,94 @@
+"""`llama-train fit`'s options: every default and help text lives in `TrainConfig` (torch-free,
+so the command line builds its options without importing the trainer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class TrainError(RuntimeError):
+    """A problem the user can fix (bad options, mismatched checkpoint or data, out of memory)."""
+
+
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    default_text: str = "",  # noqa: A002
+) -> Any:
+    """A `fit` option: its default lives here, its help is what `llama-train fit` shows."""
+    meta = {"help": help, "choices": choices, "default_text": default_text}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Everything `fit` needs; the keys of a --config TOML/JSON file are these field names."""
+
+    data: str = _opt("", "Shard directory (with manifest.json).")
+    out: str = _opt("", "Run directory (checkpoints, logs); re-run resumes.")
+    preset: str = _opt("tiny", "Model preset: tiny, 125m, 1b, 7b, 13b, 33b, 65b.")
+    model: dict = field(default_factory=dict)  # overrides of LlamaConfig fields (--set)
+    lr: float | None = _opt(None, "Peak learning rate.", default_text="the preset's")
+    batch_tokens: int | None = _opt(None, "Global batch in tokens.", default_text="the preset's")
+    micro_batch: int = _opt(8, "Rows per process per micro-step.")
+    steps: int | None = _opt(None, "Optimizer steps.", default_text="one pass over the shards")
+    warmup_steps: int = _opt(2000, "Linear warmup steps.")
+    final_lr_ratio: float = _opt(0.1, "Cosine ends at this fraction of the peak.")
+    weight_decay: float = _opt(0.1, "AdamW weight decay.")
+    grad_clip: float = _opt(1.0, "Clip gradient norm; 0 disables.")
+    seed: int = _opt(0, "Initialization seed.")
+    dtype: str = _opt(
+        "auto",
+        "Compute dtype.",
+        choices=("auto", "bf16", "fp32"),
+        default_text="auto: bf16 autocast on CUDA, fp32 on CPU",
+    )
+    compile: bool | None = _opt(
+        None, "torch.compile the model.", default_text="where torch.compile works"
+    )
+    activation_checkpointing: bool = _opt(
+        False, "Recompute activations in backward to save memory."
+    )
+    parallel: str = _opt(
+        "ddp", "Under torchrun: DDP or FSDP2 fully_shard.", choices=("ddp", "fsdp")
+    )
+    checkpoint_every: int = _opt(1000, "Steps between checkpoints.")
+    keep_checkpoints: int = _opt(3, "Keep the last K checkpoints.")
+    async_checkpoint: bool = _opt(
+        False, "Write checkpoints in the background while training goes on (DCP async_save)."
+    )
+    log_every: int = _opt(10, "Steps between log records.")
+    init_from: str | None = _opt(
+        None, "Initial weights from a Hugging Face LlamaForCausalLM folder."
+    )
+    peak_tflops: float | None = _opt(None, "Peak bf16 TFLOP/s per GPU for MFU.")
+    verify: str = _opt(
+        "size", "Check shard files against the manifest.", choices=("sha256", "size", "none")
+    )
+    device: str = _opt("auto", "auto, cpu or cuda.")
+    progress: bool | None = _opt(None, "Progress line.", default_text="on a terminal")
+
+    def validate(self) -> None:
+        if not self.data:
+            raise TrainError("--data is required (a shard directory with manifest.json)")
+        if not self.out:
+            raise TrainError("--out is required (the run directory)")
+        if self.dtype not in ("auto", "bf16", "fp32"):
+            raise TrainError(f"dtype must be auto, bf16 or fp32, got {self.dtype!r}")
+        if self.parallel not in ("ddp", "fsdp"):
+            raise TrainError(f"parallel must be ddp or fsdp, got {self.parallel!r}")
+        if self.verify not in ("sha256", "size", "none"):
+            raise TrainError(f"verify must be sha256, size or none, got {self.verify!r}")
+        if self.batch_tokens is not None and self.batch_tokens <= 0:
+            raise TrainError("batch_tokens must be positive")
+        for name in ("micro_batch", "checkpoint_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise TrainError(f"{name} must be positive")
+        if self.steps is not None and self.steps <= 0:
+            raise TrainError("steps must be positive")
+        if self.init_from and not Path(self.init_from).is_dir():
+            raise TrainError(f"--init-from {self.init_from}: no such folder")
