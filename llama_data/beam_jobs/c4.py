@@ -95,9 +95,41 @@ class C4Rules:
         }
 
 
+def _tagged(out: Document | Rejected) -> Any:
+    return beam.pvalue.TaggedOutput("rejected", out) if isinstance(out, Rejected) else out
+
+
+class _CutDedup(beam.PTransform):
+    """A dedup across the input that cuts pieces out of pages: each page's (key, occurrence)
+    pairs are grouped by key, `losers` names the occurrences to cut (doc id, cut), and the cuts
+    meet their pages again for `apply`: `.kept`, `.rejected`."""
+
+    def __init__(self, what: str, occurrences: beam.DoFn, losers: Any, apply: beam.DoFn) -> None:
+        super().__init__()
+        self.what, self.occurrences, self.losers, self.apply = what, occurrences, losers, apply
+
+    def expand(self, docs):
+        cuts = (
+            docs
+            | f"{self.what}Keys" >> beam.ParDo(self.occurrences)
+            | f"Group{self.what}s" >> beam.GroupByKey()
+            | "Losers" >> beam.FlatMap(self.losers)
+        )
+        by_id = docs | "ById" >> beam.Map(lambda d: (d.id, d))
+        return (
+            {"docs": by_id, "cuts": cuts}
+            | "JoinCuts" >> beam.CoGroupByKey()
+            | "Cut" >> beam.ParDo(self.apply).with_outputs("rejected", main="kept")
+        )
+
+
 class _LineOccurrences(beam.DoFn):
     def process(self, doc: Document):
         yield from c4.line_occurrences(doc)
+
+
+def _line_losers(kv: tuple[Any, Iterable[Any]]):
+    return ((doc_id, kv[0]) for _, doc_id in c4.iter_losers(kv[1]))
 
 
 class _ApplyLineCuts(beam.DoFn):
@@ -119,36 +151,15 @@ class _ApplyLineCuts(beam.DoFn):
             self._local.inc(cut.local_duplicates)
             if cut.global_duplicates or cut.local_duplicates:
                 self._docs.inc()
-            if isinstance(out, Rejected):
-                yield beam.pvalue.TaggedOutput("rejected", out)
-            else:
-                yield out
+            yield _tagged(out)
 
 
-class LineDedup(beam.PTransform):
+class LineDedup(_CutDedup):
     """Keep every line on one page of the input (`remove_duplicate_text`): `.kept`, `.rejected`."""
 
     def __init__(self, stage: str, min_sentences: int = c4.MIN_SENTENCES) -> None:
-        super().__init__()
-        self.stage = stage
-        self.min_sentences = min_sentences
-
-    def expand(self, docs):
-        cuts = (
-            docs
-            | "LineKeys" >> beam.ParDo(_LineOccurrences())
-            | "GroupLines" >> beam.GroupByKey()
-            | "Losers"
-            >> beam.FlatMap(lambda kv: ((doc_id, kv[0]) for _, doc_id in c4.iter_losers(kv[1])))
-        )
-        by_id = docs | "ById" >> beam.Map(lambda d: (d.id, d))
-        return (
-            {"docs": by_id, "cuts": cuts}
-            | "JoinCuts" >> beam.CoGroupByKey()
-            | "Cut"
-            >> beam.ParDo(_ApplyLineCuts(self.stage, self.min_sentences)).with_outputs(
-                "rejected", main="kept"
-            )
+        super().__init__(
+            "Line", _LineOccurrences(), _line_losers, _ApplyLineCuts(stage, min_sentences)
         )
 
 
@@ -156,6 +167,10 @@ class _SpanOccurrences(beam.DoFn):
     def process(self, doc: Document):
         for pos, key in enumerate(c4.span_keys(doc.text)):
             yield key, (doc.id, pos)
+
+
+def _span_losers(kv: tuple[Any, Iterable[Any]]):
+    return c4.iter_span_losers(kv[1])
 
 
 class _ApplyCuts(beam.DoFn):
@@ -175,37 +190,14 @@ class _ApplyCuts(beam.DoFn):
             if positions:
                 self._cut_spans.inc(len(positions))
                 self._cut_docs.inc()
-            if isinstance(out, Rejected):
-                yield beam.pvalue.TaggedOutput("rejected", out)
-            else:
-                yield out
+            yield _tagged(out)
 
 
-class SpanDedup(beam.PTransform):
+class SpanDedup(_CutDedup):
     """Keep one occurrence of every three-sentence span across the input: `.kept`, `.rejected`."""
 
     def __init__(self, stage: str, min_sentences: int = c4.MIN_SENTENCES) -> None:
-        super().__init__()
-        self.stage = stage
-        self.min_sentences = min_sentences
-
-    def expand(self, docs):
-        cuts = (
-            docs
-            | "SpanKeys" >> beam.ParDo(_SpanOccurrences())
-            | "GroupSpans" >> beam.GroupByKey()
-            | "Losers" >> beam.FlatMap(lambda kv: c4.iter_span_losers(kv[1]))
-        )
-        by_id = docs | "ById" >> beam.Map(lambda d: (d.id, d))
-        out = (
-            {"docs": by_id, "cuts": cuts}
-            | "JoinCuts" >> beam.CoGroupByKey()
-            | "Cut"
-            >> beam.ParDo(_ApplyCuts(self.stage, self.min_sentences)).with_outputs(
-                "rejected", main="kept"
-            )
-        )
-        return out
+        super().__init__("Span", _SpanOccurrences(), _span_losers, _ApplyCuts(stage, min_sentences))
 
 
 def make_c4_stage(
