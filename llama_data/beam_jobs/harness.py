@@ -122,6 +122,7 @@ class _ReadSplitFn(beam.DoFn):
     def setup(self) -> None:
         beam_speedups.freeze_long_lived()
         self._count = StageCounters(self.stage)
+        self.reader.bind_counters(self._count)
         self._progress = ProgressWriter(self.progress_dir)
 
     def process(self, split: FileSplit, side: Any = None):

@@ -14,10 +14,11 @@ import io
 import json
 import lzma
 import posixpath
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,6 +40,47 @@ def stream_failure(path: str, offset: int, exc: BaseException, after: str = "") 
         error=f"{type(exc).__name__}: {exc}" + (f" (after {after})" if after else ""),
         reason="unreadable_file" if offset == 0 else "corrupt_stream",
     )
+
+
+# A JSON `\uD800`-`\uDFFF` escape: only a line holding one can decode to a lone surrogate,
+# which no UTF-8 writer (Parquet, JSON lines) accepts.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def replace_surrogates(value: Any) -> tuple[Any, int]:
+    """`value` (a JSON value) with every lone UTF-16 surrogate in its strings and keys replaced
+    by U+FFFD, and how many were replaced."""
+    if isinstance(value, str):
+        return _SURROGATE.subn("\ufffd", value)
+    if isinstance(value, list):
+        n = 0
+        out = []
+        for v in value:
+            v, k = replace_surrogates(v)
+            out.append(v)
+            n += k
+        return out, n
+    if isinstance(value, dict):
+        n = 0
+        obj = {}
+        for key, v in value.items():
+            key, k1 = replace_surrogates(key)
+            v, k2 = replace_surrogates(v)
+            obj[key] = v
+            n += k1 + k2
+        return obj, n
+    return value, 0
+
+
+def loads_json_line(line: bytes) -> tuple[Any, int]:
+    """One JSON line, its lone surrogates (legal JSON, common in scraped text) replaced by
+    U+FFFD: (value, surrogates replaced). Raises what `json.loads` raises."""
+    obj = json.loads(line)
+    if b"\\u" in line and _SURROGATE_ESCAPE.search(line):
+        return replace_surrogates(obj)
+    return obj, 0
 
 
 def local_open(path: str) -> BinaryIO:
@@ -88,6 +130,16 @@ class Reader:
 
     def __init__(self, source: str = "documents") -> None:
         self.source = source
+
+    def bind_counters(self, count: Callable[[str, int], None] | None) -> None:
+        """Where `count(key, n)` goes (the engine binds its counters on each worker)."""
+        self._counter = count
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Count a repair the reader made (`read.<what>`): shown in the stage's stats.json."""
+        counter = getattr(self, "_counter", None)
+        if counter is not None and n:
+            counter(key, n)
 
     def splits(self, path: str, size: int, open_raw: OpenRaw) -> list[FileSplit]:
         return [FileSplit(path)]
@@ -156,9 +208,10 @@ class JsonlDocumentReader(JsonLinesReader):
             )
 
         try:
-            obj = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            obj, repaired = loads_json_line(line)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             return dead("bad_json", f"{type(exc).__name__}: {exc}")
+        self.count("read.surrogates_replaced", repaired)
         if not isinstance(obj, dict):
             return dead("bad_json", f"expected a JSON object, got {type(obj).__name__}")
         doc_id = obj.pop("id", None)

@@ -20,6 +20,8 @@ from lxml import etree
 
 from llama_data.pipeline.document import DeadLetter, Document
 from llama_data.pipeline.io import (
+    INT64_MAX,
+    INT64_MIN,
     FileSplit,
     OpenRaw,
     Reader,
@@ -114,7 +116,10 @@ class Post:
 def _int(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
-    return int(value)
+    n = int(value)
+    if not INT64_MIN <= n <= INT64_MAX:  # the output's int64 columns
+        raise ValueError(f"integer out of range: {value[:40]}")
+    return n
 
 
 def parse_row(row: bytes) -> Post:
