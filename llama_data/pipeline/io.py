@@ -83,6 +83,28 @@ def loads_json_line(line: bytes) -> tuple[Any, int]:
     return obj, 0
 
 
+class DecompressionLimit(ValueError):
+    """Untrusted compressed bytes inflated past their budget (a decompression bomb)."""
+
+
+def inflate_bounded(data: bytes, wbits: int, limit: int, chunk: int = 1 << 16) -> bytes:
+    """`data` inflated by zlib (`wbits` as for `zlib.decompressobj`), streamed `chunk` bytes at a
+    time: raises `DecompressionLimit` as soon as the output passes `limit` bytes (memory stays
+    within about `limit + chunk`), `zlib.error` for a corrupt or truncated stream."""
+    d = zlib.decompressobj(wbits)
+    out = bytearray()
+    pending = data
+    while not d.eof:
+        piece = d.decompress(pending, chunk)
+        out += piece
+        if len(out) > limit:
+            raise DecompressionLimit(f"inflates to more than {limit} bytes")
+        pending = d.unconsumed_tail
+        if not pending and not piece:
+            raise zlib.error("incomplete or truncated stream")
+    return bytes(out)
+
+
 def local_open(path: str) -> BinaryIO:
     return open(path, "rb")  # noqa: SIM115 - the caller closes it
 

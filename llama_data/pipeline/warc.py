@@ -25,7 +25,16 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from llama_data.pipeline.document import DeadLetter, Document
-from llama_data.pipeline.io import FileSplit, OpenRaw, Reader, ReadResult, base_name, compression_of
+from llama_data.pipeline.io import (
+    DecompressionLimit,
+    FileSplit,
+    OpenRaw,
+    Reader,
+    ReadResult,
+    base_name,
+    compression_of,
+    inflate_bounded,
+)
 
 SOURCE = "commoncrawl"
 GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -641,8 +650,10 @@ class WarcReader(_WarcFamilyReader):
             b"\x78\x01",
             b"\x78\xda",
         ):
-            try:
-                body = zlib.decompress(body, 47)  # 47: zlib or gzip header, auto-detected
+            try:  # 47: zlib or gzip header, auto-detected; bounded like the record itself
+                body = inflate_bounded(body, 47, self.max_record_bytes)
+            except DecompressionLimit as exc:
+                return self._dead(rec, path, "decompression_limit", f"{encoding}: {exc}")
             except zlib.error as exc:
                 return self._dead(rec, path, "bad_content_encoding", f"{encoding}: {exc}")
         if b"\x00" in body[:4096]:
