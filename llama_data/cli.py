@@ -291,8 +291,10 @@ def _register_source_commands() -> None:
 def run_cli_stage(spec: Any, output: str, run: Any, force: bool) -> Any:
     """Run one stage from a command and print its summary (or nothing with --quiet)."""
     from llama_data.beam_jobs.harness import run_stage
+    from llama_data.beam_jobs.output_lock import claim_output
 
-    result = run_stage(spec, output, run, force=force)
+    with claim_output(output):
+        result = run_stage(spec, output, run, force=force)
     if not run.quiet:
         click.echo(result.summary())
     return result
