@@ -217,6 +217,32 @@ class _Stream:
             skipped += take
         return skipped
 
+    def skip_to_boundary(self, n: int) -> tuple[int, bool]:
+        """Discard up to n bytes, but stop at a record boundary (`\\n\\nWARC/1.x` line) that
+        starts within them: (bytes skipped, whether a boundary stopped it). Memory stays one
+        chunk however large n is (a Content-Length of 10^20)."""
+        keep = 16  # longer than a boundary: one cut between chunks is found in the next pass
+        skipped = 0
+        while skipped < n:
+            if len(self._buf) < CHUNK:
+                self._more()
+            if not self._buf:
+                break
+            window = n - skipped
+            m = _BOUNDARY_RE.search(self._buf, 0, min(len(self._buf), window + keep))
+            if m and m.start(1) < window:
+                self._take(m.start(1))
+                return skipped + m.start(1), True
+            final = self._eof or self.error is not None
+            take = min(window, len(self._buf) - (0 if final else keep))
+            if take <= 0:
+                if self._more():
+                    continue
+                take = min(window, len(self._buf))
+            self._take(take)
+            skipped += take
+        return skipped, False
+
     def peek(self, n: int) -> bytes:
         while len(self._buf) < n and self._more():
             pass
@@ -343,7 +369,14 @@ class _RecordParser:
                 "bad_content_length", f"Content-Length is {raw_length!r}", start, record_id
             )
         if length > self.max_record_bytes:
-            skipped = s.skip(length)
+            skipped, resynced = s.skip_to_boundary(length)
+            if resynced:  # Content-Length runs past the next record: read on from there
+                return self._dead(
+                    "content_length_mismatch",
+                    f"Content-Length {length} runs past the next record ({skipped} bytes skipped)",
+                    start,
+                    record_id,
+                )
             if skipped < length:
                 return self._dead(
                     "truncated_record", "end of input inside payload", start, record_id
@@ -358,6 +391,16 @@ class _RecordParser:
             )
         payload = s.read(length)
         if len(payload) < length:
+            m = _BOUNDARY_RE.search(payload)
+            if m:  # Content-Length runs past the end of the file: read on at the next record
+                s.unread(payload[m.start(1) :])
+                return self._dead(
+                    "content_length_mismatch",
+                    f"Content-Length {length} runs past the end of the input "
+                    f"({m.start(1)} bytes skipped)",
+                    start,
+                    record_id,
+                )
             return self._dead(
                 "truncated_record",
                 f"payload has {len(payload)} of {length} bytes",

@@ -1,0 +1,39 @@
+"""Issue #17 defect 3: after damage inside a file, reading resumes where the format allows
+(the next `WARC/1.0` record); the damage is one dead letter and every later record is read."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import pytest
+
+from llama_data.pipeline.document import DeadLetter, Document
+from llama_data.pipeline.warc import WetReader
+
+
+def wet_record(url: str, text: str, length: int | None = None) -> bytes:
+    body = text.encode()
+    head = (
+        "WARC/1.0\r\nWARC-Type: conversion\r\n"
+        f"WARC-Target-URI: {url}\r\nWARC-Date: 2023-01-02T03:04:05Z\r\n"
+        f"WARC-Record-ID: <urn:uuid:{zlib.crc32(url.encode()):032x}>\r\n"
+        "Content-Type: text/plain\r\n"
+        f"Content-Length: {len(body) if length is None else length}\r\n\r\n"
+    )
+    return head.encode() + body + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("length", [10_000, 10**20], ids=["past-the-end", "1e20"])
+@pytest.mark.parametrize("gz", [False, True], ids=["wet", "wet.gz"])
+def test_wet_content_length_past_the_end(tmp_path: Path, length: int, gz: bool) -> None:
+    records = [wet_record(f"http://{i}.test/", f"page {i} text") for i in range(9)]
+    records[1] = wet_record("http://bad.test/", "the lying record", length=length)
+    path = tmp_path / ("f.warc.wet.gz" if gz else "f.warc.wet")
+    path.write_bytes(b"".join(gzip.compress(r) for r in records) if gz else b"".join(records))
+    out = list(WetReader().read_path(str(path)))
+    docs = [o for o in out if isinstance(o, Document)]
+    assert [d.meta["url"] for d in docs] == [f"http://{i}.test/" for i in range(9) if i != 1]
+    [dead] = [o for o in out if isinstance(o, DeadLetter)]
+    assert dead.reason == "content_length_mismatch" and "bytes skipped" in dead.error
