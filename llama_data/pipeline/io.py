@@ -136,9 +136,45 @@ def open_decompressed(raw: BinaryIO, path: str) -> BinaryIO:
     if kind == "xz":
         return lzma.LZMAFile(raw, "rb")  # type: ignore[return-value]
     if kind == "zstd":
-        dctx = zstandard.ZstdDecompressor()
-        return io.BufferedReader(dctx.stream_reader(raw, read_across_frames=True))  # type: ignore[arg-type]
+        return io.BufferedReader(ZstdFrames(raw))  # type: ignore[return-value]
     return raw
+
+
+class ZstdFrames(io.RawIOBase):
+    """Concatenated zstd frames, decompressed a small input chunk at a time. Input that ends
+    inside a frame raises `zstandard.ZstdError`: zstandard's stream reader ends quietly when a
+    file is cut at a block boundary, and the file's tail would be lost with no dead letter."""
+
+    IN_CHUNK = 1 << 12  # bounds one step's output too (a block inflates to at most 128 KiB)
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self._dctx = zstandard.ZstdDecompressor()
+        self._d: zstandard.ZstdDecompressionObj | None = None
+        self._in = b""  # input after the end of the last frame, not yet decompressed
+        self._out = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        while not self._out:
+            data = self._in or self._raw.read(self.IN_CHUNK)
+            self._in = b""
+            if not data:
+                if self._d is not None:
+                    raise zstandard.ZstdError("input ends inside a zstd frame (file cut short)")
+                return 0
+            if self._d is None:
+                self._d = self._dctx.decompressobj()
+            self._out = memoryview(self._d.decompress(data))
+            if self._d.eof:
+                self._in, self._d = self._d.unused_data, None
+        n = min(len(b), len(self._out))
+        b[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
 
 
 def base_name(path: str) -> str:

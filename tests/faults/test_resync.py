@@ -37,3 +37,38 @@ def test_wet_content_length_past_the_end(tmp_path: Path, length: int, gz: bool) 
     assert [d.meta["url"] for d in docs] == [f"http://{i}.test/" for i in range(9) if i != 1]
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert dead.reason == "content_length_mismatch" and "bytes skipped" in dead.error
+
+
+def _zstd_blocks(frame: bytes) -> list[int]:
+    """Offsets where each block of a one-frame zstd file ends (RFC 8878 section 3.1.1)."""
+    fhd = frame[4]
+    single, fcs, did = (fhd >> 5) & 1, fhd >> 6, fhd & 3
+    pos = 5 + (0 if single else 1) + [0, 1, 2, 4][did] + [single, 2, 4, 8][fcs]
+    ends = []
+    while True:
+        h = int.from_bytes(frame[pos : pos + 3], "little")
+        pos += 3 + (1 if (h >> 1) & 3 == 1 else h >> 3)
+        ends.append(pos)
+        if h & 1:
+            return ends
+
+
+def test_jsonl_zst_cut_at_a_block_boundary_leaves_a_dead_letter(tmp_path: Path) -> None:
+    import json
+
+    import zstandard
+
+    from llama_data.pipeline.io import JsonlDocumentReader
+
+    text = "".join(json.dumps({"id": f"d{i}", "text": f"doc {i} " + "x" * 200}) + "\n"
+                   for i in range(3000))  # fmt: skip
+    frame = zstandard.ZstdCompressor(level=3).compress(text.encode())
+    cut = _zstd_blocks(frame)[0]
+    path = tmp_path / "d.jsonl.zst"
+    path.write_bytes(frame[:cut])
+    out = list(JsonlDocumentReader().read_path(str(path)))
+    docs = [o for o in out if isinstance(o, Document)]
+    assert docs and [d.id for d in docs] == [f"d{i}" for i in range(len(docs))]
+    [dead] = [o for o in out if isinstance(o, DeadLetter)]
+    assert dead.reason == "corrupt_stream" and "zstd frame" in dead.error
+    assert dead.offset == len(docs)  # after the last whole line
