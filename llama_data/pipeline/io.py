@@ -140,6 +140,33 @@ def open_decompressed(raw: BinaryIO, path: str) -> BinaryIO:
     return raw
 
 
+def gzip_member_lines(raw: BinaryIO) -> Iterator[bytes | Exception]:
+    """Lines of a (multi-member) gzip stream that survives a bad member: the error of each bad
+    member is yielded in its place (the line in progress is dropped) and reading resumes at the
+    next gzip member, as the WARC reader does."""
+    from llama_data.pipeline.warc import CorruptMember, GzipMembers
+
+    members = GzipMembers(raw)
+    pending = bytearray()
+    while True:
+        try:
+            chunk = members.read_chunk()
+        except CorruptMember as exc:
+            pending.clear()
+            yield exc
+            continue
+        if not chunk:
+            if pending:
+                yield bytes(pending)
+            return
+        pending += chunk
+        start = 0
+        while (i := pending.find(b"\n", start)) >= 0:
+            yield bytes(pending[start : i + 1])
+            start = i + 1
+        del pending[:start]
+
+
 class ZstdFrames(io.RawIOBase):
     """Concatenated zstd frames, decompressed a small input chunk at a time. Input that ends
     inside a frame raises `zstandard.ZstdError`: zstandard's stream reader ends quietly when a
@@ -232,8 +259,22 @@ class JsonLinesReader(Reader):
         fname = self.file_stem(path)
         lineno = 0
         try:
-            with open_raw(path) as raw, open_decompressed(raw, path) as stream:
-                for lineno, line in enumerate(stream, start=1):  # noqa: B007 - used after loop
+            with open_raw(path) as raw:
+                if compression_of(path) == "gzip":
+                    lines: Iterator[bytes | Exception] = gzip_member_lines(raw)
+                else:
+                    lines = iter(open_decompressed(raw, path))
+                for line in lines:
+                    if isinstance(line, Exception):  # a bad gzip member; read on after it
+                        yield DeadLetter(
+                            file=path,
+                            offset=lineno,
+                            reason="corrupt_stream",
+                            error=f"{line} (after line {lineno}; the line in progress and the "
+                            "rest of the member are lost, reading resumed at the next member)",
+                        )
+                        continue
+                    lineno += 1
                     if line.strip():
                         yield self._parse(line, path, fname, lineno)
         except (
@@ -317,7 +358,16 @@ class ParquetDocumentReader(Reader):
                             row["id"] = f"{fname}:{row_no}"
                         if row.get("source") in (None, ""):
                             row["source"] = self.source
-                        yield row_to_document(row)
+                        try:
+                            yield row_to_document(row)
+                        except (ValueError, TypeError, RecursionError) as exc:
+                            yield DeadLetter(
+                                file=path,
+                                offset=row_no,
+                                reason="bad_meta",
+                                error=f"'meta' is not a JSON object: {type(exc).__name__}: {exc}",
+                                record_id=str(row["id"]),
+                            )
         except (OSError, pa.ArrowException, ValueError) as exc:
             yield stream_failure(path, row_no, exc)
 

@@ -4,8 +4,8 @@ Common Crawl ships `.warc.wet.gz` / `.warc.gz` files as one gzip member per reco
 member costs one record, not the rest of the file. warcio stops at the first surprise (it rejects
 cc_net's own sample, which has `\\n` line ends), so this module parses records itself:
 
-* `_GzipMembers` decompresses member by member; a truncated or corrupt member raises
-  `_CorruptMember` and decompression resumes at the next gzip magic after the bad member's start.
+* `GzipMembers` decompresses member by member; a truncated or corrupt member raises
+  `CorruptMember` and decompression resumes at the next gzip magic after the bad member's start.
 * `_RecordParser` reads `WARC/1.x` records by their Content-Length and then checks that the next
   record (or EOF) really follows. When it does not (a wrong Content-Length, a broken header, junk
   between records) the record becomes a dead letter and parsing resumes at the next `WARC/` line.
@@ -46,7 +46,7 @@ _VERSION_RE = re.compile(rb"WARC/1\.\d\r?\n")
 _BOUNDARY_RE = re.compile(rb"\r?\n\r?\n(WARC/1\.\d\r?\n)")
 
 
-class _CorruptMember(Exception):
+class CorruptMember(Exception):
     """A gzip member that could not be decompressed; `offset` is its start in the raw file."""
 
     def __init__(self, offset: int, message: str, out_start: int = 0) -> None:
@@ -55,7 +55,7 @@ class _CorruptMember(Exception):
         self.out_start = out_start  # decompressed offset where the bad member's output began
 
 
-class _GzipMembers:
+class GzipMembers:
     """Decompressed chunks of a multi-member gzip stream that survive a bad member.
 
     The compressed bytes of the current member are kept so that, after an error, the search for
@@ -109,14 +109,14 @@ class _GzipMembers:
             pending += data
 
     def read_chunk(self) -> bytes:
-        """Next decompressed bytes; b"" at the end. Raises `_CorruptMember` once per bad member."""
+        """Next decompressed bytes; b"" at the end. Raises `CorruptMember` once per bad member."""
         while True:
             if not self._buf and not self._fill():
                 if self._d is not None:
                     offset = self._member_offset
                     # zlib may have swallowed the next members as if they were this one's data
                     self._resync(offset + 1)
-                    raise _CorruptMember(
+                    raise CorruptMember(
                         offset, "truncated gzip member (unexpected end of file)", self._member_out
                     )
                 return b""
@@ -126,7 +126,7 @@ class _GzipMembers:
                 if not self._buf.startswith(GZIP_MAGIC):
                     offset = self._buf_offset
                     self._resync(offset + 1)
-                    raise _CorruptMember(
+                    raise CorruptMember(
                         offset, "bytes between gzip members are not a gzip header", self._out
                     )
                 self._d = zlib.decompressobj(wbits=31)
@@ -139,7 +139,7 @@ class _GzipMembers:
             except zlib.error as exc:
                 offset = self._member_offset
                 self._resync(offset + 1)
-                raise _CorruptMember(
+                raise CorruptMember(
                     offset, f"corrupt gzip member: {exc}", self._member_out
                 ) from None
             rest = self._d.unused_data if self._d.eof else self._d.unconsumed_tail
@@ -166,14 +166,14 @@ class _Stream:
         self._buf = bytearray()
         self._eof = False
         self.offset = 0  # decompressed offset of the next byte returned
-        self.error: _CorruptMember | None = None
+        self.error: CorruptMember | None = None
 
     def _more(self) -> bool:
         if self._eof or self.error is not None:
             return False
         try:
             data = self._chunks()
-        except _CorruptMember as exc:  # looks like EOF until the parser has reported it
+        except CorruptMember as exc:  # looks like EOF until the parser has reported it
             self.error = exc
             return False
         if not data:
@@ -466,7 +466,7 @@ def iter_records(
 ) -> Iterator[WarcRecord | DeadLetter]:
     """All records of a (possibly gzipped) WARC/WET stream, bad ones as dead letters."""
     if compression_of(path) == "gzip":
-        chunks = _GzipMembers(raw).read_chunk
+        chunks = GzipMembers(raw).read_chunk
     elif compression_of(path) is None:
 
         def chunks() -> bytes:

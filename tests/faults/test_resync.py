@@ -72,3 +72,63 @@ def test_jsonl_zst_cut_at_a_block_boundary_leaves_a_dead_letter(tmp_path: Path) 
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert dead.reason == "corrupt_stream" and "zstd frame" in dead.error
     assert dead.offset == len(docs)  # after the last whole line
+
+
+def _jsonl(ids: range) -> bytes:
+    import json
+
+    return "".join(
+        json.dumps({"id": f"d{i}", "text": f"doc {i} " * 30}) + "\n" for i in ids
+    ).encode()
+
+
+def test_jsonl_gz_reads_on_after_a_corrupt_member(tmp_path: Path) -> None:
+    from llama_data.pipeline.io import JsonlDocumentReader
+
+    bad = bytearray(gzip.compress(_jsonl(range(100, 200))))
+    bad[len(bad) // 2 : len(bad) // 2 + 8] = b"\xff" * 8
+    path = tmp_path / "d.jsonl.gz"
+    path.write_bytes(
+        gzip.compress(_jsonl(range(100))) + bytes(bad) + gzip.compress(_jsonl(range(200, 300)))
+    )
+    out = list(JsonlDocumentReader().read_path(str(path)))
+    ids = {o.id for o in out if isinstance(o, Document)}
+    assert {f"d{i}" for i in [*range(100), *range(200, 300)]} <= ids
+    dead = [o for o in out if isinstance(o, DeadLetter)]
+    assert [d.reason for d in dead] == ["corrupt_stream"]
+    assert "resumed at the next member" in dead[0].error
+
+
+def test_deep_json_line_costs_that_line(tmp_path: Path) -> None:
+    from llama_data.pipeline.c4.reader import C4JsonReader
+    from llama_data.pipeline.io import JsonlDocumentReader
+
+    deep = b'{"text": "x", "meta": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+    for reader in (JsonlDocumentReader(), C4JsonReader()):
+        path = tmp_path / "d.jsonl"
+        path.write_bytes(_jsonl(range(3)) + deep + _jsonl(range(3, 6)))
+        out = list(reader.read_path(str(path)))
+        assert len([o for o in out if isinstance(o, Document)]) == 6
+        [dead] = [o for o in out if isinstance(o, DeadLetter)]
+        assert dead.reason == "bad_json" and dead.offset == 4
+
+
+def test_parquet_row_with_invalid_meta_costs_that_row(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from llama_data.pipeline.io import ParquetDocumentReader
+
+    metas = ["{}", "{not json", "[1]", '{"k": 1}']
+    table = pa.table({
+        "id": ["a", "b", "x", "c"], "source": ["s"] * 4, "text": ["1", "2", "3", "4"], "meta": metas,
+    })  # fmt: skip
+    path = tmp_path / "d.parquet"
+    pq.write_table(table, path)
+    out = list(ParquetDocumentReader().read_path(str(path)))
+    assert [o.id for o in out if isinstance(o, Document)] == ["a", "c"]
+    dead = [o for o in out if isinstance(o, DeadLetter)]
+    assert [(d.reason, d.record_id, d.offset) for d in dead] == [
+        ("bad_meta", "b", 2),
+        ("bad_meta", "x", 3),
+    ]
