@@ -132,3 +132,19 @@ def test_parquet_row_with_invalid_meta_costs_that_row(tmp_path: Path) -> None:
         ("bad_meta", "b", 2),
         ("bad_meta", "x", 3),
     ]
+
+
+@pytest.mark.parametrize("name", ["enwiki-pages.xml", "enwiki-pages.xml.bz2"])
+def test_unclosed_wikipedia_page_costs_that_page_only(tmp_path: Path, name: str) -> None:
+    from test_wikipedia import all_items, page_xml, write_dump
+
+    from llama_data.pipeline.wikipedia.reader import WikipediaReader
+
+    text = "A good article with a sentence or two of ordinary text in it. " * 5
+    pages = [page_xml(i, f"Page {i}", text) for i in range(1, 5)]
+    pages[1] = pages[1].replace("  </page>\n", "")  # page 2 never closes
+    out = all_items(WikipediaReader(), write_dump(tmp_path / name, pages))
+    docs = [o for o in out if isinstance(o, Document)]
+    assert [d.meta["title"] for d in docs] == ["Page 1", "Page 3", "Page 4"]
+    [dead] = [o for o in out if isinstance(o, DeadLetter)]
+    assert dead.reason == "unclosed_page"
