@@ -42,7 +42,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindows
 
 from llama_data import __version__
-from llama_data.beam_jobs import beam_speedups, fs
+from llama_data.beam_jobs import beam_speedups, fs, orphans
 from llama_data.beam_jobs.progress import ProgressDisplay, ProgressWriter
 from llama_data.beam_jobs.runners import RunOptions, explain_runner_failure, pipeline_options
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
@@ -120,6 +120,7 @@ class _ReadSplitFn(beam.DoFn):
         self.annotate = annotate
 
     def setup(self) -> None:
+        orphans.die_with_driver()
         beam_speedups.freeze_long_lived()
         self._count = StageCounters(self.stage)
         self.reader.bind_counters(self._count)
@@ -258,6 +259,7 @@ class _StepsFn(beam.DoFn):
         self.stage = stage
 
     def setup(self) -> None:
+        orphans.die_with_driver()
         beam_speedups.freeze_long_lived()
         counters = StageCounters(self.stage)
         for step in self.steps:
@@ -420,6 +422,7 @@ class _ToRowFn(beam.DoFn):
         self.stage = stage
 
     def setup(self) -> None:
+        orphans.die_with_driver()
         self._count = StageCounters(self.stage)
 
     def process(self, item: DeadLetter):
@@ -477,6 +480,7 @@ class _ToTableFn(beam.DoFn):
         self.kind = kind
 
     def setup(self) -> None:
+        orphans.die_with_driver()
         self._count = StageCounters(self.stage)
 
     def start_bundle(self) -> None:
@@ -639,6 +643,7 @@ def run_pipeline(
     Beam's log chatter is captured (`worker_logs_captured`), a runner that cannot be reached is
     explained in one line, and the progress written to `progress_dir` is shown while it runs.
     """
+    orphans.mark_driver()
     try:
         with beam_speedups.tuned_run(), worker_logs_captured(run) as display_stream:
             p = beam.Pipeline(options=pipeline_options(run, name))
