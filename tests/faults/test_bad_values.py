@@ -75,3 +75,36 @@ def test_stackexchange_score_too_large_for_int64(tmp_path: Path) -> None:
     assert [i.id for i in items if isinstance(i, Document)] == ["s/1", "s/3"]
     [dead] = [i for i in items if isinstance(i, DeadLetter)]
     assert dead.reason == "bad_row_xml" and dead.record_id == "s/2" and "range" in dead.error
+
+
+@pytest.mark.slow
+def test_a_value_the_schema_cannot_hold_is_a_dead_letter(tmp_path: Path) -> None:
+    """The harness's net under every reader: a row whose value does not fit its stage's typed
+    column (wrong type, beyond int64) is an `unwritable_value` dead letter, not a failed job."""
+    import pyarrow as pa
+
+    from llama_data.beam_jobs.harness import ReadDocuments, StageOutputs, StageSpec, run_stage
+    from llama_data.beam_jobs.runners import RunOptions
+    from llama_data.pipeline.io import DocumentReader
+    from llama_data.pipeline.schema import DocumentSchema
+
+    src = tmp_path / "d.jsonl"
+    src.write_text(
+        '{"id": "a", "text": "one", "n": 1}\n'
+        '{"id": "b", "text": "two", "n": 99999999999999999999}\n'
+        '{"id": "c", "text": "three", "n": "three"}\n'
+        '{"id": "d", "text": "four", "n": 4}\n'
+    )
+
+    def build(p, ctx):
+        read = p | ReadDocuments([str(src)], DocumentReader("t"), ctx.name)
+        return StageOutputs(kept=read.docs, errors=[read.errors])
+
+    schema = DocumentSchema(extra=(pa.field("n", pa.int64()),))
+    spec = StageSpec("typed", build, inputs=[str(src)], schema=schema)
+    run_stage(spec, str(tmp_path / "out"), RunOptions(quiet=True))
+    stage = tmp_path / "out" / "typed"
+    stats = assert_accounted(stage, 4)
+    assert sorted((r["id"], r["n"]) for r in parquet_rows(stage)) == [("a", 1), ("d", 4)]
+    assert stats["errors"] == {"unwritable_value": 2}
+    assert sorted(d["record_id"] for d in dead_letters(stage)) == ["b", "c"]
