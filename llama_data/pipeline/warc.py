@@ -18,6 +18,8 @@ across reruns and unique even where a file repeats a WARC-Record-ID (cc_net's sa
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -278,6 +280,7 @@ class _RecordParser:
         self.s = stream
         self.path = path
         self.max_record_bytes = max_record_bytes
+        self._pending: DeadLetter | None = None  # junk found after the record just returned
 
     def _dead(
         self, reason: str, error: str, offset: int, record_id: str | None = None
@@ -314,6 +317,9 @@ class _RecordParser:
             if item is None:
                 return
             yield item
+            if self._pending is not None:
+                yield self._pending
+                self._pending = None
 
     def _next(self) -> WarcRecord | DeadLetter | None:
         s = self.s
@@ -407,7 +413,16 @@ class _RecordParser:
                 start,
                 record_id,
             )
-        if not self._at_boundary():
+        if not self._at_boundary() and _block_digest_matches(headers, payload):
+            # the payload is exactly the record (its digest says so): what follows is junk
+            junk = s.offset
+            self._skip_to_next_record()
+            self._pending = self._dead(
+                "junk_between_records",
+                f"{s.offset - junk} bytes that are not a WARC record, skipped",
+                junk,
+            )
+        elif not self._at_boundary():
             m = _BOUNDARY_RE.search(payload)
             if m:  # Content-Length too large: the next record starts inside this payload
                 s.unread(payload[m.start(1) :])
@@ -521,6 +536,16 @@ def _first_line(text: str) -> str:
         if line.strip():
             return line.strip()[:1000]
     return ""
+
+
+def _block_digest_matches(headers: dict[str, str], payload: bytes) -> bool:
+    """Whether the record's `WARC-Block-Digest` (sha1, base32, as Common Crawl writes it) is the
+    payload's: then its Content-Length was right, whatever follows it."""
+    value = headers.get("warc-block-digest", "")
+    if not value.lower().startswith("sha1:"):
+        return False
+    digest = base64.b32encode(hashlib.sha1(payload, usedforsecurity=False).digest()).decode()
+    return value.split(":", 1)[1].strip().upper() == digest
 
 
 def _digest(value: str) -> str:

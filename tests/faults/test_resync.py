@@ -148,3 +148,26 @@ def test_unclosed_wikipedia_page_costs_that_page_only(tmp_path: Path, name: str)
     assert [d.meta["title"] for d in docs] == ["Page 1", "Page 3", "Page 4"]
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert dead.reason == "unclosed_page"
+
+
+def test_junk_between_wet_records_spares_the_record_before_it(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+
+    def signed(url: str, text: str) -> bytes:
+        digest = base64.b32encode(hashlib.sha1(text.encode()).digest()).decode()
+        rec = wet_record(url, text)
+        return rec.replace(
+            b"Content-Type:", f"WARC-Block-Digest: sha1:{digest}\r\nContent-Type:".encode()
+        )
+
+    records = [signed(f"http://{i}.test/", f"page {i} text") for i in range(4)]
+    path = tmp_path / "f.warc.wet"
+    path.write_bytes(
+        records[0] + records[1] + b"junk junk\r\nmore junk\r\n" + records[2] + records[3]
+    )
+    out = list(WetReader().read_path(str(path)))
+    docs = [o for o in out if isinstance(o, Document)]
+    assert [d.meta["url"] for d in docs] == [f"http://{i}.test/" for i in range(4)]
+    [dead] = [o for o in out if isinstance(o, DeadLetter)]
+    assert dead.reason == "junk_between_records" and "bytes" in dead.error
