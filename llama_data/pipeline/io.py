@@ -140,31 +140,69 @@ def open_decompressed(raw: BinaryIO, path: str) -> BinaryIO:
     return raw
 
 
-def gzip_member_lines(raw: BinaryIO) -> Iterator[bytes | Exception]:
+# A JSON line longer than this (a 50 MB line, a decompression bomb with no newline) is skipped
+# as it streams by, never held: a `line_too_long` dead letter with its size.
+MAX_LINE_BYTES = 64 << 20
+
+
+def bounded_lines(stream: BinaryIO, limit: int) -> Iterator[bytes | int]:
+    """Lines of `stream`; a line over `limit` bytes is read through in pieces and yielded as
+    its length (an int) instead."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while not line.endswith(b"\n"):
+            line = stream.readline(1 << 20)
+            if not line:
+                break
+            size += len(line)
+        yield size
+
+
+def gzip_member_lines(
+    raw: BinaryIO, limit: int = MAX_LINE_BYTES
+) -> Iterator[bytes | Exception | int]:
     """Lines of a (multi-member) gzip stream that survives a bad member: the error of each bad
     member is yielded in its place (the line in progress is dropped) and reading resumes at the
-    next gzip member, as the WARC reader does."""
+    next gzip member, as the WARC reader does. A line over `limit` bytes is yielded as its
+    length (an int), never held."""
     from llama_data.pipeline.warc import CorruptMember, GzipMembers
 
     members = GzipMembers(raw)
     pending = bytearray()
+    skipped = 0  # > 0: inside an overlong line, this many bytes of it dropped so far
     while True:
         try:
             chunk = members.read_chunk()
         except CorruptMember as exc:
             pending.clear()
+            skipped = 0
             yield exc
             continue
         if not chunk:
-            if pending:
+            if skipped:
+                yield skipped + len(pending)
+            elif pending:
                 yield bytes(pending)
             return
         pending += chunk
         start = 0
         while (i := pending.find(b"\n", start)) >= 0:
-            yield bytes(pending[start : i + 1])
+            if skipped or i + 1 - start > limit:
+                yield skipped + i + 1 - start
+                skipped = 0
+            else:
+                yield bytes(pending[start : i + 1])
             start = i + 1
         del pending[:start]
+        if len(pending) > limit or (skipped and pending):
+            skipped += len(pending)
+            pending.clear()
 
 
 class ZstdFrames(io.RawIOBase):
@@ -172,7 +210,7 @@ class ZstdFrames(io.RawIOBase):
     inside a frame raises `zstandard.ZstdError`: zstandard's stream reader ends quietly when a
     file is cut at a block boundary, and the file's tail would be lost with no dead letter."""
 
-    IN_CHUNK = 1 << 12  # bounds one step's output too (a block inflates to at most 128 KiB)
+    IN_CHUNK = 1 << 8  # bounds one step's output too: 8 MiB at most (128 KiB blocks of 4 bytes)
 
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
@@ -261,9 +299,11 @@ class JsonLinesReader(Reader):
         try:
             with open_raw(path) as raw:
                 if compression_of(path) == "gzip":
-                    lines: Iterator[bytes | Exception] = gzip_member_lines(raw)
+                    lines: Iterator[bytes | Exception | int] = gzip_member_lines(
+                        raw, MAX_LINE_BYTES
+                    )
                 else:
-                    lines = iter(open_decompressed(raw, path))
+                    lines = bounded_lines(open_decompressed(raw, path), MAX_LINE_BYTES)
                 for line in lines:
                     if isinstance(line, Exception):  # a bad gzip member; read on after it
                         yield DeadLetter(
@@ -275,7 +315,14 @@ class JsonLinesReader(Reader):
                         )
                         continue
                     lineno += 1
-                    if line.strip():
+                    if isinstance(line, int):  # a line over the bound, skipped unread
+                        yield DeadLetter(
+                            file=path,
+                            offset=lineno,
+                            reason="line_too_long",
+                            error=f"a line of {line} bytes exceeds {MAX_LINE_BYTES}: skipped",
+                        )
+                    elif line.strip():
                         yield self._parse(line, path, fname, lineno)
         except (
             OSError,

@@ -67,3 +67,55 @@ def test_warc_http_gzip_bomb_is_a_dead_letter(tmp_path: Path) -> None:
     assert "Beta is a good page." in docs[1].text
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert dead.reason == "decompression_limit" and "gzip" in dead.error
+
+
+def _lines(ids: range) -> bytes:
+    return b"".join(b'{"id": "d%d", "text": "doc %d"}\n' % (i, i) for i in ids)
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "jsonl.gz", "jsonl.zst", "jsonl.bz2"])
+def test_overlong_json_line_is_skipped_unread(tmp_path: Path, monkeypatch, ext: str) -> None:
+    import bz2
+
+    import zstandard
+
+    from llama_data.pipeline import io as pio
+    from llama_data.pipeline.io import JsonlDocumentReader
+
+    monkeypatch.setattr(pio, "MAX_LINE_BYTES", 1000)
+    data = _lines(range(3)) + b'{"text": "' + b"x" * 5000 + b'"}\n' + _lines(range(3, 6))
+    compress = {"jsonl": bytes, "jsonl.gz": gzip.compress, "jsonl.bz2": bz2.compress,
+                "jsonl.zst": zstandard.ZstdCompressor().compress}[ext]  # fmt: skip
+    path = tmp_path / f"d.{ext}"
+    path.write_bytes(compress(data))
+    out = list(JsonlDocumentReader().read_path(str(path)))
+    assert [o.id for o in out if isinstance(o, Document)] == [f"d{i}" for i in range(6)]
+    [dead] = [o for o in out if isinstance(o, DeadLetter)]
+    assert (dead.reason, dead.offset) == ("line_too_long", 4) and "5013 bytes" in dead.error
+
+
+@pytest.mark.parametrize("ext", ["jsonl.gz", "jsonl.zst"])
+def test_json_lines_bomb_in_bounded_memory(tmp_path: Path, monkeypatch, ext: str) -> None:
+    import tracemalloc
+
+    import zstandard
+
+    from llama_data.pipeline import io as pio
+    from llama_data.pipeline.io import JsonlDocumentReader
+
+    monkeypatch.setattr(pio, "MAX_LINE_BYTES", 1 << 20)
+    if ext == "jsonl.gz":
+        bomb = gzip_bomb(256 << 20)
+    else:
+        c = zstandard.ZstdCompressor().compressobj()
+        bomb = b"".join(c.compress(bytes(1 << 20)) for _ in range(256)) + c.flush()
+    comp = gzip.compress if ext == "jsonl.gz" else zstandard.ZstdCompressor().compress
+    path = tmp_path / f"d.{ext}"
+    path.write_bytes(comp(_lines(range(2))) + bomb + comp(b"\n" + _lines(range(2, 4))))
+    tracemalloc.start()
+    out = list(JsonlDocumentReader().read_path(str(path)))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 << 20
+    assert [o.id for o in out if isinstance(o, Document)] == [f"d{i}" for i in range(4)]
+    assert [o.reason for o in out if isinstance(o, DeadLetter)] == ["line_too_long"]
