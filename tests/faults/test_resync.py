@@ -171,3 +171,28 @@ def test_junk_between_wet_records_spares_the_record_before_it(tmp_path: Path) ->
     assert [d.meta["url"] for d in docs] == [f"http://{i}.test/" for i in range(4)]
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert dead.reason == "junk_between_records" and "bytes" in dead.error
+
+
+def test_7z_damaged_mid_stream_keeps_the_posts_before_it(tmp_path: Path) -> None:
+    import random
+
+    from test_stackexchange import posts_xml, row, write_7z
+
+    from llama_data.pipeline.stackexchange.reader import StackExchangeReader
+
+    rnd = random.Random(1)
+    rows = [
+        row(Id=i, PostTypeId=1, Score=1, Title=f"Q{i}",
+            Body="<p>" + " ".join(str(rnd.random()) for _ in range(30)) + "</p>")
+        for i in range(1, 3001)
+    ]  # fmt: skip
+    data = bytearray(write_7z(tmp_path / "g.7z", {"Posts.xml": posts_xml(rows)}).read_bytes())
+    at = len(data) // 2
+    data[at : at + 64] = bytes(64)
+    path = tmp_path / "x.stackexchange.com.7z"
+    path.write_bytes(bytes(data))
+    out = list(StackExchangeReader().read_path(str(path)))
+    ids = [o.id for o in out if isinstance(o, Document)]
+    assert len(ids) > 1000 and ids == [f"x.stackexchange.com/{i}" for i in range(1, len(ids) + 1)]
+    [dead] = [o for o in out if isinstance(o, DeadLetter)]
+    assert dead.reason == "corrupt_stream"
