@@ -46,6 +46,8 @@ def check_writable(output: str) -> Path:
     for child in sorted(out.iterdir()):
         if child.is_symlink() and not child.exists():
             raise UserError(f"--output {output}: {child.name} is a symlink to nowhere")
+        if child.is_symlink() and not child.is_dir():
+            raise UserError(f"--output {output}: {child.name} is a symlink to a file, not a folder")
         if child.is_dir() and not os.access(child, os.W_OK | os.X_OK):
             raise UserError(f"--output {output}: {child.name} is not writable")
     return out

@@ -85,6 +85,11 @@ def test_stage_folder_is_a_dangling_symlink(tmp_path: Path) -> None:
     out.mkdir()
     (out / "dedup-exact").symlink_to(tmp_path / "gone")
     one_line_exit_2(run_cli(*_stage_args(tmp_path, out)), "dedup-exact is a symlink to nowhere")
+    (out / "dedup-exact").unlink()
+    (tmp_path / "a-file").write_text("x")
+    (out / "dedup-exact").symlink_to(tmp_path / "a-file")
+    one_line_exit_2(run_cli(*_stage_args(tmp_path, out)), "dedup-exact is a symlink to a file")
+    assert (tmp_path / "a-file").read_text() == "x"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only modes")
