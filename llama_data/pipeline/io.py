@@ -145,13 +145,49 @@ def open_decompressed(raw: BinaryIO, path: str) -> BinaryIO:
 MAX_LINE_BYTES = 64 << 20
 
 
-def bounded_lines(stream: BinaryIO, limit: int) -> Iterator[bytes | int]:
+# A compressed file that inflates past this ratio, once past the floor, is a bomb: reading it
+# stops there with a `decompression_limit` dead letter (text compresses ~3-20:1, never 1000:1).
+MAX_INFLATION = 1000
+INFLATION_FLOOR = 1 << 30
+
+
+class InflationBudget:
+    """The raw (compressed) stream of a file, counting what is read from it; `add(n)` counts
+    decompressed bytes and raises `DecompressionLimit` past the budget."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.consumed = 0
+        self.produced = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.consumed += len(data)
+        return data
+
+    def add(self, n: int) -> None:
+        self.produced += n
+        if self.produced > INFLATION_FLOOR and self.produced > MAX_INFLATION * self.consumed:
+            raise DecompressionLimit(
+                f"{self.consumed} compressed bytes inflated to more than {self.produced} "
+                f"(over {MAX_INFLATION}:1 past {INFLATION_FLOOR} bytes)"
+            )
+
+
+def _no_budget(n: int) -> None:
+    return None
+
+
+def bounded_lines(
+    stream: BinaryIO, limit: int, budget: Callable[[int], None] = _no_budget
+) -> Iterator[bytes | int]:
     """Lines of `stream`; a line over `limit` bytes is read through in pieces and yielded as
-    its length (an int) instead."""
+    its length (an int) instead. `budget(n)` is told of every n bytes read."""
     while True:
         line = stream.readline(limit + 1)
         if not line:
             return
+        budget(len(line))
         if len(line) <= limit or line.endswith(b"\n"):
             yield line
             continue
@@ -160,12 +196,13 @@ def bounded_lines(stream: BinaryIO, limit: int) -> Iterator[bytes | int]:
             line = stream.readline(1 << 20)
             if not line:
                 break
+            budget(len(line))
             size += len(line)
         yield size
 
 
 def gzip_member_lines(
-    raw: BinaryIO, limit: int = MAX_LINE_BYTES
+    raw: BinaryIO, limit: int = MAX_LINE_BYTES, budget: Callable[[int], None] = _no_budget
 ) -> Iterator[bytes | Exception | int]:
     """Lines of a (multi-member) gzip stream that survives a bad member: the error of each bad
     member is yielded in its place (the line in progress is dropped) and reading resumes at the
@@ -190,6 +227,7 @@ def gzip_member_lines(
             elif pending:
                 yield bytes(pending)
             return
+        budget(len(chunk))
         pending += chunk
         start = 0
         while (i := pending.find(b"\n", start)) >= 0:
@@ -298,12 +336,20 @@ class JsonLinesReader(Reader):
         lineno = 0
         try:
             with open_raw(path) as raw:
+                counted = InflationBudget(raw)
+                budget = counted.add if compression_of(path) else _no_budget
                 if compression_of(path) == "gzip":
                     lines: Iterator[bytes | Exception | int] = gzip_member_lines(
-                        raw, MAX_LINE_BYTES
+                        counted,  # type: ignore[arg-type]
+                        MAX_LINE_BYTES,
+                        budget,
                     )
                 else:
-                    lines = bounded_lines(open_decompressed(raw, path), MAX_LINE_BYTES)
+                    lines = bounded_lines(
+                        open_decompressed(counted, path) if compression_of(path) else raw,  # type: ignore[arg-type]
+                        MAX_LINE_BYTES,
+                        budget,
+                    )
                 for line in lines:
                     if isinstance(line, Exception):  # a bad gzip member; read on after it
                         yield DeadLetter(
@@ -324,6 +370,13 @@ class JsonLinesReader(Reader):
                         )
                     elif line.strip():
                         yield self._parse(line, path, fname, lineno)
+        except DecompressionLimit as exc:
+            yield DeadLetter(
+                file=path,
+                offset=lineno,
+                reason="decompression_limit",
+                error=f"{exc} (after line {lineno}; the rest of the file is not read)",
+            )
         except (
             OSError,
             EOFError,

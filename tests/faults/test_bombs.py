@@ -119,3 +119,27 @@ def test_json_lines_bomb_in_bounded_memory(tmp_path: Path, monkeypatch, ext: str
     assert peak < 64 << 20
     assert [o.id for o in out if isinstance(o, Document)] == [f"d{i}" for i in range(4)]
     assert [o.reason for o in out if isinstance(o, DeadLetter)] == ["line_too_long"]
+
+
+@pytest.mark.parametrize("ext", ["jsonl.gz", "jsonl.zst", "jsonl.bz2"])
+def test_json_lines_bomb_stops_at_the_inflation_budget(
+    tmp_path: Path, monkeypatch, ext: str
+) -> None:
+    import bz2
+
+    import zstandard
+
+    from llama_data.pipeline import io as pio
+    from llama_data.pipeline.io import JsonlDocumentReader
+
+    monkeypatch.setattr(pio, "INFLATION_FLOOR", 8 << 20)
+    monkeypatch.setattr(pio, "MAX_INFLATION", 100)
+    comp = {"jsonl.gz": gzip.compress, "jsonl.bz2": bz2.compress,
+            "jsonl.zst": zstandard.ZstdCompressor().compress}[ext]  # fmt: skip
+    bomb = comp(bytes(64 << 20))
+    path = tmp_path / f"d.{ext}"
+    path.write_bytes(comp(_lines(range(3))) + bomb + comp(b"\n" + _lines(range(3, 6))))
+    out = list(JsonlDocumentReader().read_path(str(path)))
+    assert [o.id for o in out if isinstance(o, Document)] == ["d0", "d1", "d2"]
+    [dead] = [o for o in out if isinstance(o, DeadLetter)]
+    assert dead.reason == "decompression_limit" and "100:1" in dead.error
