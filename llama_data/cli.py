@@ -77,9 +77,15 @@ class RunArgs:
         first = self.beam_args[0] if self.beam_args else "--"
         if first != "--" and not str(first).startswith("--"):
             raise UserError(f"unexpected argument {first!r} (Beam pipeline options go after `--`)")
+        runner = self.runner or (defaults.runner if defaults else "DirectRunner")
+        workers = self.workers or (defaults.workers if defaults else 1)
+        if runner in config.LOCAL_RUNNERS and workers > config.MAX_LOCAL_WORKERS:
+            raise UserError(
+                f"--workers: at most {config.MAX_LOCAL_WORKERS} for {runner}, got {workers}"
+            )
         return RunOptions(
-            runner=self.runner or (defaults.runner if defaults else "DirectRunner"),
-            workers=self.workers or (defaults.workers if defaults else 1),
+            runner=runner,
+            workers=workers,
             pipeline_args=tuple(defaults.pipeline_args if defaults else ())
             + tuple(a for a in self.beam_args if a != "--"),
             quiet=self.quiet,
@@ -110,7 +116,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
     wrapped = click.option(
         "--workers",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=config.MAX_WORKERS),
         default=None,
         help="Local worker processes (DirectRunner multi-process mode when > 1); cluster "
         "parallelism otherwise.",
@@ -285,8 +291,10 @@ def _register_source_commands() -> None:
 def run_cli_stage(spec: Any, output: str, run: Any, force: bool) -> Any:
     """Run one stage from a command and print its summary (or nothing with --quiet)."""
     from llama_data.beam_jobs.harness import run_stage
+    from llama_data.beam_jobs.output_lock import claim_output
 
-    result = run_stage(spec, output, run, force=force)
+    with claim_output(output):
+        result = run_stage(spec, output, run, force=force)
     if not run.quiet:
         click.echo(result.summary())
     return result

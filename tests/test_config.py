@@ -38,7 +38,7 @@ def test_valid_config_resolves_relative_paths(tmp_path: Path):
         ),
         (
             "[build]\nworkers = 0\n[sources.a]\nformat='documents'\ninputs=['x']",
-            r"build\.workers: must be >= 1",
+            r"build\.workers: must be in \[1, 1024\]",
         ),
         (
             "[build]\nrunner = 'Local'\n[sources.a]\nformat='documents'\ninputs=['x']",

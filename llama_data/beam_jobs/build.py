@@ -25,6 +25,7 @@ from llama_data.beam_jobs.harness import (
     run_stage,
     run_task,
 )
+from llama_data.beam_jobs.output_lock import claim_output
 from llama_data.beam_jobs.plan import BuildContext, BuildStep
 from llama_data.beam_jobs.runners import RunOptions
 from llama_data.beam_jobs.sources import SECTIONS, SOURCES, source_of
@@ -124,8 +125,19 @@ def run_build(
     if dry_run:
         echo(describe_plan(ctx, steps, matched))
         return []
+    with claim_output(output):
+        return _run_build(ctx, config, output, steps, echo)
+
+
+def _run_build(
+    ctx: BuildContext,
+    config: BuildConfig,
+    output: str,
+    steps: list[BuildStep],
+    echo: Callable[[str], None],
+) -> list[StageResult]:
     results = run_steps(ctx, steps, echo)
-    if "tokens" in ctx.results and not run.quiet:
+    if "tokens" in ctx.results and not ctx.run.quiet:
         from llama_data.pipeline.report import report
 
         echo(report(ctx.stage_dir("tokens")))
@@ -177,7 +189,9 @@ def run_source(
     FileSystems.set_options(PipelineOptions(list(run.pipeline_args)))
     build_config = BuildConfig(path=None, build=BuildSection(), sources={name: cfg})
     ctx = BuildContext(config=build_config, output=output, run=run, force=force)
-    return run_steps(ctx, _ordered(SOURCES[source].plan(name, cfg, ctx)), echo)
+    steps = _ordered(SOURCES[source].plan(name, cfg, ctx))
+    with claim_output(output):
+        return run_steps(ctx, steps, echo)
 
 
 def demo_config_path() -> Path:

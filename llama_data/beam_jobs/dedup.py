@@ -119,6 +119,9 @@ class _WriteProvisionalFn(beam.DoFn):
 
     def _write(self) -> tuple[str, bytes]:
         table = self._buffer.flush()
+        if self._buffer.unwritable:  # keys and rows must stay aligned: fail, never misfile
+            row, error = self._buffer.unwritable[0]
+            raise ValueError(f"document {str(row[0])!r} cannot be written: {error}")
         keys = np.array(self._keys[self._file_start :], dtype=np.uint64).tobytes()
         self._file_start = len(self._keys)
         # Named by what the file holds, so the stage's files sort the same way in every run

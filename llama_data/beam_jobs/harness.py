@@ -42,7 +42,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindows
 
 from llama_data import __version__
-from llama_data.beam_jobs import beam_speedups, fs
+from llama_data.beam_jobs import beam_speedups, fs, orphans
 from llama_data.beam_jobs.progress import ProgressDisplay, ProgressWriter
 from llama_data.beam_jobs.runners import RunOptions, explain_runner_failure, pipeline_options
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
@@ -120,8 +120,10 @@ class _ReadSplitFn(beam.DoFn):
         self.annotate = annotate
 
     def setup(self) -> None:
+        orphans.die_with_driver()
         beam_speedups.freeze_long_lived()
         self._count = StageCounters(self.stage)
+        self.reader.bind_counters(self._count)
         self._progress = ProgressWriter(self.progress_dir)
 
     def process(self, split: FileSplit, side: Any = None):
@@ -257,6 +259,7 @@ class _StepsFn(beam.DoFn):
         self.stage = stage
 
     def setup(self) -> None:
+        orphans.die_with_driver()
         beam_speedups.freeze_long_lived()
         counters = StageCounters(self.stage)
         for step in self.steps:
@@ -419,12 +422,16 @@ class _ToRowFn(beam.DoFn):
         self.stage = stage
 
     def setup(self) -> None:
+        orphans.die_with_driver()
         self._count = StageCounters(self.stage)
 
     def process(self, item: DeadLetter):
         item.stage = item.stage or self.stage
         self._count(f"errors.{reason_key(item.reason)}")
         yield item.to_json()
+
+
+_UNWRITABLE = (pa.ArrowException, OverflowError, UnicodeError, TypeError, ValueError)
 
 
 class TableBuffer:
@@ -444,6 +451,9 @@ class TableBuffer:
         self._rows: list[tuple[Any, ...]] = []
         self._batches: list[pa.RecordBatch] = []
         self._bytes = 0
+        # rows the schema cannot hold (a value of the wrong type, a lone surrogate, an integer
+        # beyond int64), left out of the tables with their error, for the caller to dead-letter
+        self.unwritable: list[tuple[tuple[Any, ...], str]] = []
 
     def __len__(self) -> int:
         return len(self._rows) + sum(b.num_rows for b in self._batches)
@@ -453,13 +463,28 @@ class TableBuffer:
         self._rows.append(row)
         self._bytes += text_bytes
         if len(self._rows) >= self.BATCH_ROWS:
-            self._batches.append(self.schema.batch(self._rows, rejected=self.rejected))
+            self._batches.append(self._batch(self._rows))
             self._rows = []
         return self._bytes >= self.FLUSH_BYTES
 
+    def _batch(self, rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
+        try:
+            return self.schema.batch(rows, rejected=self.rejected)
+        except _UNWRITABLE:
+            pass
+        good = []
+        for row in rows:  # only when a batch failed: find the rows at fault
+            try:
+                self.schema.batch([row], rejected=self.rejected)
+            except _UNWRITABLE as exc:
+                self.unwritable.append((row, f"{type(exc).__name__}: {exc}"))
+            else:
+                good.append(row)
+        return self.schema.batch(good, rejected=self.rejected)
+
     def flush(self) -> pa.Table:
         if self._rows:
-            self._batches.append(self.schema.batch(self._rows, rejected=self.rejected))
+            self._batches.append(self._batch(self._rows))
             self._rows = []
         table = pa.Table.from_batches(self._batches, schema=self.arrow)
         self._batches, self._bytes = [], 0
@@ -476,6 +501,7 @@ class _ToTableFn(beam.DoFn):
         self.kind = kind
 
     def setup(self) -> None:
+        orphans.die_with_driver()
         self._count = StageCounters(self.stage)
 
     def start_bundle(self) -> None:
@@ -491,13 +517,32 @@ class _ToTableFn(beam.DoFn):
         self._counts[key] = self._counts.get(key, 0) + 1
         if self._buffer.add(row, len(text)):
             yield self._buffer.flush()
+        yield from self._unwritable()
+
+    def _unwritable(self, windowed: bool = False):
+        """Rows the buffer could not hold, as dead letters (counted as such, not as written)."""
+        for row, error in self._buffer.unwritable:
+            key = "kept" if self.kind == "kept" else f"rejected.{reason_key(row[-1])}"
+            self._counts[key] -= 1
+            letter = DeadLetter(
+                file="",
+                record_id=str(row[0]).encode("utf-8", "backslashreplace").decode(),
+                reason="unwritable_value",
+                error=f"a value the {self.stage} schema cannot hold: {error}",
+                stage=self.stage,
+            )
+            value = GlobalWindows.windowed_value_at_end_of_window(letter) if windowed else letter
+            yield beam.pvalue.TaggedOutput("errors", value)
+        self._buffer.unwritable.clear()
 
     def finish_bundle(self):
+        table = self._buffer.flush() if len(self._buffer) else None
+        yield from self._unwritable(windowed=True)
         for key, n in self._counts.items():
             self._count(key, n)
         self._counts = {}
-        if len(self._buffer):
-            yield GlobalWindows.windowed_value_at_end_of_window(self._buffer.flush())
+        if table is not None and table.num_rows:
+            yield GlobalWindows.windowed_value_at_end_of_window(table)
 
 
 def _counters(result, stage: str) -> dict[str, int]:
@@ -589,28 +634,36 @@ def _tables(p: beam.Pipeline, pcolls: Any, spec: StageSpec, kind: str):
     """Each PCollection turned into Arrow tables where it is made, then the tables flattened.
 
     Flattening documents from several stages makes the runner buffer every document once more
-    before the writer; turned into tables first, what crosses is one table per bundle.
+    before the writer; turned into tables first, what crosses is one table per bundle. Returns
+    the tables and the dead letters of rows the schema could not hold (`unwritable_value`).
     """
     parts = pcolls if isinstance(pcolls, list | tuple) else [pcolls]
     label = kind.capitalize()
-    tables = [
-        pc | f"{label}Rows{i or ''}" >> beam.ParDo(_ToTableFn(spec.name, spec.schema, kind))
+    outs = [
+        pc
+        | f"{label}Rows{i or ''}"
+        >> beam.ParDo(_ToTableFn(spec.name, spec.schema, kind)).with_outputs(
+            "errors", main="tables"
+        )
         for i, pc in enumerate(parts)
     ]
-    return _flatten(p, tables, f"{label}Tables")
+    tables = _flatten(p, [o.tables for o in outs], f"{label}Tables")
+    return tables, [o.errors for o in outs]
 
 
 def _write_stage_outputs(p: beam.Pipeline, spec: StageSpec, outs: StageOutputs, tmp: str) -> None:
     schema = spec.schema
+    kept, kept_errors = _tables(p, outs.kept, spec, "kept")
+    rejected, rejected_errors = _tables(p, outs.rejected, spec, "rejected")
     (
-        _tables(p, outs.kept, spec, "kept")
+        kept
         | "WriteKept"
         >> beam.io.WriteToParquetBatched(
             fs.join(tmp, "kept", "part"), schema.arrow, codec="zstd", file_name_suffix=".parquet"
         )
     )
     (
-        _tables(p, outs.rejected, spec, "rejected")
+        rejected
         | "WriteRejected"
         >> beam.io.WriteToParquetBatched(
             fs.join(tmp, "rejected", "part"),
@@ -620,7 +673,7 @@ def _write_stage_outputs(p: beam.Pipeline, spec: StageSpec, outs: StageOutputs, 
         )
     )
     (
-        _flatten(p, outs.errors, "Errors")
+        _flatten(p, [*outs.errors, *kept_errors, *rejected_errors], "Errors")
         | "ErrorRows" >> beam.ParDo(_ToRowFn(spec.name))
         | "WriteErrors"
         >> beam.io.WriteToText(fs.join(tmp, "errors", "part"), file_name_suffix=".jsonl")
@@ -638,6 +691,7 @@ def run_pipeline(
     Beam's log chatter is captured (`worker_logs_captured`), a runner that cannot be reached is
     explained in one line, and the progress written to `progress_dir` is shown while it runs.
     """
+    orphans.mark_driver()
     try:
         with beam_speedups.tuned_run(), worker_logs_captured(run) as display_stream:
             p = beam.Pipeline(options=pipeline_options(run, name))

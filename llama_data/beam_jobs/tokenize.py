@@ -26,7 +26,7 @@ from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.mix_shards import MixJob, ShardBuilder, finish_mix, prepare_mix
 from llama_data.pipeline.mixture import MixtureError, MixtureSpec, load_mixture_spec
 from llama_data.pipeline.report import format_table1
-from llama_data.pipeline.shards import ShardError
+from llama_data.pipeline.shards import ShardError, run_tmp_dir
 from llama_data.pipeline.token_streams import TokenStreamError, summarize, tokenize_unit
 from llama_data.pipeline.tokenizer import (
     Tokenizer,
@@ -68,10 +68,7 @@ def run_tokenize(
         raise UserError(f"tokenize: no input files match {list(inputs)}")
     units = doc_units(paths)
     out = Path(output).absolute()
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp = run_tmp_dir(out)
     tok = Tokenizer(model)
     items = list(enumerate(units))
     run_pipeline(
@@ -113,10 +110,7 @@ class _WriteShardFn(beam.DoFn):
 def run_mix(job: MixJob, output: str, run: RunOptions) -> dict[str, Any]:
     """Write all shards of `job` in parallel, then the manifest; returns the manifest."""
     out = Path(output).absolute()
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp = run_tmp_dir(out)
     run_pipeline(
         run,
         "mix",
@@ -277,7 +271,7 @@ def make_tokenize_task(
     model = os.path.join(tokenizer_dir, "tokenizer.model")
 
     def run(workdir: str, ctx: StageContext) -> dict[str, Any]:
-        # Straight into the (cleared) stage folder, built under `.tmp` and renamed there: token
+        # Straight into the (cleared) stage folder, built under a `.tmp-<run>` folder and renamed there: token
         # streams are as large as the corpus and should not pass through a local temp folder.
         summary = run_tokenize(inputs, model, _local_stage_dir(ctx), ctx.run)
         docs = sum(s["documents"] for s in summary["sources"].values())

@@ -21,6 +21,11 @@ from llama_data.pipeline.errors import ConfigError
 
 # The mixture sources of the paper's Table 1.
 SOURCE_NAMES = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+# Workers beyond these are a typo, not a plan: local runners start one process each.
+MAX_LOCAL_WORKERS = 1024
+MAX_WORKERS = 100_000
+LOCAL_RUNNERS = ("DirectRunner", "PrismRunner")
 RUNNER_NAMES = ("DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PrismRunner")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -85,8 +90,11 @@ class BuildSection:
             raise ConfigError(
                 f"{where}.runner: {self.runner!r} is not one of {', '.join(RUNNER_NAMES)}"
             )
-        if self.workers < 1:
-            raise ConfigError(f"{where}.workers: must be >= 1, got {self.workers}")
+        top = MAX_LOCAL_WORKERS if self.runner in LOCAL_RUNNERS else MAX_WORKERS
+        if not 1 <= self.workers <= top:
+            raise ConfigError(
+                f"{where}.workers: must be in [1, {top}] for {self.runner}, got {self.workers}"
+            )
 
 
 @dataclass(frozen=True)
@@ -214,6 +222,8 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if not INT64_MIN <= value <= INT64_MAX:  # TOML's integers are 64-bit; tomllib's are not
+            raise ConfigError(f"{where}: {value} does not fit in a 64-bit integer")
         return value
     if tp in (str, bool):
         if not isinstance(value, tp):
@@ -321,6 +331,12 @@ def load_config(path: str | Path) -> BuildConfig:
         raise ConfigError(f"config file {str(path)!r} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:  # binary, or another encoding than UTF-8
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); a config is TOML"
+        ) from exc
+    except OSError as exc:  # a folder, no permission, an I/O error
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     return parse_config(data, path)
 
 

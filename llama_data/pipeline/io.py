@@ -14,10 +14,11 @@ import io
 import json
 import lzma
 import posixpath
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,6 +40,69 @@ def stream_failure(path: str, offset: int, exc: BaseException, after: str = "") 
         error=f"{type(exc).__name__}: {exc}" + (f" (after {after})" if after else ""),
         reason="unreadable_file" if offset == 0 else "corrupt_stream",
     )
+
+
+# A JSON `\uD800`-`\uDFFF` escape: only a line holding one can decode to a lone surrogate,
+# which no UTF-8 writer (Parquet, JSON lines) accepts.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def replace_surrogates(value: Any) -> tuple[Any, int]:
+    """`value` (a JSON value) with every lone UTF-16 surrogate in its strings and keys replaced
+    by U+FFFD, and how many were replaced."""
+    if isinstance(value, str):
+        return _SURROGATE.subn("\ufffd", value)
+    if isinstance(value, list):
+        n = 0
+        out = []
+        for v in value:
+            v, k = replace_surrogates(v)
+            out.append(v)
+            n += k
+        return out, n
+    if isinstance(value, dict):
+        n = 0
+        obj = {}
+        for key, v in value.items():
+            key, k1 = replace_surrogates(key)
+            v, k2 = replace_surrogates(v)
+            obj[key] = v
+            n += k1 + k2
+        return obj, n
+    return value, 0
+
+
+def loads_json_line(line: bytes) -> tuple[Any, int]:
+    """One JSON line, its lone surrogates (legal JSON, common in scraped text) replaced by
+    U+FFFD: (value, surrogates replaced). Raises what `json.loads` raises."""
+    obj = json.loads(line)
+    if b"\\u" in line and _SURROGATE_ESCAPE.search(line):
+        return replace_surrogates(obj)
+    return obj, 0
+
+
+class DecompressionLimit(ValueError):
+    """Untrusted compressed bytes inflated past their budget (a decompression bomb)."""
+
+
+def inflate_bounded(data: bytes, wbits: int, limit: int, chunk: int = 1 << 16) -> bytes:
+    """`data` inflated by zlib (`wbits` as for `zlib.decompressobj`), streamed `chunk` bytes at a
+    time: raises `DecompressionLimit` as soon as the output passes `limit` bytes (memory stays
+    within about `limit + chunk`), `zlib.error` for a corrupt or truncated stream."""
+    d = zlib.decompressobj(wbits)
+    out = bytearray()
+    pending = data
+    while not d.eof:
+        piece = d.decompress(pending, chunk)
+        out += piece
+        if len(out) > limit:
+            raise DecompressionLimit(f"inflates to more than {limit} bytes")
+        pending = d.unconsumed_tail
+        if not pending and not piece:
+            raise zlib.error("incomplete or truncated stream")
+    return bytes(out)
 
 
 def local_open(path: str) -> BinaryIO:
@@ -72,9 +136,148 @@ def open_decompressed(raw: BinaryIO, path: str) -> BinaryIO:
     if kind == "xz":
         return lzma.LZMAFile(raw, "rb")  # type: ignore[return-value]
     if kind == "zstd":
-        dctx = zstandard.ZstdDecompressor()
-        return io.BufferedReader(dctx.stream_reader(raw, read_across_frames=True))  # type: ignore[arg-type]
+        return io.BufferedReader(ZstdFrames(raw))  # type: ignore[return-value]
     return raw
+
+
+# A JSON line longer than this (a 50 MB line, a decompression bomb with no newline) is skipped
+# as it streams by, never held: a `line_too_long` dead letter with its size.
+MAX_LINE_BYTES = 64 << 20
+
+
+# A compressed file that inflates past this ratio, once past the floor, is a bomb: reading it
+# stops there with a `decompression_limit` dead letter (text compresses ~3-20:1, never 1000:1).
+MAX_INFLATION = 1000
+INFLATION_FLOOR = 1 << 30
+
+
+class InflationBudget:
+    """The raw (compressed) stream of a file, counting what is read from it; `add(n)` counts
+    decompressed bytes and raises `DecompressionLimit` past the budget."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.consumed = 0
+        self.produced = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.consumed += len(data)
+        return data
+
+    def add(self, n: int) -> None:
+        self.produced += n
+        if self.produced > INFLATION_FLOOR and self.produced > MAX_INFLATION * self.consumed:
+            raise DecompressionLimit(
+                f"{self.consumed} compressed bytes inflated to more than {self.produced} "
+                f"(over {MAX_INFLATION}:1 past {INFLATION_FLOOR} bytes)"
+            )
+
+
+def _no_budget(n: int) -> None:
+    return None
+
+
+def bounded_lines(
+    stream: BinaryIO, limit: int, budget: Callable[[int], None] = _no_budget
+) -> Iterator[bytes | int]:
+    """Lines of `stream`; a line over `limit` bytes is read through in pieces and yielded as
+    its length (an int) instead. `budget(n)` is told of every n bytes read."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        budget(len(line))
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while not line.endswith(b"\n"):
+            line = stream.readline(1 << 20)
+            if not line:
+                break
+            budget(len(line))
+            size += len(line)
+        yield size
+
+
+def gzip_member_lines(
+    raw: BinaryIO, limit: int = MAX_LINE_BYTES, budget: Callable[[int], None] = _no_budget
+) -> Iterator[bytes | Exception | int]:
+    """Lines of a (multi-member) gzip stream that survives a bad member: the error of each bad
+    member is yielded in its place (the line in progress is dropped) and reading resumes at the
+    next gzip member, as the WARC reader does. A line over `limit` bytes is yielded as its
+    length (an int), never held."""
+    from llama_data.pipeline.warc import CorruptMember, GzipMembers
+
+    members = GzipMembers(raw)
+    pending = bytearray()
+    skipped = 0  # > 0: inside an overlong line, this many bytes of it dropped so far
+    while True:
+        try:
+            chunk = members.read_chunk()
+        except CorruptMember as exc:
+            pending.clear()
+            skipped = 0
+            yield exc
+            continue
+        if not chunk:
+            if skipped:
+                yield skipped + len(pending)
+            elif pending:
+                yield bytes(pending)
+            return
+        budget(len(chunk))
+        pending += chunk
+        start = 0
+        while (i := pending.find(b"\n", start)) >= 0:
+            if skipped or i + 1 - start > limit:
+                yield skipped + i + 1 - start
+                skipped = 0
+            else:
+                yield bytes(pending[start : i + 1])
+            start = i + 1
+        del pending[:start]
+        if len(pending) > limit or (skipped and pending):
+            skipped += len(pending)
+            pending.clear()
+
+
+class ZstdFrames(io.RawIOBase):
+    """Concatenated zstd frames, decompressed a small input chunk at a time. Input that ends
+    inside a frame raises `zstandard.ZstdError`: zstandard's stream reader ends quietly when a
+    file is cut at a block boundary, and the file's tail would be lost with no dead letter."""
+
+    IN_CHUNK = 1 << 8  # bounds one step's output too: 8 MiB at most (128 KiB blocks of 4 bytes)
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self._dctx = zstandard.ZstdDecompressor()
+        self._d: zstandard.ZstdDecompressionObj | None = None
+        self._in = b""  # input after the end of the last frame, not yet decompressed
+        self._out = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        while not self._out:
+            data = self._in or self._raw.read(self.IN_CHUNK)
+            self._in = b""
+            if not data:
+                if self._d is not None:
+                    raise zstandard.ZstdError("input ends inside a zstd frame (file cut short)")
+                return 0
+            if self._d is None:
+                self._d = self._dctx.decompressobj()
+            self._out = memoryview(self._d.decompress(data))
+            if self._d.eof:
+                self._in, self._d = self._d.unused_data, None
+        n = min(len(b), len(self._out))
+        b[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
 
 
 def base_name(path: str) -> str:
@@ -88,6 +291,16 @@ class Reader:
 
     def __init__(self, source: str = "documents") -> None:
         self.source = source
+
+    def bind_counters(self, count: Callable[[str, int], None] | None) -> None:
+        """Where `count(key, n)` goes (the engine binds its counters on each worker)."""
+        self._counter = count
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Count a repair the reader made (`read.<what>`): shown in the stage's stats.json."""
+        counter = getattr(self, "_counter", None)
+        if counter is not None and n:
+            counter(key, n)
 
     def splits(self, path: str, size: int, open_raw: OpenRaw) -> list[FileSplit]:
         return [FileSplit(path)]
@@ -122,10 +335,48 @@ class JsonLinesReader(Reader):
         fname = self.file_stem(path)
         lineno = 0
         try:
-            with open_raw(path) as raw, open_decompressed(raw, path) as stream:
-                for lineno, line in enumerate(stream, start=1):  # noqa: B007 - used after loop
-                    if line.strip():
+            with open_raw(path) as raw:
+                counted = InflationBudget(raw)
+                budget = counted.add if compression_of(path) else _no_budget
+                if compression_of(path) == "gzip":
+                    lines: Iterator[bytes | Exception | int] = gzip_member_lines(
+                        counted,  # type: ignore[arg-type]
+                        MAX_LINE_BYTES,
+                        budget,
+                    )
+                else:
+                    lines = bounded_lines(
+                        open_decompressed(counted, path) if compression_of(path) else raw,  # type: ignore[arg-type]
+                        MAX_LINE_BYTES,
+                        budget,
+                    )
+                for line in lines:
+                    if isinstance(line, Exception):  # a bad gzip member; read on after it
+                        yield DeadLetter(
+                            file=path,
+                            offset=lineno,
+                            reason="corrupt_stream",
+                            error=f"{line} (after line {lineno}; the line in progress and the "
+                            "rest of the member are lost, reading resumed at the next member)",
+                        )
+                        continue
+                    lineno += 1
+                    if isinstance(line, int):  # a line over the bound, skipped unread
+                        yield DeadLetter(
+                            file=path,
+                            offset=lineno,
+                            reason="line_too_long",
+                            error=f"a line of {line} bytes exceeds {MAX_LINE_BYTES}: skipped",
+                        )
+                    elif line.strip():
                         yield self._parse(line, path, fname, lineno)
+        except DecompressionLimit as exc:
+            yield DeadLetter(
+                file=path,
+                offset=lineno,
+                reason="decompression_limit",
+                error=f"{exc} (after line {lineno}; the rest of the file is not read)",
+            )
         except (
             OSError,
             EOFError,
@@ -156,9 +407,10 @@ class JsonlDocumentReader(JsonLinesReader):
             )
 
         try:
-            obj = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            obj, repaired = loads_json_line(line)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             return dead("bad_json", f"{type(exc).__name__}: {exc}")
+        self.count("read.surrogates_replaced", repaired)
         if not isinstance(obj, dict):
             return dead("bad_json", f"expected a JSON object, got {type(obj).__name__}")
         doc_id = obj.pop("id", None)
@@ -206,7 +458,16 @@ class ParquetDocumentReader(Reader):
                             row["id"] = f"{fname}:{row_no}"
                         if row.get("source") in (None, ""):
                             row["source"] = self.source
-                        yield row_to_document(row)
+                        try:
+                            yield row_to_document(row)
+                        except (ValueError, TypeError, RecursionError) as exc:
+                            yield DeadLetter(
+                                file=path,
+                                offset=row_no,
+                                reason="bad_meta",
+                                error=f"'meta' is not a JSON object: {type(exc).__name__}: {exc}",
+                                record_id=str(row["id"]),
+                            )
         except (OSError, pa.ArrowException, ValueError) as exc:
             yield stream_failure(path, row_no, exc)
 

@@ -42,6 +42,7 @@ from llama_data.pipeline.shards import (
     ShardError,
     build_manifest,
     dtype_for_vocab,
+    run_tmp_dir,
     shard_name,
     write_manifest,
     write_shard_file,
@@ -245,10 +246,7 @@ def finish_mix(
 def run_mix_local(job: MixJob, output_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """All shards in this process (what every worker does, in sequence)."""
     out = Path(output_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp = run_tmp_dir(out)
     builder = ShardBuilder(job)
     infos = [builder.write_shard(i, tmp) for i in range(job.n_shards)]
     return finish_mix(job, infos, tmp, out)

@@ -91,6 +91,8 @@ def row_to_document(row: dict[str, Any]) -> Document:
     meta: dict[str, Any] = {}
     if isinstance(raw_meta, str) and raw_meta:
         meta = json.loads(raw_meta)
+        if not isinstance(meta, dict):
+            raise ValueError(f"meta is a JSON {type(meta).__name__}, not an object")
     elif isinstance(raw_meta, dict):
         meta = dict(raw_meta)
     for key, value in row.items():

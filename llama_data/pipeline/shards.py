@@ -19,9 +19,12 @@ so a reader never sees a half-written set of shards.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import shutil
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -150,6 +153,32 @@ def write_manifest(directory: str | os.PathLike[str], manifest: Mapping[str, Any
     os.replace(tmp, path)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_tmp_dir(out: Path) -> Path:
+    """A new temporary folder beside `out`, unique to this run (`<name>.tmp-<pid>-<random>`),
+    to be renamed to `out` when the run is done. Leftovers of runs whose process is gone (and
+    the unnamed `<name>.tmp` of older versions) are removed first; a live run's folder is left
+    alone, so two runs on one output never delete each other's files."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for old in out.parent.glob(glob.escape(out.name) + ".tmp*"):
+        m = re.fullmatch(r"\.tmp(?:-(\d+)-[0-9a-f]+)?", old.name[len(out.name) :])
+        if m and (m.group(1) is None or not _pid_alive(int(m.group(1)))):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    return tmp
+
+
 class ShardWriter:
     """Appends rows to fixed-size shards and writes the manifest last.
 
@@ -194,10 +223,7 @@ class ShardWriter:
         self._filled = 0
         self._shards: list[dict[str, Any]] = []
         self._closed = False
-        self._tmp = self.directory.with_name(self.directory.name + ".tmp")
-        if self._tmp.exists():
-            shutil.rmtree(self._tmp)
-        self._tmp.mkdir(parents=True)
+        self._tmp = run_tmp_dir(self.directory)
 
     @property
     def total_rows(self) -> int:

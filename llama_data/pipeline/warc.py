@@ -4,8 +4,8 @@ Common Crawl ships `.warc.wet.gz` / `.warc.gz` files as one gzip member per reco
 member costs one record, not the rest of the file. warcio stops at the first surprise (it rejects
 cc_net's own sample, which has `\\n` line ends), so this module parses records itself:
 
-* `_GzipMembers` decompresses member by member; a truncated or corrupt member raises
-  `_CorruptMember` and decompression resumes at the next gzip magic after the bad member's start.
+* `GzipMembers` decompresses member by member; a truncated or corrupt member raises
+  `CorruptMember` and decompression resumes at the next gzip magic after the bad member's start.
 * `_RecordParser` reads `WARC/1.x` records by their Content-Length and then checks that the next
   record (or EOF) really follows. When it does not (a wrong Content-Length, a broken header, junk
   between records) the record becomes a dead letter and parsing resumes at the next `WARC/` line.
@@ -18,6 +18,8 @@ across reruns and unique even where a file repeats a WARC-Record-ID (cc_net's sa
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -25,7 +27,16 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from llama_data.pipeline.document import DeadLetter, Document
-from llama_data.pipeline.io import FileSplit, OpenRaw, Reader, ReadResult, base_name, compression_of
+from llama_data.pipeline.io import (
+    DecompressionLimit,
+    FileSplit,
+    OpenRaw,
+    Reader,
+    ReadResult,
+    base_name,
+    compression_of,
+    inflate_bounded,
+)
 
 SOURCE = "commoncrawl"
 GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -37,7 +48,7 @@ _VERSION_RE = re.compile(rb"WARC/1\.\d\r?\n")
 _BOUNDARY_RE = re.compile(rb"\r?\n\r?\n(WARC/1\.\d\r?\n)")
 
 
-class _CorruptMember(Exception):
+class CorruptMember(Exception):
     """A gzip member that could not be decompressed; `offset` is its start in the raw file."""
 
     def __init__(self, offset: int, message: str, out_start: int = 0) -> None:
@@ -46,7 +57,7 @@ class _CorruptMember(Exception):
         self.out_start = out_start  # decompressed offset where the bad member's output began
 
 
-class _GzipMembers:
+class GzipMembers:
     """Decompressed chunks of a multi-member gzip stream that survive a bad member.
 
     The compressed bytes of the current member are kept so that, after an error, the search for
@@ -100,14 +111,14 @@ class _GzipMembers:
             pending += data
 
     def read_chunk(self) -> bytes:
-        """Next decompressed bytes; b"" at the end. Raises `_CorruptMember` once per bad member."""
+        """Next decompressed bytes; b"" at the end. Raises `CorruptMember` once per bad member."""
         while True:
             if not self._buf and not self._fill():
                 if self._d is not None:
                     offset = self._member_offset
                     # zlib may have swallowed the next members as if they were this one's data
                     self._resync(offset + 1)
-                    raise _CorruptMember(
+                    raise CorruptMember(
                         offset, "truncated gzip member (unexpected end of file)", self._member_out
                     )
                 return b""
@@ -117,7 +128,7 @@ class _GzipMembers:
                 if not self._buf.startswith(GZIP_MAGIC):
                     offset = self._buf_offset
                     self._resync(offset + 1)
-                    raise _CorruptMember(
+                    raise CorruptMember(
                         offset, "bytes between gzip members are not a gzip header", self._out
                     )
                 self._d = zlib.decompressobj(wbits=31)
@@ -130,7 +141,7 @@ class _GzipMembers:
             except zlib.error as exc:
                 offset = self._member_offset
                 self._resync(offset + 1)
-                raise _CorruptMember(
+                raise CorruptMember(
                     offset, f"corrupt gzip member: {exc}", self._member_out
                 ) from None
             rest = self._d.unused_data if self._d.eof else self._d.unconsumed_tail
@@ -157,14 +168,14 @@ class _Stream:
         self._buf = bytearray()
         self._eof = False
         self.offset = 0  # decompressed offset of the next byte returned
-        self.error: _CorruptMember | None = None
+        self.error: CorruptMember | None = None
 
     def _more(self) -> bool:
         if self._eof or self.error is not None:
             return False
         try:
             data = self._chunks()
-        except _CorruptMember as exc:  # looks like EOF until the parser has reported it
+        except CorruptMember as exc:  # looks like EOF until the parser has reported it
             self.error = exc
             return False
         if not data:
@@ -208,6 +219,32 @@ class _Stream:
             skipped += take
         return skipped
 
+    def skip_to_boundary(self, n: int) -> tuple[int, bool]:
+        """Discard up to n bytes, but stop at a record boundary (`\\n\\nWARC/1.x` line) that
+        starts within them: (bytes skipped, whether a boundary stopped it). Memory stays one
+        chunk however large n is (a Content-Length of 10^20)."""
+        keep = 16  # longer than a boundary: one cut between chunks is found in the next pass
+        skipped = 0
+        while skipped < n:
+            if len(self._buf) < CHUNK:
+                self._more()
+            if not self._buf:
+                break
+            window = n - skipped
+            m = _BOUNDARY_RE.search(self._buf, 0, min(len(self._buf), window + keep))
+            if m and m.start(1) < window:
+                self._take(m.start(1))
+                return skipped + m.start(1), True
+            final = self._eof or self.error is not None
+            take = min(window, len(self._buf) - (0 if final else keep))
+            if take <= 0:
+                if self._more():
+                    continue
+                take = min(window, len(self._buf))
+            self._take(take)
+            skipped += take
+        return skipped, False
+
     def peek(self, n: int) -> bytes:
         while len(self._buf) < n and self._more():
             pass
@@ -243,6 +280,7 @@ class _RecordParser:
         self.s = stream
         self.path = path
         self.max_record_bytes = max_record_bytes
+        self._pending: DeadLetter | None = None  # junk found after the record just returned
 
     def _dead(
         self, reason: str, error: str, offset: int, record_id: str | None = None
@@ -279,6 +317,9 @@ class _RecordParser:
             if item is None:
                 return
             yield item
+            if self._pending is not None:
+                yield self._pending
+                self._pending = None
 
     def _next(self) -> WarcRecord | DeadLetter | None:
         s = self.s
@@ -334,7 +375,14 @@ class _RecordParser:
                 "bad_content_length", f"Content-Length is {raw_length!r}", start, record_id
             )
         if length > self.max_record_bytes:
-            skipped = s.skip(length)
+            skipped, resynced = s.skip_to_boundary(length)
+            if resynced:  # Content-Length runs past the next record: read on from there
+                return self._dead(
+                    "content_length_mismatch",
+                    f"Content-Length {length} runs past the next record ({skipped} bytes skipped)",
+                    start,
+                    record_id,
+                )
             if skipped < length:
                 return self._dead(
                     "truncated_record", "end of input inside payload", start, record_id
@@ -349,13 +397,32 @@ class _RecordParser:
             )
         payload = s.read(length)
         if len(payload) < length:
+            m = _BOUNDARY_RE.search(payload)
+            if m:  # Content-Length runs past the end of the file: read on at the next record
+                s.unread(payload[m.start(1) :])
+                return self._dead(
+                    "content_length_mismatch",
+                    f"Content-Length {length} runs past the end of the input "
+                    f"({m.start(1)} bytes skipped)",
+                    start,
+                    record_id,
+                )
             return self._dead(
                 "truncated_record",
                 f"payload has {len(payload)} of {length} bytes",
                 start,
                 record_id,
             )
-        if not self._at_boundary():
+        if not self._at_boundary() and _block_digest_matches(headers, payload):
+            # the payload is exactly the record (its digest says so): what follows is junk
+            junk = s.offset
+            self._skip_to_next_record()
+            self._pending = self._dead(
+                "junk_between_records",
+                f"{s.offset - junk} bytes that are not a WARC record, skipped",
+                junk,
+            )
+        elif not self._at_boundary():
             m = _BOUNDARY_RE.search(payload)
             if m:  # Content-Length too large: the next record starts inside this payload
                 s.unread(payload[m.start(1) :])
@@ -414,7 +481,7 @@ def iter_records(
 ) -> Iterator[WarcRecord | DeadLetter]:
     """All records of a (possibly gzipped) WARC/WET stream, bad ones as dead letters."""
     if compression_of(path) == "gzip":
-        chunks = _GzipMembers(raw).read_chunk
+        chunks = GzipMembers(raw).read_chunk
     elif compression_of(path) is None:
 
         def chunks() -> bytes:
@@ -469,6 +536,16 @@ def _first_line(text: str) -> str:
         if line.strip():
             return line.strip()[:1000]
     return ""
+
+
+def _block_digest_matches(headers: dict[str, str], payload: bytes) -> bool:
+    """Whether the record's `WARC-Block-Digest` (sha1, base32, as Common Crawl writes it) is the
+    payload's: then its Content-Length was right, whatever follows it."""
+    value = headers.get("warc-block-digest", "")
+    if not value.lower().startswith("sha1:"):
+        return False
+    digest = base64.b32encode(hashlib.sha1(payload, usedforsecurity=False).digest()).decode()
+    return value.split(":", 1)[1].strip().upper() == digest
 
 
 def _digest(value: str) -> str:
@@ -641,8 +718,10 @@ class WarcReader(_WarcFamilyReader):
             b"\x78\x01",
             b"\x78\xda",
         ):
-            try:
-                body = zlib.decompress(body, 47)  # 47: zlib or gzip header, auto-detected
+            try:  # 47: zlib or gzip header, auto-detected; bounded like the record itself
+                body = inflate_bounded(body, 47, self.max_record_bytes)
+            except DecompressionLimit as exc:
+                return self._dead(rec, path, "decompression_limit", f"{encoding}: {exc}")
             except zlib.error as exc:
                 return self._dead(rec, path, "bad_content_encoding", f"{encoding}: {exc}")
         if b"\x00" in body[:4096]:

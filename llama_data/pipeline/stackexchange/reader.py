@@ -20,6 +20,8 @@ from lxml import etree
 
 from llama_data.pipeline.document import DeadLetter, Document
 from llama_data.pipeline.io import (
+    INT64_MAX,
+    INT64_MIN,
     FileSplit,
     OpenRaw,
     Reader,
@@ -43,6 +45,7 @@ POST_TYPES = {1: "question", 2: "answer", 3: "orphaned_tag_wiki", 4: "tag_wiki_e
               5: "tag_wiki", 6: "moderator_nomination", 7: "wiki_placeholder",
               8: "privilege_wiki"}  # fmt: skip
 MAX_ROW_BYTES = 64 << 20
+SEVEN_ZIP_BLOCK = 64 << 10  # packed bytes py7zr decompresses at once (see `iter_7z_member`)
 
 # Stack Exchange's licence by the post's creation date (before 2024 dumps named it per post).
 LICENSE_CUTOFFS = (("2011-04-08", "CC BY-SA 2.5"), ("2018-05-02", "CC BY-SA 3.0"))
@@ -114,7 +117,10 @@ class Post:
 def _int(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
-    return int(value)
+    n = int(value)
+    if not INT64_MIN <= n <= INT64_MAX:  # the output's int64 columns
+        raise ValueError(f"integer out of range: {value[:40]}")
+    return n
 
 
 def parse_row(row: bytes) -> Post:
@@ -300,6 +306,10 @@ class _Stop(Exception):
     pass
 
 
+def _seven_zip_blocksize() -> int:
+    return SEVEN_ZIP_BLOCK
+
+
 def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
     """Stream one member of a .7z archive as chunks, without holding it in memory. The archive
     is opened at once (a bad archive or a missing member raises here); chunks come lazily.
@@ -308,7 +318,15 @@ def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
     queue so that the caller pulls chunks at its own pace.
     """
     import py7zr
+    import py7zr.compressor
     from py7zr.io import NullIO, Py7zIO, WriterFactory
+
+    # py7zr reads and decompresses packed data a block at a time (megabytes by default), and a
+    # decompressor that fails on damage takes its whole block's output with it: a small archive
+    # damaged anywhere lost every post, even those before the damage. Its folders' decompressors
+    # take no block size from `SevenZipFile`, only this default; 64 KiB blocks keep what comes
+    # before the damage (process-wide, it changes only how much is read at once).
+    py7zr.compressor.get_default_blocksize = _seven_zip_blocksize
 
     chunks: queue.Queue[Any] = queue.Queue(maxsize=4)
     stop = threading.Event()

@@ -338,6 +338,13 @@ def _scan(
                 search_from = page_start + 6
         if page_start >= 0:
             close = buf.find(b"</page>", search_from)
+            reopened = buf.find(b"<page>", page_start + 6, close) if close >= 0 else -1
+            if reopened >= 0:  # this page never closes: the next one begins first
+                yield "unclosed", base + page_start, b""
+                del buf[:reopened]
+                base += reopened
+                page_start, search_from = -1, 0  # found again at 0, checked against `end`
+                continue
             if close >= 0:
                 stop = close + len(b"</page>")
                 yield "page", base + page_start, bytes(buf[page_start:stop])
@@ -430,6 +437,13 @@ def iter_pages(
                     offset=offset,
                     reason="page_too_large",
                     error=f"a <page> longer than {MAX_PAGE_BYTES} bytes (a history dump?): skipped",
+                )
+            elif kind == "unclosed":
+                yield DeadLetter(
+                    file=path,
+                    offset=offset,
+                    reason="unclosed_page",
+                    error="a <page> with no </page> before the next <page>: skipped up to it",
                 )
             else:
                 yield DeadLetter(
