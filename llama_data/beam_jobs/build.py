@@ -26,7 +26,7 @@ from llama_data.beam_jobs.harness import (
     run_task,
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep
-from llama_data.beam_jobs.runners import RunOptions
+from llama_data.beam_jobs.runners import RunOptions, check_runner_ready
 from llama_data.beam_jobs.sources import SECTIONS, SOURCES, source_of
 from llama_data.pipeline.config import BuildConfig, BuildSection, SourceConfig, load_config
 from llama_data.pipeline.errors import UserError
@@ -124,6 +124,7 @@ def run_build(
     if dry_run:
         echo(describe_plan(ctx, steps, matched))
         return []
+    check_runner_ready(run)
     results = run_steps(ctx, steps, echo)
     if "tokens" in ctx.results and not run.quiet:
         from llama_data.pipeline.report import report
@@ -175,6 +176,7 @@ def run_source(
     """One source's stages, as its command runs them: the same planner `build` uses, on a
     config of that source alone."""
     FileSystems.set_options(PipelineOptions(list(run.pipeline_args)))
+    check_runner_ready(run)
     build_config = BuildConfig(path=None, build=BuildSection(), sources={name: cfg})
     ctx = BuildContext(config=build_config, output=output, run=run, force=force)
     return run_steps(ctx, _ordered(SOURCES[source].plan(name, cfg, ctx)), echo)

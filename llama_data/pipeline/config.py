@@ -21,7 +21,14 @@ from llama_data.pipeline.errors import ConfigError
 
 # The mixture sources of the paper's Table 1.
 SOURCE_NAMES = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
-RUNNER_NAMES = ("DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PrismRunner")
+RUNNER_NAMES = (
+    "DirectRunner",
+    "DataflowRunner",
+    "PortableRunner",
+    "SparkRunner",
+    "FlinkRunner",
+    "PrismRunner",
+)
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
