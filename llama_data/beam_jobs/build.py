@@ -125,6 +125,8 @@ def run_build(
         echo(describe_plan(ctx, steps, matched))
         return []
     check_runner_ready(run)
+    if run.graph_only:
+        return build_job_graphs(ctx, steps, echo)
     results = run_steps(ctx, steps, echo)
     if "tokens" in ctx.results and not run.quiet:
         from llama_data.pipeline.report import report
@@ -161,6 +163,36 @@ def run_steps(
         results.append(result)
         if not ctx.run.quiet:
             echo(result.summary())
+    return results
+
+
+def build_job_graphs(
+    ctx: BuildContext, steps: list[BuildStep], echo: Callable[[str], None] = print
+) -> list[StageResult]:
+    """`--runner DataflowRunner -- --dry_run=True`: every Beam stage's job is built offline and
+    its top-level transforms printed; nothing is submitted and nothing under the output is
+    written. A stage whose inputs are an earlier stage's outputs (a model, the tokenizer) is
+    built from those outputs when they are there (a build of the same config into the same
+    --output, e.g. with the DirectRunner); tasks (model training) run in the submitting process,
+    not as Beam jobs, and are not run."""
+    results: list[StageResult] = []
+    for step in steps:
+        try:
+            spec = step.make(ctx)
+            if isinstance(spec, TaskSpec):
+                echo(f"[{step.name}] a task run from the submitting process: not run in a dry run")
+                continue
+            result = run_stage(spec, ctx.output, ctx.run)
+        except UserError as exc:
+            if not step.deps:
+                raise
+            echo(
+                f"[{step.name}] job graph not built: {exc} (its inputs are the outputs of "
+                f"{', '.join(step.deps)}: build them into this --output first)"
+            )
+            continue
+        results.append(result)
+        echo(result.summary())
     return results
 
 

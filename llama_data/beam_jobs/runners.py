@@ -58,6 +58,11 @@ class RunOptions:
             check_portable_environment(self.runner, self.pipeline_args)
 
     @property
+    def graph_only(self) -> bool:
+        """DataflowRunner with `--dry_run=True`: each stage's job is built, nothing submitted."""
+        return self.runner == "DataflowRunner" and is_dry_run(self.pipeline_args)
+
+    @property
     def is_local(self) -> bool:
         return self.runner in LOCAL_RUNNERS and not _arg_value(self.pipeline_args, "job_endpoint")
 
@@ -188,10 +193,14 @@ def explain_runner_failure(opts: RunOptions, exc: BaseException) -> UserError | 
     markers = (
         "urlopen", "Connection", "connect", "download", "Unable to fetch", "UNAVAILABLE",
         "timed out", "Name or service not known", "resolve", "credentials", "HTTP Error",
-        "No such file", "job server", "Failed to", "Deadline",
+        "No such file", "job server", "Failed to", "Deadline", "validations errors",
     )  # fmt: skip
     if any(m.lower() in text.lower() for m in markers):
-        first = text.splitlines()[0][:300]
+        # Beam's option validation lists its findings on the lines after the first
+        lines = text.split("\n", 8)[:8] if "validations errors" in text else text.splitlines()
+        first = " ".join(" ".join(lines).split())[:300]
+        if "validations errors" in text:
+            return UserError(f"{opts.runner} rejected the Beam options: {first}")
         return UserError(
             f"{opts.runner} could not start or reach its service ({first}); {_RUNNER_HELP[opts.runner]}"
         )
