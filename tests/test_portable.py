@@ -118,7 +118,8 @@ def job_service(tmp_path_factory) -> Iterator[tuple[str, str]]:
 
 
 def _build(out: Path, *args: str) -> None:
-    r = run_cli("build", "--output", str(out), "--quiet", *args)
+    # ~30 s each on 2 cores; a job stuck in the job service fails here rather than hang CI
+    r = run_cli("build", "--output", str(out), "--quiet", *args, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
