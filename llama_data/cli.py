@@ -348,7 +348,7 @@ def build(
     if "://" not in out:
         out = os.path.abspath(out)
     results = run_build(config, out, run, force=run_args.force, dry_run=dry_run, echo=click.echo)
-    if results and not run_args.quiet:
+    if results and not run_args.quiet and not run.graph_only:
         click.echo(f"Outputs are in {out}")
 
 

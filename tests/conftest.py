@@ -41,7 +41,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, prog: str = "llama_data"
+    *args: str, cwd: Path | None = None, prog: str = "llama_data", timeout: float = 600
 ) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess (as a user would), capturing its output."""
     env = dict(os.environ)
@@ -51,7 +51,7 @@ def run_cli(
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
 
 

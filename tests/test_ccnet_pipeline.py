@@ -104,6 +104,17 @@ def test_train_lm_writes_models_and_card(lm_dir: Path) -> None:
     assert (lm_dir / "en.arpa.bin").read_bytes()[:4] != b"\\dat"  # KenLM binary, not ARPA
 
 
+def test_train_lm_is_the_same_wherever_it_runs(lm_dir: Path, tmp_path: Path) -> None:
+    """Retrained elsewhere (another folder, another temporary directory), the models are the
+    same bytes: SentencePiece is given its lines and writes its model through Python, so no
+    path is recorded in the model (it once held the random temporary directory's)."""
+    again = tmp_path / "elsewhere"
+    train_lm(str(lm_dir.parent / "wiki.jsonl"), again, TrainLmSettings("en", vocab_size=120))
+    for name in ("en.sp.model", "en.arpa.bin"):
+        assert (again / name).read_bytes() == (lm_dir / name).read_bytes(), name
+    assert b"/tmp" not in (again / "en.sp.model").read_bytes()
+
+
 def write_fixture(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     members = [

@@ -27,7 +27,7 @@ from llama_data.beam_jobs.harness import (
 )
 from llama_data.beam_jobs.output_lock import claim_output
 from llama_data.beam_jobs.plan import BuildContext, BuildStep
-from llama_data.beam_jobs.runners import RunOptions
+from llama_data.beam_jobs.runners import RunOptions, check_runner_ready
 from llama_data.beam_jobs.sources import SECTIONS, SOURCES, source_of
 from llama_data.pipeline.config import BuildConfig, BuildSection, SourceConfig, load_config
 from llama_data.pipeline.errors import UserError
@@ -125,6 +125,9 @@ def run_build(
     if dry_run:
         echo(describe_plan(ctx, steps, matched))
         return []
+    check_runner_ready(run)
+    if run.graph_only:
+        return build_job_graphs(ctx, steps, echo)
     with claim_output(output):
         return _run_build(ctx, config, output, steps, echo)
 
@@ -175,6 +178,36 @@ def run_steps(
     return results
 
 
+def build_job_graphs(
+    ctx: BuildContext, steps: list[BuildStep], echo: Callable[[str], None] = print
+) -> list[StageResult]:
+    """`--runner DataflowRunner -- --dry_run=True`: every Beam stage's job is built offline and
+    its top-level transforms printed; nothing is submitted and nothing under the output is
+    written. A stage whose inputs are an earlier stage's outputs (a model, the tokenizer) is
+    built from those outputs when they are there (a build of the same config into the same
+    --output, e.g. with the DirectRunner); tasks (model training) run in the submitting process,
+    not as Beam jobs, and are not run."""
+    results: list[StageResult] = []
+    for step in steps:
+        try:
+            spec = step.make(ctx)
+            if isinstance(spec, TaskSpec):
+                echo(f"[{step.name}] a task run from the submitting process: not run in a dry run")
+                continue
+            result = run_stage(spec, ctx.output, ctx.run)
+        except UserError as exc:
+            if not step.deps:
+                raise
+            echo(
+                f"[{step.name}] job graph not built: {exc} (its inputs are the outputs of "
+                f"{', '.join(step.deps)}: build them into this --output first)"
+            )
+            continue
+        results.append(result)
+        echo(result.summary())
+    return results
+
+
 def run_source(
     source: str,
     name: str,
@@ -187,6 +220,7 @@ def run_source(
     """One source's stages, as its command runs them: the same planner `build` uses, on a
     config of that source alone."""
     FileSystems.set_options(PipelineOptions(list(run.pipeline_args)))
+    check_runner_ready(run)
     build_config = BuildConfig(path=None, build=BuildSection(), sources={name: cfg})
     ctx = BuildContext(config=build_config, output=output, run=run, force=force)
     steps = _ordered(SOURCES[source].plan(name, cfg, ctx))

@@ -356,10 +356,13 @@ class StageResult:
     stage_dir: str
     skipped: bool
     stats: dict[str, Any]
-    kind: str = "stage"  # or "task": work that writes files rather than documents
+    kind: str = "stage"  # "task": work that writes files rather than documents; "graph": dry run
 
     def summary(self) -> str:
         s = self.stats
+        if self.kind == "graph":
+            names = ", ".join(s["job_graph"])
+            return f"[{self.name}] job graph built, not submitted (dry run): {names}"
         if self.kind == "task" and "in" not in s:
             if self.skipped:
                 return f"[{self.name}] complete already, skipped -> {self.stage_dir}"
@@ -723,6 +726,8 @@ def run_stage(
     # endpoint, region, keys) the user's options now, or S3 matching fails without a client.
     FileSystems.set_options(PipelineOptions(list(run.pipeline_args)))
     files = fs.match_inputs(spec.inputs) if spec.inputs else []
+    if run.graph_only:
+        return _build_job_graph(spec, output_root, run)
     fp = fingerprint(spec.name, spec.config, files)
     if not force and is_complete(stage_dir, fp):
         stats = json.loads(fs.read_text(fs.join(stage_dir, STATS)))
@@ -766,6 +771,29 @@ def run_stage(
     )
     _write_success(stage_dir, fp, stats)
     return StageResult(spec.name, stage_dir, False, stats)
+
+
+def job_graph_names(result: Any) -> list[str]:
+    """The top-level transforms of the job a runner built (DataflowRunner's dry-run result)."""
+    proto = result.job.proto_pipeline
+    root = proto.components.transforms[proto.root_transform_ids[0]]
+    return [proto.components.transforms[t].unique_name for t in root.subtransforms]
+
+
+def _build_job_graph(spec: StageSpec, output_root: str, run: RunOptions) -> StageResult:
+    """A dry run (`--runner DataflowRunner -- --dry_run=True`): the stage's whole job is built
+    and translated by the runner, nothing is submitted, and nothing in the stage's folder is
+    read, removed or written (its outputs would go to a temporary folder never made)."""
+    stage_dir = fs.join(output_root, spec.name)
+    tmp = fs.join(stage_dir, f"_tmp-{uuid.uuid4().hex[:12]}")
+    ctx = StageContext(spec.name, output_root, stage_dir, run, None, tmp_dir=tmp)
+    started = time.time()
+    result = run_pipeline(
+        run, spec.name, lambda p: _write_stage_outputs(p, spec, spec.build(p, ctx), tmp)
+    )
+    stats = {"dry_run": True, "job_graph": job_graph_names(result)}
+    stats["elapsed_s"] = round(time.time() - started, 3)
+    return StageResult(spec.name, stage_dir, False, stats, kind="graph")
 
 
 def _write_success(stage_dir: str, fp: str, stats: dict[str, Any]) -> None:

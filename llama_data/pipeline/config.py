@@ -26,7 +26,14 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 MAX_LOCAL_WORKERS = 1024
 MAX_WORKERS = 100_000
 LOCAL_RUNNERS = ("DirectRunner", "PrismRunner")
-RUNNER_NAMES = ("DirectRunner", "DataflowRunner", "SparkRunner", "FlinkRunner", "PrismRunner")
+RUNNER_NAMES = (
+    "DirectRunner",
+    "DataflowRunner",
+    "PortableRunner",
+    "SparkRunner",
+    "FlinkRunner",
+    "PrismRunner",
+)
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 

@@ -9,6 +9,7 @@ tokens), the settings and the sha256 of each file, so that a perplexity can be t
 from __future__ import annotations
 
 import glob
+import io
 import json
 import os
 import shutil
@@ -135,18 +136,23 @@ def train_lm(inputs: list[str] | str, output: str | Path, settings: TrainLmSetti
         if stats["lines"] == 0:
             raise TrainLmError(f"no {lang!r} text in {len(files)} input file(s)")
         prefix = work / "sp"
-        spm.SentencePieceTrainer.train(
-            input=str(text_file),
-            model_prefix=str(prefix),
-            vocab_size=settings.vocab_size,
-            hard_vocab_limit=False,  # small corpora get the vocabulary they can support
-            character_coverage=settings.character_coverage,
-            model_type="unigram",
-            input_sentence_size=settings.max_sentences,
-            shuffle_input_sentence=True,
-            num_threads=min(4, os.cpu_count() or 1),
-            minloglevel=2,
-        )
+        # Lines in and the model out through Python rather than file names: a model trained from
+        # files records their (temporary, random) paths, and so differed from run to run.
+        model = io.BytesIO()
+        with open(text_file, encoding="utf-8") as lines:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=(line.rstrip("\n") for line in lines),
+                model_writer=model,
+                vocab_size=settings.vocab_size,
+                hard_vocab_limit=False,  # small corpora get the vocabulary they can support
+                character_coverage=settings.character_coverage,
+                model_type="unigram",
+                input_sentence_size=settings.max_sentences,
+                shuffle_input_sentence=True,
+                num_threads=min(4, os.cpu_count() or 1),
+                minloglevel=2,
+            )
+        Path(f"{prefix}.model").write_bytes(model.getvalue())
         sp = spm.SentencePieceProcessor(model_file=f"{prefix}.model")
         pieces_file = work / "pieces.txt"
         tokens = 0
