@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO, run_cli
+from llama_data.beam_jobs.output_lock import LOCK_NAME
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +151,7 @@ def snapshot(root: Path) -> dict:
     is its own choice), JSON without its volatile entries, every other file as bytes."""
     out: dict = {}
     for f in sorted(root.rglob("*")):
-        if not f.is_file():
+        if not f.is_file() or f.name == LOCK_NAME:  # the run lock names its holder's pid
             continue
         rel = f.relative_to(root).as_posix()
         folder = f.parent.relative_to(root).as_posix()
