@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -100,6 +101,11 @@ class ReferenceEnv:
         if stamp.exists():
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # no stamp: an install that was interrupted, or a link to a folder that is gone; start over
+        if self.path.is_symlink() or self.path.is_file():
+            self.path.unlink()
+        elif self.path.exists():
+            shutil.rmtree(self.path)
         venv.EnvBuilder(with_pip=True, clear=True).create(self.path)
         pip = [str(self.python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         for args in ([*self.ref.packages], ["--no-deps", *self.ref.no_deps]):
