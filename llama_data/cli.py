@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
-import re
 import sys
-import types
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -20,10 +17,16 @@ from typing import Any
 import click
 
 from llama_data import __version__
+from llama_data.model.train_config import (
+    EvalOptions,
+    ExportOptions,
+    SampleOptions,
+    TrainConfig,
+    TrainError,
+)
 from llama_data.pipeline import config
 from llama_data.pipeline.ccnet.train_lm import TrainLmSettings
 from llama_data.pipeline.errors import UserError
-from llama_data.pipeline.wikipedia import config as wikipedia_config
 
 
 class UsageFailure(click.ClickException):
@@ -74,22 +77,30 @@ class RunArgs:
         from llama_data.beam_jobs.runners import RunOptions
 
         _setup_logging(self.quiet)
-        first = self.beam_args[0] if self.beam_args else "--"
-        if first != "--" and not str(first).startswith("--"):
-            raise UserError(f"unexpected argument {first!r} (Beam pipeline options go after `--`)")
-        runner = self.runner or (defaults.runner if defaults else "DirectRunner")
-        workers = self.workers or (defaults.workers if defaults else 1)
-        if runner in config.LOCAL_RUNNERS and workers > config.MAX_LOCAL_WORKERS:
-            raise UserError(
-                f"--workers: at most {config.MAX_LOCAL_WORKERS} for {runner}, got {workers}"
-            )
-        return RunOptions(
-            runner=runner,
-            workers=workers,
-            pipeline_args=tuple(defaults.pipeline_args if defaults else ())
-            + tuple(a for a in self.beam_args if a != "--"),
-            quiet=self.quiet,
+        return RunOptions.from_flags(
+            self.runner, self.workers, self.beam_args, self.quiet, defaults
         )
+
+
+# applied in this order, innermost first
+_RUN_OPTIONS = (
+    click.option(
+        "--runner",
+        type=click.Choice(config.RUNNER_NAMES),
+        help="Beam runner (default DirectRunner, Beam's local runner).",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1, max=config.MAX_WORKERS),
+        help="Local worker processes (DirectRunner multi-process mode when > 1); cluster "
+        "parallelism otherwise.",
+    ),
+    click.option(
+        "--force", is_flag=True, help="Rerun stages even when their outputs are complete."
+    ),
+    click.option("--quiet", "-q", is_flag=True, help="No progress display or summaries."),
+    click.argument("beam_args", nargs=-1, type=click.UNPROCESSED),
+)
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,55 +108,37 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     handed to the command as one `run_args: RunArgs`."""
 
     @functools.wraps(fn)
-    def command(
-        *args: Any,
-        runner: str | None,
-        workers: int | None,
-        force: bool,
-        quiet: bool,
-        beam_args: tuple[str, ...],
-        **kwargs: Any,
-    ) -> Any:
-        return fn(*args, run_args=RunArgs(runner, workers, force, quiet, beam_args), **kwargs)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        names = ("runner", "workers", "force", "quiet", "beam_args")
+        return fn(*args, run_args=RunArgs(*(kwargs.pop(n) for n in names)), **kwargs)
 
-    wrapped = click.option(
-        "--runner",
-        type=click.Choice(config.RUNNER_NAMES),
-        default=None,
-        help="Beam runner (default DirectRunner, Beam's local runner).",
-    )(command)
-    wrapped = click.option(
-        "--workers",
-        type=click.IntRange(min=1, max=config.MAX_WORKERS),
-        default=None,
-        help="Local worker processes (DirectRunner multi-process mode when > 1); cluster "
-        "parallelism otherwise.",
-    )(wrapped)
-    wrapped = click.option(
-        "--force", is_flag=True, help="Rerun stages even when their outputs are complete."
-    )(wrapped)
-    wrapped = click.option("--quiet", "-q", is_flag=True, help="No progress display or summaries.")(
-        wrapped
+    return functools.reduce(lambda f, option: option(f), _RUN_OPTIONS, command)
+
+
+def _inputs(help: str, required: bool = True) -> Callable[..., Any]:  # noqa: A002
+    return click.option(
+        "--input", "-i", "inputs", multiple=True, required=required, help=help + " Repeatable."
     )
-    return click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)(wrapped)
+
+
+def _output(help: str) -> Callable[..., Any]:  # noqa: A002
+    return click.option("--output", "-o", required=True, help=help)
+
+
+_CLEANED = "Cleaned documents (Parquet stage outputs or JSONL), glob."
 
 
 def stage_options(
     fn: Callable[..., Any] | None = None,
     *,
     inputs_required: bool = True,
-    input_help: str = "Input file or glob (local, gs://, s3://, http(s)://); repeatable.",
+    input_help: str = "Input file or glob (local, gs://, s3://, http(s)://).",
 ) -> Any:
     """Options of every single-stage command: --input (repeatable glob) and --output, + run options."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn = run_options(fn)
-        fn = click.option(
-            "--output", "-o", required=True, help="Output root; the stage writes OUTPUT/<stage>/."
-        )(fn)
-        return click.option(
-            "--input", "-i", "inputs", multiple=True, required=inputs_required, help=input_help
-        )(fn)
+        fn = _output("Output root; the stage writes OUTPUT/<stage>/.")(run_options(fn))
+        return _inputs(input_help, inputs_required)(fn)
 
     return deco(fn) if fn is not None else deco
 
@@ -153,21 +146,12 @@ def stage_options(
 # --- a source's settings as options: defaults and help come from its config dataclass ---------
 
 
-def _flag(f: dataclasses.Field) -> str:
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-
-
-def _base_type(tp: Any) -> Any:
-    """`X | None` -> X."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return args[0] if typing.get_origin(tp) in (types.UnionType, typing.Union) else tp
-
-
 def _setting_option(f: dataclasses.Field, tp: Any) -> Callable[..., Any]:
-    meta, flag, default = f.metadata, _flag(f), config.field_default(f)
+    meta, flag, default = f.metadata, config.flag_of(f), config.field_default(f)
     if default is dataclasses.MISSING:
         default = None
-    base = _base_type(tp)
+    names = (flag, meta["short"]) if meta.get("short") else (flag,)
+    base = config.base_type(tp)
     if base is bool:
         if flag.startswith("--no-"):  # present: the opposite of the default
             return click.option(
@@ -176,13 +160,18 @@ def _setting_option(f: dataclasses.Field, tp: Any) -> Callable[..., Any]:
         return click.option(flag, f.name, is_flag=True, default=default, help=meta["help"])
     if typing.get_origin(base) is list:
         if meta["sep"]:
-            text = meta["sep"].join(default)
+            text = meta["sep"].join(default) if default else None
             return click.option(
-                flag, f.name, default=text, show_default=bool(text), help=meta["help"]
+                *names,
+                f.name,
+                default=text,
+                required=meta["required"],
+                show_default=bool(text),
+                help=meta["help"],
             )
-        return click.option(flag, f.name, multiple=True, help=meta["help"])
+        return click.option(*names, f.name, multiple=True, help=meta["help"])
     return click.option(
-        flag,
+        *names,
         f.name,
         type=base,
         default=default,
@@ -204,88 +193,31 @@ def setting_options(cls: type) -> Callable[..., Any]:
     return deco
 
 
-def config_from_options(cls: type, values: dict[str, Any], **fixed: Any) -> Any:
-    """The typed config of a command's options (validated; errors name the flag)."""
-    hints = typing.get_type_hints(cls)
-    kwargs = dict(fixed)
-    for f in config.documented_fields(cls):
-        value = values.pop(f.name)
-        if typing.get_origin(_base_type(hints[f.name])) is list:
-            sep = f.metadata["sep"]
-            if sep:
-                value = (
-                    []
-                    if value.strip().lower() == "all"
-                    else [v.strip() for v in value.split(sep) if v.strip()]
-                )
-            else:
-                value = list(value) if value else config.field_default(f)
-        kwargs[f.name] = value
-    cfg = cls(**kwargs)
-    try:
-        if hasattr(cfg, "validate"):
-            cfg.validate("<option>")
-    except config.ConfigError as exc:
-        flags = {f.name: _flag(f) for f in config.documented_fields(cls)}
-        message = re.sub(
-            r"<option>\.(\w+)", lambda m: flags.get(m.group(1), "--" + m.group(1)), str(exc)
-        )
-        raise UserError(message.replace("<option>", "options")) from None
-    return cfg
-
-
-def source_command(
-    source: str, command: str | None = None, **stage_kw: Any
-) -> Callable[[Callable[..., Any]], Any]:
-    """The command of a source: its settings as options, then the same planner `build` uses on
-    a config of this source alone. The decorated function only carries the docstring."""
-    cls = config.source_configs()[source]
-
-    def deco(doc_fn: Callable[..., Any]) -> Any:
-        @main.command(command or source, help=doc_fn.__doc__)
-        @setting_options(cls)
-        @click.option(
-            "--name",
-            default=command or source,
-            show_default=True,
-            help="Stage (output folder) name.",
-        )
-        @stage_options(**stage_kw)
-        @user_errors
-        def run_command(
-            inputs: tuple[str, ...],
-            output: str,
-            name: str,
-            run_args: RunArgs,
-            **values: Any,
-        ) -> None:
-            from llama_data.beam_jobs.build import run_source
-
-            run = run_args.options()
-            cfg = config_from_options(cls, values, inputs=list(inputs))
-            run_source(source, name, cfg, output, run, run_args.force, echo=click.echo)
-
-        return run_command
-
-    return deco
-
-
 def _register_source_commands() -> None:
-    """A command per source in the configs' registry: its name, help and input option come from
-    the config class (`command`, `command_help`, `input_help`, `inputs_required`), so a new
-    source adds nothing here."""
+    """A command per source in the configs' registry, running the same planner `build` uses on
+    a config of this source alone. Its name, help and input option come from the config class
+    (`command`, `command_help`, `input_help`, `inputs_required`), so a new source adds nothing
+    here."""
     for source, cls in sorted(config.source_configs().items()):
         command = getattr(cls, "command", source)
         stage_kw = {"inputs_required": getattr(cls, "inputs_required", True)}
         if getattr(cls, "input_help", None):
             stage_kw["input_help"] = cls.input_help
-        doc = getattr(cls, "command_help", None) or cls.__doc__
 
-        def help_only() -> None:
-            pass
+        def run_command(source: str = source, cls: type = cls, **values: Any) -> None:
+            from llama_data.beam_jobs.build import run_source
 
-        help_only.__doc__ = doc
-        source_command(source, command, **stage_kw)(help_only)
+            run_args, output, name = (values.pop(k) for k in ("run_args", "output", "name"))
+            cfg = config.config_from_values(cls, values, inputs=list(values.pop("inputs")))
+            run_source(source, name, cfg, output, run_args.options(), run_args.force, click.echo)
+
+        name_option = click.option(
+            "--name", default=command, show_default=True, help="Stage (output folder) name."
+        )
+        options = setting_options(cls)(
+            name_option(stage_options(**stage_kw)(user_errors(run_command)))
+        )
+        main.command(command, help=getattr(cls, "command_help", None) or cls.__doc__)(options)
 
 
 def run_cli_stage(spec: Any, output: str, run: Any, force: bool) -> Any:
@@ -312,23 +244,14 @@ def main() -> None:
 
 @main.command()
 @click.option(
-    "--config",
-    "-c",
-    "config_path",
-    default=None,
-    help="Build config (TOML). Default: the bundled demo.",
+    "--config", "-c", "config_path", help="Build config (TOML). Default: the bundled demo."
 )
 @click.option(
     "--output",
     "-o",
-    default=None,
     help="Output root (default: [build].output, else ./demo-out for the demo, ./llama-data-out).",
 )
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Print the plan (stages, inputs matched, what is complete) and exit.",
-)
+@click.option("--dry-run", is_flag=True, help="Print the plan (stages, inputs, what is complete).")
 @run_options
 @user_errors
 def build(
@@ -377,22 +300,6 @@ def dedup_exact(
     run_cli_stage(make_dedup_exact_stage(list(inputs), source=source), output, run, run_args.force)
 
 
-PAPER_WIKIPEDIA_LANGUAGES = ",".join(wikipedia_config.PAPER_WIKIPEDIA_LANGUAGES)
-
-
-def _language_list(value: str, flag: str = "--languages") -> list[str] | None:
-    """`bg,ca,...` -> codes; `all` -> None (no language filter)."""
-    import re
-
-    if value.strip().lower() == "all":
-        return None
-    langs = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in langs if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", v)]
-    if bad or not langs:
-        raise UserError(f"{flag}: {bad[0] if bad else value!r} is not a language code like 'en'")
-    return langs
-
-
 @main.command("train-wikiref")
 @click.option(
     "--wikipedia", multiple=True, required=True, help="Wikipedia XML dump(s) (glob, repeatable)."
@@ -409,12 +316,7 @@ def _language_list(value: str, flag: str = "--languages") -> list[str] | None:
     multiple=True,
     help="WARC/WET of fetched reference pages: extra positives (repeatable).",
 )
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    help="Output root: writes wikiref-examples/ and wikiref-model/.",
-)
+@_output("Output root: writes wikiref-examples/ and wikiref-model/.")
 @setting_options(config.WikirefSection)
 @run_options
 @user_errors
@@ -432,39 +334,14 @@ def train_wikiref(
     documents (seeded). The model and a card with holdout precision, recall and AUC land in
     OUTPUT/wikiref-model/.
     """
-    from llama_data.beam_jobs.wikiref import train_wikiref as run_train
-    from llama_data.pipeline.wikiref import fasttext_params
+    from llama_data.beam_jobs.wikiref import train_wikiref_command
 
     run = run_args.options()
-    cfg = config_from_options(
-        config.WikirefSection,
-        values,
-        wikipedia=list(wikipedia),
-        cc=list(cc),
-        refs_warc=list(refs_warc),
-    )
-    results = run_train(
-        cfg.wikipedia,
-        cfg.cc,
-        cfg.refs_warc,
-        output,
-        run,
-        fasttext_params(cfg),
-        cfg.threshold,
-        cfg.holdout,
-        run_args.force,
-        extractor=cfg.extractor,
-    )
+    fixed = {"wikipedia": list(wikipedia), "cc": list(cc), "refs_warc": list(refs_warc)}
+    cfg = config.config_from_values(config.WikirefSection, values, **fixed)
+    text = train_wikiref_command(cfg, output, run, run_args.force)
     if not run_args.quiet:
-        for r in results:
-            click.echo(r.summary())
-        card = results[-1].stats.get("card", {})
-        held = card.get("holdout", {})
-        if held:
-            click.echo(
-                f"holdout ({held.get('n')} examples) at threshold {held.get('threshold')}: "
-                f"precision {held.get('precision')}, recall {held.get('recall')}, AUC {held.get('auc')}"
-            )
+        click.echo(text)
 
 
 @main.command("wikiref-filter")
@@ -474,7 +351,7 @@ def train_wikiref(
 @click.option(
     "--threshold",
     type=click.FloatRange(0.0, 1.0),
-    default=0.25,
+    default=config.default_of(config.WikirefSection, "threshold"),
     show_default=True,
     help="Keep documents scoring at least this.",
 )
@@ -504,21 +381,8 @@ def wikiref_filter(
 
 
 @main.command("train-lm")
-@click.option(
-    "--input",
-    "-i",
-    "inputs",
-    multiple=True,
-    required=True,
-    help="Document files or globs (Parquet or JSON lines, e.g. the wikipedia stage output); "
-    "repeatable.",
-)
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    help="Model folder: writes <lang>.sp.model, <lang>.arpa.bin, <lang>.card.json.",
-)
+@_inputs("Document files or globs (Parquet or JSON lines, e.g. the wikipedia stage output).")
+@_output("Model folder: writes <lang>.sp.model, <lang>.arpa.bin, <lang>.card.json.")
 @setting_options(TrainLmSettings)
 @user_errors
 def train_lm_command(inputs: tuple[str, ...], output: str, **values: Any) -> None:
@@ -526,7 +390,7 @@ def train_lm_command(inputs: tuple[str, ...], output: str, **values: Any) -> Non
     from llama_data.pipeline.ccnet.train_lm import train_lm
 
     _setup_logging(quiet=False)
-    settings = config_from_options(TrainLmSettings, values)
+    settings = config.config_from_values(TrainLmSettings, values)
     card = train_lm(list(inputs), output, settings)
     t = card["training"]
     click.echo(
@@ -536,20 +400,8 @@ def train_lm_command(inputs: tuple[str, ...], output: str, **values: Any) -> Non
 
 
 @main.command("train-tokenizer")
-@click.option(
-    "--input",
-    "-i",
-    "inputs",
-    multiple=True,
-    required=True,
-    help="Cleaned documents (Parquet stage outputs or JSONL), glob; repeatable.",
-)
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    help="Folder for tokenizer.model and tokenizer.json (the card).",
-)
+@_inputs(_CLEANED)
+@_output("Folder for tokenizer.model and tokenizer.json (the card).")
 @click.option(
     "--weights",
     default="table1",
@@ -562,7 +414,7 @@ def train_tokenizer(inputs: tuple[str, ...], output: str, weights: str, **values
     """Train the SentencePiece BPE tokenizer (LLaMA settings) on a mixture-weighted sample."""
     from llama_data.beam_jobs.tokenize import train_tokenizer_cli
 
-    tok = config_from_options(config.TokenizerSection, values)
+    tok = config.config_from_values(config.TokenizerSection, values)
     click.echo(
         train_tokenizer_cli(
             list(inputs),
@@ -580,15 +432,8 @@ def train_tokenizer(inputs: tuple[str, ...], output: str, weights: str, **values
 @click.option(
     "--tokenizer", "-t", required=True, help="tokenizer.model, or the folder train-tokenizer wrote."
 )
-@click.option(
-    "--input",
-    "-i",
-    "inputs",
-    multiple=True,
-    required=True,
-    help="Cleaned documents (Parquet stage outputs or JSONL), glob; repeatable.",
-)
-@click.option("--output", "-o", required=True, help="Folder for the per-source token streams.")
+@_inputs(_CLEANED)
+@_output("Folder for the per-source token streams.")
 @run_options
 @user_errors
 def tokenize(
@@ -610,9 +455,7 @@ def tokenize(
 @click.option(
     "--input", "-i", "input_dir", required=True, help="Token streams written by `tokenize`."
 )
-@click.option(
-    "--output", "-o", required=True, help="Shard folder: shard-NNNNN.arrow + manifest.json."
-)
+@_output("Shard folder: shard-NNNNN.arrow + manifest.json.")
 @click.option(
     "--weights",
     default="table1",
@@ -636,7 +479,7 @@ def mix(
     """Cut training rows from the token streams at exact proportions into Arrow shards."""
     from llama_data.beam_jobs.tokenize import mix_cli
 
-    mixture = config_from_options(config.MixtureSection, values)
+    mixture = config.config_from_values(config.MixtureSection, values)
     text = mix_cli(
         input_dir,
         output,
@@ -672,131 +515,18 @@ def download() -> None:
     """Fetch published dumps (resumable, verified by checksums where the publisher gives them)."""
 
 
-@download.command("wikipedia")
-@click.option(
-    "--languages",
-    default=PAPER_WIKIPEDIA_LANGUAGES,
-    show_default=True,
-    help="Languages to fetch, comma-separated.",
-)
-@click.option("--date", required=True, help="Dump date YYYYMMDD (or 'latest').")
-@click.option("--output", "-o", required=True, help="Folder; each wiki goes to OUTPUT/<db>/.")
-@click.option(
-    "--base-url",
-    default="https://dumps.wikimedia.org",
-    show_default=True,
-    help="Dump server (a mirror, or a local server for tests).",
-)
-@click.option(
-    "--no-multistream",
-    is_flag=True,
-    help="Fetch pages-articles.xml.bz2 (one stream) instead of the multistream dump + index.",
-)
-@user_errors
-def download_wikipedia_cmd(
-    languages: str, date: str, output: str, base_url: str, no_multistream: bool
-) -> None:
-    """Wikimedia articles dumps, verified with the published sha1sums (md5sums as fallback)."""
-    import re
-    from pathlib import Path
+def _register_download_commands() -> None:
+    """A `download <name>` command per registered download settings class (its `run(echo)`)."""
+    for name, cls in sorted(config.download_configs().items()):
 
-    from llama_data.pipeline.wikipedia.download import download_wikipedia
+        def run_download(cls: type = cls, **values: Any) -> None:
+            config.config_from_values(cls, values).run(click.echo)
 
-    if not re.fullmatch(r"\d{8}|latest", date):
-        raise UserError(f"--date: expected YYYYMMDD or 'latest', got {date!r}")
-    langs = _language_list(languages)
-    if langs is None:
-        raise UserError("--languages: name the languages to download ('all' is not a list)")
-    download_wikipedia(langs, date, Path(output), base_url, not no_multistream, echo=click.echo)
+        command = setting_options(cls)(user_errors(run_download))
+        download.command(name, help=cls.command_help)(command)
 
 
-@download.command("stackexchange")
-@click.option(
-    "--sites",
-    required=True,
-    help="Sites, comma-separated (beer.stackexchange.com, or beer; stackoverflow.com).",
-)
-@click.option("--output", "-o", required=True, help="Folder for the site archives (.7z).")
-@click.option(
-    "--base-url",
-    default="https://archive.org/download/stackexchange",
-    show_default=True,
-    help="Where the dump's per-site .7z files are (a mirror, or a local server for tests).",
-)
-@user_errors
-def download_stackexchange_cmd(sites: str, output: str, base_url: str) -> None:
-    """The Stack Exchange dump's per-site archives, verified with the item's checksums."""
-    from pathlib import Path
-
-    from llama_data.pipeline.stackexchange.download import download_stackexchange
-
-    names = [s.strip() for s in sites.split(",") if s.strip()]
-    if not names:
-        raise UserError("--sites: name at least one site")
-    download_stackexchange(names, Path(output), base_url, echo=click.echo)
-
-
-@download.command("gutenberg")
-@click.option("--output", "-o", required=True, help="Folder for the .txt files (and a manifest).")
-@click.option(
-    "--base-url",
-    default="https://www.gutenberg.org",
-    show_default=True,
-    help="Gutenberg site or mirror (any host serving the same paths).",
-)
-@click.option(
-    "--ids",
-    default=None,
-    help="Ebook numbers: `11,84,2701` or ranges `1-100`. Default: every text in the catalog.",
-)
-@click.option(
-    "--language",
-    default=None,
-    help="With the catalog: only books in this language code (e.g. en).",
-)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many books.")
-@user_errors
-def download_gutenberg(
-    output: str, base_url: str, ids: str | None, language: str | None, limit: int | None
-) -> None:
-    """Project Gutenberg plain-text books (resumable; reruns skip what arrived)."""
-    from llama_data.pipeline.books.download import download_gutenberg as fetch
-
-    result = fetch(
-        output, base_url=base_url, ids=ids, language=language, limit=limit, echo=click.echo
-    )
-    click.echo(result)
-
-
-@download.command("cc")
-@click.option("--snapshot", required=True, help="Crawl id, e.g. CC-MAIN-2023-06.")
-@click.option(
-    "--segments",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="How many WET files (first N of wet.paths.gz).",
-)
-@click.option(
-    "--output", "-o", required=True, help="Folder for the WET files and download-manifest.json."
-)
-@click.option(
-    "--base-url",
-    default="https://data.commoncrawl.org",
-    show_default=True,
-    help="Common Crawl HTTP endpoint (or a mirror).",
-)
-@user_errors
-def download_cc_command(snapshot: str, segments: int, output: str, base_url: str) -> None:
-    """Fetch a snapshot's wet.paths.gz and its first N WET files (resumable, verified)."""
-    from llama_data.pipeline.ccnet.download import download_cc
-
-    def report(d) -> None:
-        what = "already complete" if d.skipped else f"{d.bytes:,} bytes"
-        click.echo(f"  {d.path.name}: {what}")
-
-    manifest = download_cc(snapshot, segments, output, base_url, on_file=report)
-    click.echo(f"[download cc] {snapshot}: {segments} WET file(s) -> {output} ({manifest.name})")
+_register_download_commands()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -810,40 +540,27 @@ def train_main() -> None:
 # llama-train: the trainer (llama_data/model/)
 
 
-def train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """An option per documented TrainConfig field, with no click default: values left out come
-    from a --config file, then the dataclass (command-line options win)."""
-    from llama_data.model.train_config import TrainConfig
+def field_options(cls: type) -> Callable[..., Any]:
+    """An option per documented field of a `llama-train` dataclass, with no click default:
+    values left out come from a --config file, then the dataclass (command-line options win)."""
+    hints = typing.get_type_hints(cls)
 
-    hints = typing.get_type_hints(TrainConfig)
-    for f in reversed([f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]):
-        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
-        shown = meta["default_text"] or ("off" if f.default is False else f.default)
-        text = f"{meta['help']} [{shown}]" if shown not in (None, "") else meta["help"]
-        base = _base_type(hints[f.name])
-        if base is bool:
-            fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=text)(fn)
-        elif meta["choices"]:
-            fn = click.option(flag, f.name, type=click.Choice(meta["choices"]), help=text)(fn)
-        else:
-            fn = click.option(flag, f.name, type=base, help=text)(fn)
-    return fn
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for f in reversed([f for f in dataclasses.fields(cls) if "help" in f.metadata]):
+            meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+            shown = meta["default_text"] or ("off" if f.default is False else f.default)
+            text = f"{meta['help']} [{shown}]" if shown not in (None, "") else meta["help"]
+            kind: dict[str, Any] = {"help": text, "required": meta["required"]}
+            base = config.base_type(hints[f.name])
+            if base is bool:
+                fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, **kind)(fn)
+            elif meta["choices"]:
+                fn = click.option(flag, f.name, type=click.Choice(meta["choices"]), **kind)(fn)
+            else:
+                fn = click.option(flag, f.name, type=base, **kind)(fn)
+        return fn
 
-
-def _model_overrides(pairs: tuple[str, ...]) -> dict:
-    out: dict = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise UsageFailure(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip()] = int(value)
-        except ValueError:
-            try:
-                out[key.strip()] = float(value)
-            except ValueError as e:
-                raise UsageFailure(f"--set {key}: {value!r} is not a number") from e
-    return out
+    return deco
 
 
 @train_main.command("fit")
@@ -860,7 +577,7 @@ def _model_overrides(pairs: tuple[str, ...]) -> dict:
     metavar="KEY=VALUE",
     help="Override a model config field, e.g. --set n_layers=4.",
 )
-@train_options
+@field_options(TrainConfig)
 @click.option(
     "--dry-run", is_flag=True, help="Build the model on the meta device and print its size."
 )
@@ -868,123 +585,38 @@ def fit_cmd(config_file: str | None, model_set: tuple[str, ...], dry_run: bool, 
     """Train a LLaMA model on token shards (resumes the run in --out if it has checkpoints)."""
     from llama_data.model import trainer
 
-    options["model"] = _model_overrides(model_set)
     try:
-        if dry_run:
-            info = trainer.dry_run(options["preset"] or "tiny", options["model"])
-            click.echo(
-                f"preset {info['preset']}: {info['parameters']:,} parameters "
-                f"({info['parameters_human']}) built on the meta device"
-            )
-            click.echo(json.dumps(info, indent=2))
-            return
-        cfg = trainer.config_from_sources(config_file, options)
-        trainer.fit(cfg)
-    except (trainer.TrainError, ValueError) as e:
+        text = trainer.fit_command(config_file, model_set, dry_run, options)
+        if text:
+            click.echo(text)
+    except (TrainError, ValueError) as e:
         raise UsageFailure(str(e)) from e
 
 
-@train_main.command("eval")
-@click.option(
-    "--checkpoint",
-    required=True,
-    type=click.Path(exists=True),
-    help="Run directory, checkpoint folder or Hugging Face folder.",
-)
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--micro-batch", default=8, show_default=True, type=int)
-@click.option("--max-rows", type=int, help="Evaluate only the first N rows.")
-@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default="auto")
-@click.option("--device", default="auto", show_default=True)
-def eval_cmd(
-    checkpoint: str, data: str, micro_batch: int, max_rows: int | None, dtype: str, device: str
-) -> None:
-    """Perplexity per source on a shard directory (JSON on stdout)."""
-    from llama_data.model import trainer
+def _register_model_commands() -> None:
+    """eval, sample and export-hf: options from their dataclasses, run by the function each
+    names (imported only when the command runs: torch loads then)."""
+    import importlib
 
-    try:
-        model, _ = trainer.load_model(checkpoint, device)
-        result = trainer.evaluate(model, data, micro_batch, max_rows, dtype)
-    except (trainer.TrainError, ValueError) as e:
-        raise UsageFailure(str(e)) from e
-    click.echo(json.dumps(result, indent=2))
+    for name, cls in (
+        ("eval", EvalOptions),
+        ("sample", SampleOptions),
+        ("export-hf", ExportOptions),
+    ):
+
+        def run_model_command(cls: type = cls, **values: Any) -> None:
+            module, function = cls.runs.split(":")
+            opts = cls(**{k: v for k, v in values.items() if v is not None})
+            try:
+                opts.validate()
+                click.echo(getattr(importlib.import_module(module), function)(opts))
+            except (TrainError, ValueError) as e:
+                raise UsageFailure(str(e)) from e
+
+        train_main.command(name, help=cls.__doc__)(field_options(cls)(run_model_command))
 
 
-@train_main.command("sample")
-@click.option(
-    "--checkpoint",
-    required=True,
-    type=click.Path(exists=True),
-    help="Run directory, checkpoint folder or Hugging Face folder.",
-)
-@click.option("--prompt", default="", help="Text to continue (a BOS token is prepended).")
-@click.option(
-    "--tokenizer",
-    type=click.Path(dir_okay=False),
-    help="SentencePiece model [default: the one in the training shards' manifest].",
-)
-@click.option("--max-new-tokens", default=128, show_default=True, type=int)
-@click.option("--temperature", default=0.8, show_default=True, type=float, help="0 = greedy.")
-@click.option("--top-p", default=0.95, show_default=True, type=float)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True)
-def sample_cmd(
-    checkpoint: str,
-    prompt: str,
-    tokenizer: str | None,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float,
-    seed: int,
-    device: str,
-) -> None:
-    """Generate text with a KV cache."""
-    from llama_data.model import generate, trainer
-
-    try:
-        model, meta = trainer.load_model(checkpoint, device)
-        data = (meta.get("train") or {}).get("data")
-        tok = generate.Tokenizer(generate.find_tokenizer(tokenizer, data, checkpoint))
-        if tok.vocab_size != model.cfg.vocab_size:
-            raise ValueError(
-                f"tokenizer has {tok.vocab_size} pieces, the model {model.cfg.vocab_size}"
-            )
-        ids = generate.generate(
-            model, tok.encode(prompt), max_new_tokens, temperature, top_p, seed, tok.eos_id
-        )
-    except (trainer.TrainError, ValueError) as e:
-        raise UsageFailure(str(e)) from e
-    click.echo(prompt + tok.decode(ids))
-
-
-@train_main.command("export-hf")
-@click.option(
-    "--checkpoint",
-    required=True,
-    type=click.Path(exists=True),
-    help="Run directory or checkpoint folder.",
-)
-@click.option("--out", required=True, type=click.Path(), help="Folder to write.")
-@click.option(
-    "--dtype",
-    type=click.Choice(["float32", "bfloat16", "float16"]),
-    default="float32",
-    show_default=True,
-)
-@click.option(
-    "--tokenizer",
-    type=click.Path(dir_okay=False),
-    help="SentencePiece model [default: the one in the training shards' manifest].",
-)
-def export_hf_cmd(checkpoint: str, out: str, dtype: str, tokenizer: str | None) -> None:
-    """Write a Hugging Face LlamaForCausalLM folder (config.json, safetensors, tokenizer)."""
-    from llama_data.model import export, trainer
-
-    try:
-        path = export.export_checkpoint(checkpoint, out, dtype, tokenizer)
-    except (trainer.TrainError, ValueError) as e:
-        raise UsageFailure(str(e)) from e
-    click.echo(f"wrote {path}")
+_register_model_commands()
 
 
 if __name__ == "__main__":

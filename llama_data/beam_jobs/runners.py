@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from llama_data.pipeline.config import RUNNER_NAMES
+from llama_data.pipeline.config import LOCAL_RUNNERS, MAX_LOCAL_WORKERS, RUNNER_NAMES
 from llama_data.pipeline.errors import UserError
 
 RUNNERS = RUNNER_NAMES
-LOCAL_RUNNERS = ("DirectRunner", "PrismRunner")
 # Runners that submit through Beam's Job API to a job service and run Python work in SDK
 # harnesses of the environment `--environment_type` names.
 PORTABLE_RUNNERS = ("PortableRunner", "SparkRunner", "FlinkRunner")
@@ -56,6 +55,27 @@ class RunOptions:
             raise UserError(f"--workers: must be >= 1, got {self.workers}")
         if self.runner in PORTABLE_RUNNERS:
             check_portable_environment(self.runner, self.pipeline_args)
+
+    @classmethod
+    def from_flags(
+        cls,
+        runner: str | None,
+        workers: int | None,
+        beam_args: tuple[str, ...],
+        quiet: bool,
+        defaults: object | None = None,
+    ) -> RunOptions:
+        """A command's run flags over a config's `[build]` section (`defaults`): the flags win,
+        and Beam's own options (after `--`) follow the config's `pipeline_args`."""
+        first = beam_args[0] if beam_args else "--"
+        if first != "--" and not str(first).startswith("--"):
+            raise UserError(f"unexpected argument {first!r} (Beam pipeline options go after `--`)")
+        runner = runner or getattr(defaults, "runner", "DirectRunner")
+        workers = workers or getattr(defaults, "workers", 1)
+        if runner in LOCAL_RUNNERS and workers > MAX_LOCAL_WORKERS:
+            raise UserError(f"--workers: at most {MAX_LOCAL_WORKERS} for {runner}, got {workers}")
+        given = tuple(a for a in beam_args if a != "--")
+        return cls(runner, workers, tuple(getattr(defaults, "pipeline_args", ())) + given, quiet)
 
     @property
     def graph_only(self) -> bool:

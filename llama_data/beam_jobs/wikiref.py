@@ -36,6 +36,7 @@ from llama_data.beam_jobs.harness import (
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep
 from llama_data.pipeline import wikiref
+from llama_data.pipeline.config import WikirefSection
 from llama_data.pipeline.document import Document
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.io import DocumentReader, ParquetDocumentReader
@@ -359,6 +360,31 @@ def train_wikiref(
         force=force or not examples.skipped,
     )
     return [examples, model]
+
+
+def train_wikiref_command(cfg: WikirefSection, output: str, run: Any, force: bool) -> str:
+    """`llama-data train-wikiref` from its options: both steps, then their summaries and the
+    model's holdout figures."""
+    results = train_wikiref(
+        cfg.wikipedia,
+        cfg.cc,
+        cfg.refs_warc,
+        output,
+        run,
+        wikiref.fasttext_params(cfg),
+        cfg.threshold,
+        cfg.holdout,
+        force,
+        extractor=cfg.extractor,
+    )
+    lines = [r.summary() for r in results]
+    held = results[-1].stats.get("card", {}).get("holdout", {})
+    if held:
+        lines.append(
+            f"holdout ({held.get('n')} examples) at threshold {held.get('threshold')}: "
+            f"precision {held.get('precision')}, recall {held.get('recall')}, AUC {held.get('auc')}"
+        )
+    return "\n".join(lines)
 
 
 def plan(ctx: BuildContext, planned: Sequence[BuildStep] = ()) -> list[BuildStep]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from llama_data.model.llama import LlamaConfig
+from llama_data.model.train_config import ExportOptions
 
 _LAYER = {
     "attention.wq.weight": "self_attn.q_proj.weight",
@@ -318,3 +319,8 @@ def export_checkpoint(
         print(f"warning: exporting without a tokenizer: {e}", file=sys.stderr)
         tok_path = None
     return export_hf(state, cfg, out, dtype=dtype, tokenizer=tok_path, bos_id=bos, eos_id=eos)
+
+
+def export_command(opts: ExportOptions) -> str:
+    """`llama-train export-hf`."""
+    return f"wrote {export_checkpoint(opts.checkpoint, opts.out, opts.dtype, opts.tokenizer)}"

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from llama_data.model.llama import Llama
+from llama_data.model.train_config import SampleOptions
 from llama_data.pipeline.digest import file_sha256
 
 
@@ -127,3 +128,24 @@ class Tokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode([i for i in ids if i != self.eos_id])
+
+
+def sample_command(opts: SampleOptions) -> str:
+    """`llama-train sample`: the prompt and its continuation."""
+    from llama_data.model.trainer import load_model
+
+    model, meta = load_model(opts.checkpoint, opts.device)
+    data = (meta.get("train") or {}).get("data")
+    tok = Tokenizer(find_tokenizer(opts.tokenizer, data, opts.checkpoint))
+    if tok.vocab_size != model.cfg.vocab_size:
+        raise ValueError(f"tokenizer has {tok.vocab_size} pieces, the model {model.cfg.vocab_size}")
+    ids = generate(
+        model,
+        tok.encode(opts.prompt),
+        opts.max_new_tokens,
+        opts.temperature,
+        opts.top_p,
+        opts.seed,
+        tok.eos_id,
+    )
+    return opts.prompt + tok.decode(ids)

@@ -1,11 +1,12 @@
-"""`llama-train fit`'s options: every default and help text lives in `TrainConfig` (torch-free,
-so the command line builds its options without importing the trainer)."""
+"""`llama-train`'s options: every default and help text lives in these dataclasses (torch-free,
+so the command line builds its options without importing the trainer): `TrainConfig` for `fit`,
+and one small class per other command, naming the function that runs it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 
 class TrainError(RuntimeError):
@@ -18,9 +19,10 @@ def _opt(
     *,
     choices: tuple[str, ...] | None = None,
     default_text: str = "",  # noqa: A002
+    required: bool = False,
 ) -> Any:
-    """A `fit` option: its default lives here, its help is what `llama-train fit` shows."""
-    meta = {"help": help, "choices": choices, "default_text": default_text}
+    """A command's option: its default lives here, its help is what `llama-train` shows."""
+    meta = {"help": help, "choices": choices, "default_text": default_text, "required": required}
     return field(default=default, metadata=meta)
 
 
@@ -92,3 +94,82 @@ class TrainConfig:
             raise TrainError("steps must be positive")
         if self.init_from and not Path(self.init_from).is_dir():
             raise TrainError(f"--init-from {self.init_from}: no such folder")
+
+
+_CHECKPOINT_HELP = "Run directory, checkpoint folder or Hugging Face folder."
+_TOKENIZER_HELP = "SentencePiece model [default: the one in the training shards' manifest]."
+
+
+@dataclass
+class EvalOptions:
+    """Perplexity per source on a shard directory (JSON on stdout)."""
+
+    runs: ClassVar[str] = "llama_data.model.trainer:eval_command"
+
+    checkpoint: str = _opt("", _CHECKPOINT_HELP, required=True)
+    data: str = _opt("", "Shard directory (with manifest.json).", required=True)
+    micro_batch: int = _opt(8, "Rows per forward pass.")
+    max_rows: int | None = _opt(None, "Evaluate only the first N rows.", default_text="all")
+    dtype: str = _opt("auto", "Compute dtype.", choices=("auto", "bf16", "fp32"))
+    device: str = _opt("auto", "auto, cpu or cuda.")
+
+    def validate(self) -> None:
+        _exists(self.checkpoint, "--checkpoint")
+        if not Path(self.data).is_dir():
+            raise TrainError(f"--data {self.data}: no such folder")
+
+
+@dataclass
+class SampleOptions:
+    """Generate text with a KV cache."""
+
+    runs: ClassVar[str] = "llama_data.model.generate:sample_command"
+
+    checkpoint: str = _opt("", _CHECKPOINT_HELP, required=True)
+    prompt: str = _opt("", "Text to continue (a BOS token is prepended).")
+    tokenizer: str | None = _opt(None, _TOKENIZER_HELP)
+    max_new_tokens: int = _opt(128, "Tokens to generate.")
+    temperature: float = _opt(0.8, "Sampling temperature; 0 = greedy.")
+    top_p: float = _opt(0.95, "Nucleus sampling mass.")
+    seed: int = _opt(0, "Sampling seed.")
+    device: str = _opt("auto", "auto, cpu or cuda.")
+
+    def validate(self) -> None:
+        _exists(self.checkpoint, "--checkpoint")
+
+
+@dataclass
+class ExportOptions:
+    """Write a Hugging Face LlamaForCausalLM folder (config.json, safetensors, tokenizer)."""
+
+    runs: ClassVar[str] = "llama_data.model.export:export_command"
+
+    checkpoint: str = _opt("", "Run directory or checkpoint folder.", required=True)
+    out: str = _opt("", "Folder to write.", required=True)
+    dtype: str = _opt("float32", "Weights dtype.", choices=("float32", "bfloat16", "float16"))
+    tokenizer: str | None = _opt(None, _TOKENIZER_HELP)
+
+    def validate(self) -> None:
+        _exists(self.checkpoint, "--checkpoint")
+
+
+def _exists(path: str, flag: str) -> None:
+    if not Path(path).exists():
+        raise TrainError(f"{flag} {path}: no such file or folder")
+
+
+def model_overrides(pairs: tuple[str, ...]) -> dict[str, int | float]:
+    """`--set KEY=VALUE` pairs: overrides of numeric model config fields."""
+    out: dict[str, int | float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise TrainError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = int(value)
+        except ValueError:
+            try:
+                out[key.strip()] = float(value)
+            except ValueError as e:
+                raise TrainError(f"--set {key}: {value!r} is not a number") from e
+    return out

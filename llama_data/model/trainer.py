@@ -35,7 +35,7 @@ from llama_data.model.llama import Llama, LlamaConfig, count_parameters, token_l
 from llama_data.model.metrics import Progress, RunLog, mfu, peak_tflops
 from llama_data.model.optim import build_optimizer, lr_at, set_lr
 from llama_data.model.presets import get_preset
-from llama_data.model.train_config import TrainConfig, TrainError
+from llama_data.model.train_config import EvalOptions, TrainConfig, TrainError, model_overrides
 
 OOM_HELP = (
     "out of GPU memory. Options that reduce memory: a smaller --micro-batch (the global batch is "
@@ -710,6 +710,29 @@ def evaluate(
 
 def stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
+
+
+def fit_command(
+    config_file: str | None, model_set: tuple[str, ...], describe: bool, options: dict[str, Any]
+) -> str | None:
+    """`llama-train fit`: train (nothing to print), or with `describe` (--dry-run) describe the
+    model built on the meta device."""
+    options["model"] = model_overrides(model_set)
+    if not describe:
+        fit(config_from_sources(config_file, options))
+        return None
+    info = dry_run(options["preset"] or "tiny", options["model"])
+    return (
+        f"preset {info['preset']}: {info['parameters']:,} parameters "
+        f"({info['parameters_human']}) built on the meta device\n" + json.dumps(info, indent=2)
+    )
+
+
+def eval_command(opts: EvalOptions) -> str:
+    """`llama-train eval`: perplexity per source, as JSON."""
+    model, _ = load_model(opts.checkpoint, opts.device)
+    result = evaluate(model, opts.data, opts.micro_batch, opts.max_rows, opts.dtype)
+    return json.dumps(result, indent=2)
 
 
 def config_from_sources(config_file: str | None, options: dict[str, Any]) -> TrainConfig:

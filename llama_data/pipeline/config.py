@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from llama_data.pipeline.errors import ConfigError
+from llama_data.pipeline.errors import ConfigError, UserError
 
 # The mixture sources of the paper's Table 1.
 SOURCE_NAMES = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
@@ -60,13 +60,22 @@ def setting(
     path: bool = False,
     sep: str | None = None,
     required: bool = False,
+    short: str | None = None,
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """A documented setting: its default lives here and nowhere else; `help` is what the source's
-    command shows, under `flag` (default `--<name-with-dashes>`; `--no-x` sets a True default to
-    False). A list is given as one `sep`-separated value, or by repeating the flag. `required`
-    makes the command ask for it although a config may leave it out."""
-    meta = {"help": help, "flag": flag, "path": path, "sep": sep, "required": required}
+    command shows, under `flag` (default `--<name-with-dashes>`, plus `short` such as `-o`;
+    `--no-x` sets a True default to False). A list is given as one `sep`-separated value, or by
+    repeating the flag. `required` makes the command ask for it although a config may leave it
+    out."""
+    meta = {
+        "help": help,
+        "flag": flag,
+        "path": path,
+        "sep": sep,
+        "required": required,
+        "short": short,
+    }
     if default_factory is not dataclasses.MISSING:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -81,6 +90,46 @@ def default_of(cls: type, name: str) -> Any:
 def documented_fields(cls: type) -> list[dataclasses.Field]:
     """The fields of a config dataclass that carry help (the options of its command)."""
     return [f for f in dataclasses.fields(cls) if f.init and "help" in f.metadata]
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    """The command-line flag of a setting."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def base_type(tp: Any) -> Any:
+    """`X | None` -> X."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if typing.get_origin(tp) in (types.UnionType, typing.Union) else tp
+
+
+def config_from_values(cls: type[T], values: dict[str, Any], **fixed: Any) -> T:
+    """The typed config of a command's option values (validated; errors name the flag, so a
+    command and a config file share one set of rules). A `sep` list comes as one string
+    (`all` is the empty list); `values` loses the keys it used."""
+    hints = typing.get_type_hints(cls)
+    kwargs = dict(fixed)
+    for f in documented_fields(cls):
+        value = values.pop(f.name)
+        if typing.get_origin(base_type(hints[f.name])) is list:
+            sep = f.metadata["sep"]
+            if sep:
+                words = [] if value.strip().lower() == "all" else value.split(sep)
+                value = [v.strip() for v in words if v.strip()]
+            else:
+                value = list(value) if value else field_default(f)
+        kwargs[f.name] = value
+    cfg = cls(**kwargs)
+    if hasattr(cfg, "validate"):
+        try:
+            cfg.validate("<option>")
+        except ConfigError as exc:
+            flags = {f.name: flag_of(f) for f in documented_fields(cls)}
+            message = re.sub(
+                r"<option>\.(\w+)", lambda m: flags.get(m.group(1), "--" + m.group(1)), str(exc)
+            )
+            raise UserError(message.replace("<option>", "options")) from None
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -137,11 +186,14 @@ class DocumentsSourceConfig(SourceConfig):
 SOURCE_CONFIGS: dict[str, type[SourceConfig]] = {}
 # top-level section name -> dataclass (tokenizer, mixture, models, ...).
 SECTION_CONFIGS: dict[str, type] = {}
+# `llama-data download <name>` -> its settings dataclass (with `run(echo)`), registered by the
+# source's `download.py`.
+DOWNLOAD_CONFIGS: dict[str, type] = {}
 
 
-def source_configs() -> dict[str, type[SourceConfig]]:
-    """Every native source's config class: each `pipeline/<source>/config.py` registers its own
-    (imported here once), so a new source needs no line in this module."""
+def _import_each(module: str) -> None:
+    """Import `pipeline/<package>/<module>.py` of every package that has one (they register
+    themselves), so a new source needs no line in this module."""
     import importlib
     import importlib.util
     import pkgutil
@@ -149,15 +201,35 @@ def source_configs() -> dict[str, type[SourceConfig]]:
     import llama_data.pipeline as pipeline
 
     for info in pkgutil.iter_modules(pipeline.__path__):
-        module = f"{pipeline.__name__}.{info.name}.config"
-        if info.ispkg and importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
+        name = f"{pipeline.__name__}.{info.name}.{module}"
+        if info.ispkg and importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+def source_configs() -> dict[str, type[SourceConfig]]:
+    """Every native source's config class: each `pipeline/<source>/config.py` registers its own."""
+    _import_each("config")
     return SOURCE_CONFIGS
 
 
 def register_source(name: str):
     def deco(cls: type[SourceConfig]) -> type[SourceConfig]:
         SOURCE_CONFIGS[name] = cls
+        return cls
+
+    return deco
+
+
+def download_configs() -> dict[str, type]:
+    """Every publisher download's settings: each `pipeline/<source>/download.py` registers its
+    own."""
+    _import_each("download")
+    return DOWNLOAD_CONFIGS
+
+
+def register_download(name: str):
+    def deco(cls: type) -> type:
+        DOWNLOAD_CONFIGS[name] = cls
         return cls
 
     return deco

@@ -15,11 +15,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.config import register_download, setting
+from llama_data.pipeline.errors import ConfigError, UserError
 from llama_data.pipeline.http_download import Downloaded, download, fetch_bytes, write_manifest
 
 CATALOG_PATH = "cache/epub/feeds/pg_catalog.csv"
+GUTENBERG = "https://www.gutenberg.org"
 
 
 def parse_ids(spec: str) -> list[int]:
@@ -83,9 +86,47 @@ class GutenbergDownload:
         )
 
 
+@register_download("gutenberg")
+@dataclass(frozen=True, kw_only=True)
+class GutenbergDownloadSettings:
+    """`llama-data download gutenberg`: every setting's default and help."""
+
+    command_help: ClassVar[str] = (
+        "Project Gutenberg plain-text books (resumable; reruns skip what arrived)."
+    )
+
+    output: str = setting(
+        required=True, short="-o", help="Folder for the .txt files (and a manifest)."
+    )
+    base_url: str = setting(
+        GUTENBERG, help="Gutenberg site or mirror (any host serving the same paths)."
+    )
+    ids: str | None = setting(
+        None,
+        help="Ebook numbers: `11,84,2701` or ranges `1-100`. Default: every text in the catalog.",
+    )
+    language: str | None = setting(
+        None, help="With the catalog: only books in this language code (e.g. en)."
+    )
+    limit: int | None = setting(None, help="At most this many books.")
+
+    def validate(self, where: str) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"{where}.limit: must be >= 1, got {self.limit}")
+
+    def run(self, echo: Callable[[str], None]) -> None:
+        echo(
+            str(
+                download_gutenberg(
+                    self.output, self.base_url, self.ids, self.language, self.limit, echo
+                )
+            )
+        )
+
+
 def download_gutenberg(
     output: str,
-    base_url: str = "https://www.gutenberg.org",
+    base_url: str = GUTENBERG,
     ids: str | None = None,
     language: str | None = None,
     limit: int | None = None,

@@ -13,8 +13,11 @@ import gzip
 import re
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from llama_data.pipeline.config import register_download, setting
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.http_download import Downloaded, download, fetch_bytes, write_manifest
 
@@ -62,6 +65,34 @@ def gzip_complete(path: Path) -> bool:
     except zlib.error:
         return False
     return d is None and members > 0
+
+
+@register_download("cc")
+@dataclass(frozen=True, kw_only=True)
+class CcDownloadSettings:
+    """`llama-data download cc`: every setting's default and help."""
+
+    command_help: ClassVar[str] = (
+        "Fetch a snapshot's wet.paths.gz and its first N WET files (resumable, verified)."
+    )
+
+    snapshot: str = setting(required=True, help="Crawl id, e.g. CC-MAIN-2023-06.")
+    segments: int = setting(1, help="How many WET files (first N of wet.paths.gz).")
+    output: str = setting(
+        required=True, short="-o", help="Folder for the WET files and download-manifest.json."
+    )
+    base_url: str = setting(DEFAULT_BASE_URL, help="Common Crawl HTTP endpoint (or a mirror).")
+
+    def run(self, echo: Callable[[str], None]) -> None:
+        def report(d: Downloaded) -> None:
+            what = "already complete" if d.skipped else f"{d.bytes:,} bytes"
+            echo(f"  {d.path.name}: {what}")
+
+        manifest = download_cc(self.snapshot, self.segments, self.output, self.base_url, report)
+        echo(
+            f"[download cc] {self.snapshot}: {self.segments} WET file(s) -> {self.output} "
+            f"({manifest.name})"
+        )
 
 
 def download_cc(

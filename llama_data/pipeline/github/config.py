@@ -32,7 +32,7 @@ class GithubSourceConfig(SourceConfig):
     inputs_required: ClassVar[bool] = False
     input_help: ClassVar[str] = (
         "BigQuery github_repos files+contents export rows: JSON lines (.jsonl[.gz|.zst]) or "
-        "Parquet; file or glob, repeatable."
+        "Parquet; file or glob."
     )
 
     inputs: list[str] = path_field(default_factory=list)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from lxml import etree
 
-from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.config import register_download, setting
+from llama_data.pipeline.errors import ConfigError, UserError
 from llama_data.pipeline.http_download import Downloaded, download, fetch_bytes, write_manifest
 from llama_data.pipeline.xmlsafe import safe_parser
 
@@ -36,6 +39,34 @@ def parse_archive_checksums(xml: bytes) -> dict[str, tuple[str, str]]:
                 out[name] = (algo, el.text.strip().lower())
                 break
     return out
+
+
+@register_download("stackexchange")
+@dataclass(frozen=True, kw_only=True)
+class StackExchangeDownloadSettings:
+    """`llama-data download stackexchange`: every setting's default and help."""
+
+    command_help: ClassVar[str] = (
+        "The Stack Exchange dump's per-site archives, verified with the item's checksums."
+    )
+
+    sites: list[str] = setting(
+        required=True,
+        sep=",",
+        help="Sites, comma-separated (beer.stackexchange.com, or beer; stackoverflow.com).",
+    )
+    output: str = setting(required=True, short="-o", help="Folder for the site archives (.7z).")
+    base_url: str = setting(
+        STACKEXCHANGE_DUMP,
+        help="Where the dump's per-site .7z files are (a mirror, or a local server for tests).",
+    )
+
+    def validate(self, where: str) -> None:
+        if not self.sites:
+            raise ConfigError(f"{where}.sites: name at least one site")
+
+    def run(self, echo: Callable[[str], None]) -> None:
+        download_stackexchange(self.sites, Path(self.output), self.base_url, echo=echo)
 
 
 def download_stackexchange(
