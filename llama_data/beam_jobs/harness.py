@@ -455,8 +455,11 @@ class TableBuffer:
         self._batches: list[pa.RecordBatch] = []
         self._bytes = 0
         # rows the schema cannot hold (a value of the wrong type, a lone surrogate, an integer
-        # beyond int64), left out of the tables with their error, for the caller to dead-letter
-        self.unwritable: list[tuple[tuple[Any, ...], str]] = []
+        # beyond int64), left out of the tables with their error and their position among the
+        # rows added since the last flush (a caller keeping data aligned with the rows drops
+        # theirs), for the caller to dead-letter
+        self.unwritable: list[tuple[tuple[Any, ...], str, int]] = []
+        self._first = 0  # position of `_rows[0]` among the rows added since the last flush
 
     def __len__(self) -> int:
         return len(self._rows) + sum(b.num_rows for b in self._batches)
@@ -467,6 +470,7 @@ class TableBuffer:
         self._bytes += text_bytes
         if len(self._rows) >= self.BATCH_ROWS:
             self._batches.append(self._batch(self._rows))
+            self._first += len(self._rows)
             self._rows = []
         return self._bytes >= self.FLUSH_BYTES
 
@@ -476,11 +480,11 @@ class TableBuffer:
         except _UNWRITABLE:
             pass
         good = []
-        for row in rows:  # only when a batch failed: find the rows at fault
+        for i, row in enumerate(rows):  # only when a batch failed: find the rows at fault
             try:
                 self.schema.batch([row], rejected=self.rejected)
             except _UNWRITABLE as exc:
-                self.unwritable.append((row, f"{type(exc).__name__}: {exc}"))
+                self.unwritable.append((row, f"{type(exc).__name__}: {exc}", self._first + i))
             else:
                 good.append(row)
         return self.schema.batch(good, rejected=self.rejected)
@@ -490,8 +494,19 @@ class TableBuffer:
             self._batches.append(self._batch(self._rows))
             self._rows = []
         table = pa.Table.from_batches(self._batches, schema=self.arrow)
-        self._batches, self._bytes = [], 0
+        self._batches, self._bytes, self._first = [], 0, 0
         return table
+
+
+def unwritable_letter(stage: str, row: tuple[Any, ...], error: str) -> DeadLetter:
+    """The dead letter of a row `TableBuffer` could not hold (its id made printable)."""
+    return DeadLetter(
+        file="",
+        record_id=str(row[0]).encode("utf-8", "backslashreplace").decode(),
+        reason="unwritable_value",
+        error=f"a value the {stage} schema cannot hold: {error}",
+        stage=stage,
+    )
 
 
 class _ToTableFn(beam.DoFn):
@@ -524,16 +539,10 @@ class _ToTableFn(beam.DoFn):
 
     def _unwritable(self, windowed: bool = False):
         """Rows the buffer could not hold, as dead letters (counted as such, not as written)."""
-        for row, error in self._buffer.unwritable:
+        for row, error, _ in self._buffer.unwritable:
             key = "kept" if self.kind == "kept" else f"rejected.{reason_key(row[-1])}"
             self._counts[key] -= 1
-            letter = DeadLetter(
-                file="",
-                record_id=str(row[0]).encode("utf-8", "backslashreplace").decode(),
-                reason="unwritable_value",
-                error=f"a value the {self.stage} schema cannot hold: {error}",
-                stage=self.stage,
-            )
+            letter = unwritable_letter(self.stage, row, error)
             value = GlobalWindows.windowed_value_at_end_of_window(letter) if windowed else letter
             yield beam.pvalue.TaggedOutput("errors", value)
         self._buffer.unwritable.clear()
