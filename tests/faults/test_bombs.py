@@ -4,6 +4,7 @@ becomes a dead letter and the records around it are read."""
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from pathlib import Path
 
@@ -143,3 +144,117 @@ def test_json_lines_bomb_stops_at_the_inflation_budget(
     assert [o.id for o in out if isinstance(o, Document)] == ["d0", "d1", "d2"]
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert dead.reason == "decompression_limit" and "100:1" in dead.error
+
+
+class _Padded(io.RawIOBase):
+    """`head`, then `n` zero bytes, then `tail`, as a seekable stream (py7zr sizes a member by
+    seeking), so a bomb of gigabytes is compressed without ever being held."""
+
+    def __init__(self, head: bytes, n: int, tail: bytes) -> None:
+        self.head, self.n, self.tail, self.pos = head, n, tail, 0
+        self.size = len(head) + n + len(tail)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = (0, self.pos, self.size)[whence] + offset
+        return self.pos
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        k = max(0, min(len(b), self.size - self.pos))
+        out = bytearray(k)
+        zeros_at, tail_at = len(self.head), len(self.head) + self.n
+        p, j = self.pos, 0
+        while j < k:
+            if p < zeros_at:
+                m = min(k - j, zeros_at - p)
+                out[j : j + m] = self.head[p : p + m]
+            elif p < tail_at:
+                m = min(k - j, tail_at - p)  # zeros: already there
+            else:
+                m = min(k - j, self.size - p)
+                out[j : j + m] = self.tail[p - tail_at : p - tail_at + m]
+            j, p = j + m, p + m
+        b[:k] = out
+        self.pos += k
+        return k
+
+
+def seven_zip_bomb(path: Path, zeros: int, method: str) -> Path:
+    """A site archive whose Posts.xml is a question, then an answer whose body is `zeros` zero
+    bytes (zstd: ~32,000:1; LZMA2: ~7,000:1)."""
+    import py7zr
+
+    head = (
+        b'<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'
+        b'  <row Id="1" PostTypeId="1" Score="1" Title="Q" Body="&lt;p&gt;q&lt;/p&gt;" />\n'
+        b'  <row Id="9" PostTypeId="2" ParentId="1" Body="'
+    )
+    filters = {"zstd": [{"id": py7zr.FILTER_ZSTD}],
+               "lzma2": [{"id": py7zr.FILTER_LZMA2, "preset": 0}]}[method]  # fmt: skip
+    with py7zr.SevenZipFile(path, "w", filters=filters) as z:
+        z.writef(io.BufferedReader(_Padded(head, zeros, b'" />\n</posts>\n'), 1 << 20), "Posts.xml")
+    return path
+
+
+@pytest.mark.slow
+def test_7z_bomb_in_bounded_memory(tmp_path: Path) -> None:
+    """1.2 GiB of zeros in a 40 KB zstd-compressed .7z (py7zr inflates zstd without an output
+    bound: the reader feeds it 256 bytes at a time), read at the default budget (1 GiB) in a
+    process of its own: the question before the bomb is kept, the rest is a
+    `decompression_limit` dead letter, and the peak RSS stays far below the bomb."""
+    import json
+    import subprocess
+    import sys
+
+    path = seven_zip_bomb(tmp_path / "z.stackexchange.com.7z", 1200 << 20, "zstd")
+    assert path.stat().st_size < 1 << 20
+    code = (
+        "import json, resource, sys\n"
+        "from llama_data.pipeline.stackexchange.reader import StackExchangeReader\n"
+        "out = list(StackExchangeReader().read_path(sys.argv[1]))\n"
+        "print(json.dumps({'docs': [o.id for o in out if not hasattr(o, 'reason')],\n"
+        "                  'dead': [o.reason for o in out if hasattr(o, 'reason')],\n"
+        "                  'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10}))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout)
+    assert got["docs"] == ["z.stackexchange.com/1"]
+    assert got["dead"] == ["row_too_large", "decompression_limit"]
+    assert got["rss"] < 512 << 20, got["rss"]
+
+
+def test_7z_budget_keeps_what_comes_before_it(tmp_path: Path) -> None:
+    """LZMA2 inflates up to 128 MB a step: the limit cuts inside a step, and the bytes before
+    it (the question) still reach the reader."""
+    from llama_data.pipeline.stackexchange.reader import iter_7z_member, iter_posts
+
+    path = seven_zip_bomb(tmp_path / "l.stackexchange.com.7z", 256 << 20, "lzma2")
+    with open(path, "rb") as raw:
+        out = list(iter_posts(iter_7z_member(raw, limit=64 << 20), str(path)))
+    assert [o.id for o in out if not isinstance(o, DeadLetter)] == [1]
+    [dead] = [o for o in out if isinstance(o, DeadLetter)]
+    assert dead.reason == "decompression_limit" and str(64 << 20) in dead.error
+
+
+def test_reading_a_7z_leaves_py7zr_defaults_alone(tmp_path: Path) -> None:
+    """The small blocks that keep the posts before damage are given to each archive's own
+    decompressors, never by changing py7zr's process-wide default."""
+    import py7zr.compressor
+    import py7zr.properties
+
+    from llama_data.pipeline.stackexchange.reader import StackExchangeReader
+
+    before = py7zr.properties.get_default_blocksize()
+    path = seven_zip_bomb(tmp_path / "s.stackexchange.com.7z", 1 << 20, "lzma2")
+    list(StackExchangeReader().read_path(str(path)))
+    assert py7zr.compressor.get_default_blocksize is py7zr.properties.get_default_blocksize
+    assert py7zr.compressor.get_default_blocksize() == before > 64 << 10
