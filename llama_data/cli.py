@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from llama_data import __version__
+from llama_data.beam_jobs.output_lock import claim_output
 from llama_data.pipeline import config
 from llama_data.pipeline.ccnet.train_lm import TrainLmSettings
 from llama_data.pipeline.errors import UserError
@@ -443,18 +444,19 @@ def train_wikiref(
         cc=list(cc),
         refs_warc=list(refs_warc),
     )
-    results = run_train(
-        cfg.wikipedia,
-        cfg.cc,
-        cfg.refs_warc,
-        output,
-        run,
-        fasttext_params(cfg),
-        cfg.threshold,
-        cfg.holdout,
-        run_args.force,
-        extractor=cfg.extractor,
-    )
+    with claim_output(output):
+        results = run_train(
+            cfg.wikipedia,
+            cfg.cc,
+            cfg.refs_warc,
+            output,
+            run,
+            fasttext_params(cfg),
+            cfg.threshold,
+            cfg.holdout,
+            run_args.force,
+            extractor=cfg.extractor,
+        )
     if not run_args.quiet:
         for r in results:
             click.echo(r.summary())
@@ -527,7 +529,8 @@ def train_lm_command(inputs: tuple[str, ...], output: str, **values: Any) -> Non
 
     _setup_logging(quiet=False)
     settings = config_from_options(TrainLmSettings, values)
-    card = train_lm(list(inputs), output, settings)
+    with claim_output(output):
+        card = train_lm(list(inputs), output, settings)
     t = card["training"]
     click.echo(
         f"[train-lm] {settings.lang}: {t['docs']:,} docs, {t['lines']:,} lines, "
@@ -563,8 +566,8 @@ def train_tokenizer(inputs: tuple[str, ...], output: str, weights: str, **values
     from llama_data.beam_jobs.tokenize import train_tokenizer_cli
 
     tok = config_from_options(config.TokenizerSection, values)
-    click.echo(
-        train_tokenizer_cli(
+    with claim_output(output):
+        text = train_tokenizer_cli(
             list(inputs),
             output,
             tok.vocab_size,
@@ -573,7 +576,7 @@ def train_tokenizer(inputs: tuple[str, ...], output: str, weights: str, **values
             tok.seed,
             tok.num_threads,
         )
-    )
+    click.echo(text)
 
 
 @main.command()
@@ -601,7 +604,8 @@ def tokenize(
     from llama_data.beam_jobs.tokenize import tokenize_cli
 
     run = run_args.options()
-    message = tokenize_cli(list(inputs), tokenizer, output, run)
+    with claim_output(output, beside=True):
+        message = tokenize_cli(list(inputs), tokenizer, output, run)
     if not run_args.quiet:
         click.echo(message)
 
@@ -637,18 +641,19 @@ def mix(
     from llama_data.beam_jobs.tokenize import mix_cli
 
     mixture = config_from_options(config.MixtureSection, values)
-    text = mix_cli(
-        input_dir,
-        output,
-        weights,
-        run_args.options(),
-        context_length=mixture.context_length,
-        total_tokens=mixture.tokens,
-        renormalize=mixture.renormalize,
-        seed=mixture.seed,
-        target_bytes=mixture.shard_bytes,
-        rows_per_shard=rows_per_shard,
-    )
+    with claim_output(output, beside=True):
+        text = mix_cli(
+            input_dir,
+            output,
+            weights,
+            run_args.options(),
+            context_length=mixture.context_length,
+            total_tokens=mixture.tokens,
+            renormalize=mixture.renormalize,
+            seed=mixture.seed,
+            target_bytes=mixture.shard_bytes,
+            rows_per_shard=rows_per_shard,
+        )
     if not run_args.quiet:
         click.echo(text)
 
