@@ -45,6 +45,7 @@ from llama_data import __version__
 from llama_data.beam_jobs import beam_speedups, fs, orphans
 from llama_data.beam_jobs.progress import ProgressDisplay, ProgressWriter
 from llama_data.beam_jobs.runners import RunOptions, explain_runner_failure, pipeline_options
+from llama_data.beam_jobs.worker_watch import WorkerFailed, watched_workers
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.io import FileSplit, Reader
@@ -625,6 +626,12 @@ def worker_logs_captured(run: RunOptions):
     failed = False
     try:
         yield display
+    except WorkerFailed as exc:  # one line: the log's last line says why, the log where it is
+        sys.stderr.flush()
+        lines = Path(log_file.name).read_text(errors="replace").splitlines()
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        exc.args = (f"{exc.args[0]}; {last[:300]}" if last else exc.args[0], log_file.name)
+        raise
     except BaseException:
         failed = True
         raise
@@ -705,7 +712,11 @@ def run_pipeline(
     """
     orphans.mark_driver()
     try:
-        with beam_speedups.tuned_run(), worker_logs_captured(run) as display_stream:
+        with (
+            beam_speedups.tuned_run(),
+            worker_logs_captured(run) as display_stream,
+            watched_workers(run),
+        ):
             p = beam.Pipeline(options=pipeline_options(run, name))
             build(p)
             display = (
@@ -719,6 +730,11 @@ def run_pipeline(
             return result
     except UserError:
         raise
+    except WorkerFailed as exc:
+        where = f" (Beam log: {exc.args[1]})" if len(exc.args) > 1 else ""
+        raise UserError(
+            f"[{name}] a local worker process could not start or died: {exc.args[0]}{where}"
+        ) from None
     except Exception as exc:
         friendly = explain_runner_failure(run, exc)
         if friendly is not None:
