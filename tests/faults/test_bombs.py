@@ -258,3 +258,55 @@ def test_reading_a_7z_leaves_py7zr_defaults_alone(tmp_path: Path) -> None:
     list(StackExchangeReader().read_path(str(path)))
     assert py7zr.compressor.get_default_blocksize is py7zr.properties.get_default_blocksize
     assert py7zr.compressor.get_default_blocksize() == before > 64 << 10
+
+
+def _paper(i: int) -> bytes:
+    tex = f"\\documentclass{{article}}\\begin{{document}}\\section{{S}} Paper {i} text.\\end{{document}}"
+    return gzip.compress(tex.encode())
+
+
+@pytest.mark.slow
+def test_arxiv_bombs_in_bounded_memory(tmp_path: Path) -> None:
+    """1 GiB of zeros as a per-paper `.gz` (cut at the paper limit, 256 MiB: `too_large`), and
+    1.1 GiB of zeros as a member of a re-compressed bulk `.tar.gz` after a good paper (its
+    stream stops at the inflation budget: a `decompression_limit` dead letter after the paper),
+    read in a process of its own whose peak RSS stays far below the bombs."""
+    import json
+    import subprocess
+    import sys
+    import tarfile
+
+    single = tmp_path / "2101.00002.gz"
+    with gzip.open(single, "wb", compresslevel=1) as f:
+        for _ in range(1024):
+            f.write(bytes(1 << 20))
+    bulk = tmp_path / "arXiv_src_2101_001.tar.gz"
+    with tarfile.open(bulk, "w:gz", compresslevel=1) as tf:
+        good = _paper(1)
+        info = tarfile.TarInfo("2101/2101.00001.gz")
+        info.size = len(good)
+        tf.addfile(info, io.BytesIO(good))
+        info = tarfile.TarInfo("2101/zeros.bin")
+        info.size = 1100 << 20
+        tf.addfile(info, io.BufferedReader(_Padded(b"", info.size, b""), 1 << 20))
+    assert single.stat().st_size + bulk.stat().st_size < 16 << 20
+    # deflate never passes ~1030:1, so gzip alone never trips the 1000:1 budget (meant for
+    # zstd, bz2 and xz layers): in the reading process it is 100:1 (past the same 1 GiB floor)
+    code = (
+        "import json, resource, sys\n"
+        "from llama_data.pipeline import io\n"
+        "io.MAX_INFLATION = 100\n"
+        "from llama_data.pipeline.arxiv.reader import ArxivReader\n"
+        "out = [o for p in sys.argv[1:] for o in ArxivReader().read_path(p)]\n"
+        "print(json.dumps({'docs': [[o.id, o.meta.get('skip')] for o in out if hasattr(o, 'text')],\n"
+        "                  'dead': [o.reason for o in out if hasattr(o, 'reason')],\n"
+        "                  'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10}))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(single), str(bulk)], capture_output=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout)
+    assert got["docs"] == [["arxiv/2101.00002", "too_large"], ["arxiv/2101.00001", None]]
+    assert got["dead"] == ["decompression_limit"]
+    assert got["rss"] < 768 << 20, got["rss"]
