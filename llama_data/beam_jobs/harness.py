@@ -134,6 +134,8 @@ class _ReadSplitFn(beam.DoFn):
                 self._count("in")
                 if isinstance(rec, DeadLetter):
                     rec.stage = rec.stage or self.stage
+                    if rec.bytes_skipped:
+                        self._count("read.bytes_skipped", rec.bytes_skipped)
                     yield beam.pvalue.TaggedOutput("errors", rec)
                 else:
                     text = rec.text

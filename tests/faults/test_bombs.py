@@ -93,6 +93,7 @@ def test_overlong_json_line_is_skipped_unread(tmp_path: Path, monkeypatch, ext: 
     assert [o.id for o in out if isinstance(o, Document)] == [f"d{i}" for i in range(6)]
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert (dead.reason, dead.offset) == ("line_too_long", 4) and "5013 bytes" in dead.error
+    assert dead.bytes_skipped == 5013
 
 
 @pytest.mark.parametrize("ext", ["jsonl.gz", "jsonl.zst"])

@@ -136,6 +136,15 @@ def test_damage_mixed_with_good_records(tmp_path: Path, case: str) -> None:
     else:  # as many as the damage left whole: at least some, and all of them written
         assert written > 0
     assert_accounted(stage, written + len(dead))
+    # where the reader resynchronised, the dead letter says how many bytes it skipped, and
+    # stats.json sums them
+    skipped = [d["bytes_skipped"] for d in dead if "bytes_skipped" in d]
+    assert stats["counters"].get("read.bytes_skipped", 0) == sum(skipped)
+    resynced = {"unclosed_page", "line_too_long", "content_length_mismatch",
+                "junk_between_records", "row_too_large"}  # fmt: skip
+    assert all(d.get("bytes_skipped", 0) > 0 for d in dead if d["reason"] in resynced)
+    if "corrupt_stream" in got and name.endswith(".gz"):
+        assert skipped and all(n > 0 for n in skipped)
     if command == "c4":  # the good lines around the damage, every one of them
         texts = {row["text"] for row in parquet_rows(stage)}
         assert {TEXT.format(i) for i in range(6)} <= texts

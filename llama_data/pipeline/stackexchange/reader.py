@@ -154,10 +154,11 @@ def parse_row(row: bytes) -> Post:
 
 def _scan_rows(
     chunks: Iterable[bytes], start: int = 0, end: int | None = None
-) -> Iterator[tuple[str, int, bytes]]:
-    """("prolog", 0, bytes) once, then ("row", offset, bytes) per `<row`, up to the next `<`
-    (`<` never occurs unescaped inside attribute values, so that is where the element ends),
-    or ("too_large", offset, head) for a row beyond MAX_ROW_BYTES, after which it resyncs.
+) -> Iterator[tuple[str, int, bytes, int]]:
+    """("prolog", 0, bytes, 0) once, then ("row", offset, bytes, 0) per `<row`, up to the next
+    `<` (`<` never occurs unescaped inside attribute values, so that is where the element
+    ends), or ("too_large", offset, head, bytes skipped) for a row beyond MAX_ROW_BYTES, after
+    which it resyncs.
 
     With `start > 0` the chunks begin at byte `start` of the file (a split): there is no prolog,
     and the rows taken are those whose `<row` begins in [start, end).
@@ -180,7 +181,7 @@ def _scan_rows(
         while b"<row" not in buf and len(buf) <= MAX_ROW_BYTES and pull():
             pass
         first = buf.find(b"<row")
-        yield "prolog", 0, bytes(buf[: first if first >= 0 else len(buf)])
+        yield "prolog", 0, bytes(buf[: first if first >= 0 else len(buf)]), 0
         if first < 0:
             return
         del buf[:first]
@@ -206,7 +207,7 @@ def _scan_rows(
             stop_at = buf.find(b"<", scanned)
             scanned = len(buf)
         if stop_at < 0 and len(buf) > MAX_ROW_BYTES:
-            yield "too_large", base, bytes(buf[:200])
+            row_at, head = base, bytes(buf[:200])
             base += len(buf)
             buf.clear()
             while pull():  # drop the rest of the row, up to the next "<"
@@ -217,9 +218,10 @@ def _scan_rows(
                     break
                 base += len(buf)
                 buf.clear()
+            yield "too_large", row_at, head, base - row_at
         else:
             stop = stop_at if stop_at >= 0 else len(buf)
-            yield "row", base, bytes(buf[:stop]).rstrip()
+            yield "row", base, bytes(buf[:stop]).rstrip(), 0
             if stop_at < 0:
                 return
             del buf[:stop]
@@ -245,7 +247,7 @@ def iter_posts(
     last = start
     try:
         chunks = utf8_chunks(as_chunks(stream)) if start == 0 else as_chunks(stream)
-        for kind, offset, data in _scan_rows(chunks, start, end):
+        for kind, offset, data, skipped in _scan_rows(chunks, start, end):
             last = offset
             if kind == "prolog":
                 if declares_dtd(data):
@@ -266,6 +268,7 @@ def iter_posts(
                     reason="row_too_large",
                     error=f"a row longer than {MAX_ROW_BYTES} bytes: {data[:120]!r}...",
                     record_id=_row_id(data),
+                    bytes_skipped=skipped,
                 )
                 continue
             if not data.endswith(b"/>"):
