@@ -111,13 +111,16 @@ CASES: dict[str, tuple[str, str, Callable[[], bytes], int, list[str], str]] = {
 }  # fmt: skip
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_damage_mixed_with_good_records(tmp_path: Path, case: str) -> None:
-    command, name, make, n_good, reasons, stage_name = CASES[case]
+def run_case(tmp_path: Path, case: tuple) -> None:
+    """One case: `make()` gives the input's bytes, or {file name: bytes} for several files
+    (then `name` is the glob the command reads)."""
+    command, name, make, n_good, reasons, stage_name = case
     inputs = tmp_path / "in"
     inputs.mkdir()
-    (inputs / name).write_bytes(make())
+    made = make()
+    files = made if isinstance(made, dict) else {name: made}
+    for file_name, data in files.items():
+        (inputs / file_name).write_bytes(data)
     out = tmp_path / "out"
     r = run_cli(
         command, "-q", "-i", str(inputs / name), "-o", str(out), "--", "--direct_num_workers=1"
@@ -149,4 +152,10 @@ def test_damage_mixed_with_good_records(tmp_path: Path, case: str) -> None:
         texts = {row["text"] for row in parquet_rows(stage)}
         assert {TEXT.format(i) for i in range(6)} <= texts
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
-    assert sorted(p.name for p in inputs.iterdir()) == [name]
+    assert sorted(p.name for p in inputs.iterdir()) == sorted(files)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_damage_mixed_with_good_records(tmp_path: Path, case: str) -> None:
+    run_case(tmp_path, CASES[case])
