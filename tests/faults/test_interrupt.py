@@ -87,3 +87,53 @@ def test_sigkill_during_a_checkpoint_write_then_rerun(tmp_path: Path) -> None:
     assert _losses(run) == _losses(full)  # resumed from the last good checkpoint, bit for bit
     assert not list((run / "checkpoints").glob(".tmp-*"))
     assert (run / "checkpoints" / "step-000000010" / "meta.json").exists()
+
+
+def _in_progress(out: Path) -> bool:
+    """A step's temporary folder exists: a stage's `_tmp-*`, or a task's `*.tmp-*`."""
+    return any("tmp" in p.name for p in [*out.glob("*"), *out.glob("*/*")] if p.name != "_SUCCESS")
+
+
+def _shards(out: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((out / "tokens").glob("shard-*.arrow"))
+    }
+
+
+@pytest.mark.slow
+def test_build_sigkilled_at_several_points_then_rerun(tmp_path: Path) -> None:
+    """The demo build SIGKILLed inside its first stage, in the middle, and inside its last
+    step, the same command run again after each kill: the last run finishes and its shards are
+    those of a build never interrupted."""
+    from conftest import run_cli
+
+    ref = run_cli("build", "-q", "--output", str(tmp_path / "ref"), timeout=900)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    n_steps = len(list((tmp_path / "ref").glob("*/_SUCCESS")))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "llama_data", "build", "-q", "--output", str(out)]
+    for done_before_kill in (0, n_steps // 2, n_steps - 1):
+        proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 600
+            while True:
+                assert proc.poll() is None, f"finished before the kill: {proc.stderr.read()}"
+                assert time.monotonic() < deadline
+                done = len(list(out.glob("*/_SUCCESS")))
+                if done >= done_before_kill and _in_progress(out):
+                    break
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert len(list(out.glob("*/_SUCCESS"))) < n_steps
+    last = run_cli("build", "-q", "--output", str(out), timeout=900)
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert _shards(out) and _shards(out) == _shards(tmp_path / "ref")
+    assert not _in_progress(out)
