@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 import zstandard
+from _faults import parquet_rows
 from test_stages import TEXT, run_case
 
 # ---------------------------------------------------------------------------------------------
@@ -252,3 +253,18 @@ CASES: dict[str, tuple[str, str, Callable[[], bytes | dict[str, bytes]], int, li
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_hostile_input_mixed_with_good_records(tmp_path, case: str) -> None:
     run_case(tmp_path, CASES[case])
+    stage = tmp_path / "out" / CASES[case][-1]
+    rejected = {r["id"].rsplit("!", 1)[-1]: r["reason"] for r in parquet_rows(stage / "rejected")}
+    if case.startswith("github"):
+        assert rejected["o/r10/src/m10.py"] == "binary"
+        assert rejected["o/r13/src/m13.py"] == "license:5"
+    if case.startswith("arxiv"):  # nothing hostile used; each paper says what was left out
+        assert rejected == {"../2101.00006.gz": "unsafe_member", "/2101.00007.gz": "unsafe_member"}
+        meta = {r["id"]: json.loads(r["meta"]) for r in parquet_rows(stage)}
+        assert meta["arxiv/2101.00002"]["archive_notes"] == [
+            "unsafe_member:../../escape.tex", "unsafe_member:/abs/evil.tex", "link_skipped:link.tex"
+        ]  # fmt: skip
+        assert meta["arxiv/2101.00003"]["macro_errors"] == ["recursion:\\a", "recursion:\\b"]
+        assert meta["arxiv/2101.00004"]["input_cycles"] == ["main.tex -> a.tex -> main.tex"]
+        texts = " ".join(r["text"] for r in parquet_rows(stage))
+        assert "escaped" not in texts and "absolute" not in texts and "root:" not in texts
