@@ -210,14 +210,18 @@ def _scan_rows(
             row_at, head = base, bytes(buf[:200])
             base += len(buf)
             buf.clear()
-            while pull():  # drop the rest of the row, up to the next "<"
-                k = buf.find(b"<")
-                if k >= 0:
-                    del buf[:k]
-                    base += k
-                    break
-                base += len(buf)
-                buf.clear()
+            try:
+                while pull():  # drop the rest of the row, up to the next "<"
+                    k = buf.find(b"<")
+                    if k >= 0:
+                        del buf[:k]
+                        base += k
+                        break
+                    base += len(buf)
+                    buf.clear()
+            except Exception:  # the stream failed inside the row: it is still reported
+                yield "too_large", row_at, head, base - row_at
+                raise
             yield "too_large", row_at, head, base - row_at
         else:
             stop = stop_at if stop_at >= 0 else len(buf)
