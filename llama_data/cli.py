@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from llama_data import __version__
+from llama_data.beam_jobs.output_lock import claim_output
 from llama_data.model.train_config import (
     EvalOptions,
     ExportOptions,
@@ -223,7 +224,6 @@ def _register_source_commands() -> None:
 def run_cli_stage(spec: Any, output: str, run: Any, force: bool) -> Any:
     """Run one stage from a command and print its summary (or nothing with --quiet)."""
     from llama_data.beam_jobs.harness import run_stage
-    from llama_data.beam_jobs.output_lock import claim_output
 
     with claim_output(output):
         result = run_stage(spec, output, run, force=force)
@@ -339,7 +339,8 @@ def train_wikiref(
     run = run_args.options()
     fixed = {"wikipedia": list(wikipedia), "cc": list(cc), "refs_warc": list(refs_warc)}
     cfg = config.config_from_values(config.WikirefSection, values, **fixed)
-    text = train_wikiref_command(cfg, output, run, run_args.force)
+    with claim_output(output):
+        text = train_wikiref_command(cfg, output, run, run_args.force)
     if not run_args.quiet:
         click.echo(text)
 
@@ -391,7 +392,8 @@ def train_lm_command(inputs: tuple[str, ...], output: str, **values: Any) -> Non
 
     _setup_logging(quiet=False)
     settings = config.config_from_values(TrainLmSettings, values)
-    card = train_lm(list(inputs), output, settings)
+    with claim_output(output):
+        card = train_lm(list(inputs), output, settings)
     t = card["training"]
     click.echo(
         f"[train-lm] {settings.lang}: {t['docs']:,} docs, {t['lines']:,} lines, "
@@ -415,8 +417,8 @@ def train_tokenizer(inputs: tuple[str, ...], output: str, weights: str, **values
     from llama_data.beam_jobs.tokenize import train_tokenizer_cli
 
     tok = config.config_from_values(config.TokenizerSection, values)
-    click.echo(
-        train_tokenizer_cli(
+    with claim_output(output):
+        text = train_tokenizer_cli(
             list(inputs),
             output,
             tok.vocab_size,
@@ -425,7 +427,7 @@ def train_tokenizer(inputs: tuple[str, ...], output: str, weights: str, **values
             tok.seed,
             tok.num_threads,
         )
-    )
+    click.echo(text)
 
 
 @main.command()
@@ -446,7 +448,8 @@ def tokenize(
     from llama_data.beam_jobs.tokenize import tokenize_cli
 
     run = run_args.options()
-    message = tokenize_cli(list(inputs), tokenizer, output, run)
+    with claim_output(output, beside=True):
+        message = tokenize_cli(list(inputs), tokenizer, output, run)
     if not run_args.quiet:
         click.echo(message)
 
@@ -480,18 +483,19 @@ def mix(
     from llama_data.beam_jobs.tokenize import mix_cli
 
     mixture = config.config_from_values(config.MixtureSection, values)
-    text = mix_cli(
-        input_dir,
-        output,
-        weights,
-        run_args.options(),
-        context_length=mixture.context_length,
-        total_tokens=mixture.tokens,
-        renormalize=mixture.renormalize,
-        seed=mixture.seed,
-        target_bytes=mixture.shard_bytes,
-        rows_per_shard=rows_per_shard,
-    )
+    with claim_output(output, beside=True):
+        text = mix_cli(
+            input_dir,
+            output,
+            weights,
+            run_args.options(),
+            context_length=mixture.context_length,
+            total_tokens=mixture.tokens,
+            renormalize=mixture.renormalize,
+            seed=mixture.seed,
+            target_bytes=mixture.shard_bytes,
+            rows_per_shard=rows_per_shard,
+        )
     if not run_args.quiet:
         click.echo(text)
 

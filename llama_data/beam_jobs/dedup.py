@@ -40,7 +40,13 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from llama_data.beam_jobs import fs
-from llama_data.beam_jobs.harness import KeptFiles, TableBuffer, pack_document, unpack_document
+from llama_data.beam_jobs.harness import (
+    KeptFiles,
+    TableBuffer,
+    pack_document,
+    unpack_document,
+    unwritable_letter,
+)
 from llama_data.pipeline.bloom import BloomFilter
 from llama_data.pipeline.dedup import key64, order_key, repeated_keys
 from llama_data.pipeline.document import Document, Rejected
@@ -87,7 +93,8 @@ class _BundleKeysFn(beam.DoFn):
 class _WriteProvisionalFn(beam.DoFn):
     """Documents -> provisional Parquet files in the scratch folder (one per bundle and ~64 MB of
     text), each as (path, its rows' packed uint64 keys); per bundle and shard, the keys it saw
-    (tagged `keys`).
+    (tagged `keys`); rows the schema cannot hold as `unwritable_value` dead letters (tagged
+    `errors`), their keys dropped with them so a file's keys stay aligned with its rows.
 
     Written at once, the documents need not wait for the verdict: the runner would otherwise
     hold every one of them until the Bloom filter is ready (on the local runner, all in memory
@@ -95,7 +102,10 @@ class _WriteProvisionalFn(beam.DoFn):
     filters' own time.
     """
 
-    def __init__(self, key_fn: Callable[[Document], bytes], files: KeptFiles, shards: int):
+    def __init__(
+        self, stage: str, key_fn: Callable[[Document], bytes], files: KeptFiles, shards: int
+    ):
+        self.stage = stage
         self.key_fn = key_fn
         self.files = files
         self.shards = shards
@@ -108,22 +118,35 @@ class _WriteProvisionalFn(beam.DoFn):
     def process(self, doc: Document):
         self._keys.append(key64(self.key_fn(doc)))
         if self._buffer.add(self.files.schema.to_values(doc), len(doc.text)):
-            yield self._write()
+            yield from self._write(windowed=False)
 
     def finish_bundle(self):
         if self._file_start < len(self._keys):
-            yield GlobalWindows.windowed_value_at_end_of_window(self._write())
+            yield from self._write(windowed=True)
         keys, self._keys = self._keys, []
         for chunk in _shard_chunks(keys, self.shards):
             yield beam.pvalue.TaggedOutput("keys", chunk)
 
-    def _write(self) -> tuple[str, bytes]:
+    def _write(self, windowed: bool):
+        """The buffered rows as one provisional file (when any is writable) and dead letters."""
         table = self._buffer.flush()
-        if self._buffer.unwritable:  # keys and rows must stay aligned: fail, never misfile
-            row, error = self._buffer.unwritable[0]
-            raise ValueError(f"document {str(row[0])!r} cannot be written: {error}")
-        keys = np.array(self._keys[self._file_start :], dtype=np.uint64).tobytes()
+        file_keys = self._keys[self._file_start :]
+        if self._buffer.unwritable:
+            dropped = {position for _, _, position in self._buffer.unwritable}
+            file_keys = [k for i, k in enumerate(file_keys) if i not in dropped]
+            del self._keys[self._file_start :]
+            self._keys.extend(file_keys)  # the dead letters' keys take no part in the dedup
+            for row, error, _ in self._buffer.unwritable:
+                letter = unwritable_letter(self.stage, row, error)
+                yield beam.pvalue.TaggedOutput(
+                    "errors",
+                    GlobalWindows.windowed_value_at_end_of_window(letter) if windowed else letter,
+                )
+            self._buffer.unwritable.clear()
         self._file_start = len(self._keys)
+        if not table.num_rows:
+            return
+        keys = np.array(file_keys, dtype=np.uint64).tobytes()
         # Named by what the file holds, so the stage's files sort the same way in every run
         # (readers take a stage's files in name order), then made unique: two bundles holding
         # the same rows (one input given twice) must not overwrite each other.
@@ -133,7 +156,8 @@ class _WriteProvisionalFn(beam.DoFn):
         name = f"dedup-{digest.hexdigest()[:20]}-{uuid.uuid4().hex[:8]}.parquet"
         path = fs.join(self.files.scratch_dir, name)
         fs.write_parquet(path, table)
-        return path, keys
+        value = (path, keys)
+        yield GlobalWindows.windowed_value_at_end_of_window(value) if windowed else value
 
 
 def _duplicated_in_shard(item: tuple[int, Iterable[bytes]]) -> bytes:
@@ -258,7 +282,8 @@ def pick_first(item: tuple[bytes, Iterable[Any]], reason: str = "duplicate_of", 
 
 
 class ExactDedup(beam.PTransform):
-    """Global exact dedup by `key_fn(doc)` (a digest of 8+ bytes): `.kept` and `.rejected`.
+    """Global exact dedup by `key_fn(doc)` (a digest of 8+ bytes): `.kept`, `.rejected` and
+    `.errors` (see `_DedupOutputs`).
 
     The scope is the whole input, not a file or a worker; the kept copy is chosen by `order_fn`
     (default: smallest (id, source)), so the result does not depend on worker count or arrival
@@ -290,10 +315,13 @@ class ExactDedup(beam.PTransform):
         files = self.kept_files
         if files is not None:
             staged = docs | "WriteProvisional" >> beam.ParDo(
-                _WriteProvisionalFn(key_fn, files, self.shards)
-            ).with_outputs("keys", main="files")
+                _WriteProvisionalFn(self.stage, key_fn, files, self.shards)
+            ).with_outputs("keys", "errors", main="files")
             shard_keys = staged.keys
+            errors = [staged.errors]
         else:
+            errors = []
+        if files is None:
             # packed (LZ4): the runner buffers these until the Bloom filter is ready; as bytes
             # they are half the size and cross with one pickle of a plain tuple (GitHub: -4%)
             keyed = docs | "Key" >> beam.Map(lambda d: (key_fn(d), pack_document(d)))
@@ -333,17 +361,19 @@ class ExactDedup(beam.PTransform):
             )
         )
         kept = [picked.kept] if unique is None else [unique, picked.kept]
-        return _DedupOutputs(kept, picked.rejected)
+        return _DedupOutputs(kept, picked.rejected, errors)
 
 
 class _DedupOutputs:
     """`.kept` is a list: the unique documents and the winners of the contested groups, which
     come from different stages (flattening them would buffer every document once more; the
-    harness writes a list of PCollections as it is)."""
+    harness writes a list of PCollections as it is). `.errors` is a list too: with `kept_files`,
+    the dead letters of rows the schema could not hold (the dedup wrote them), else empty."""
 
-    def __init__(self, kept: list, rejected) -> None:
+    def __init__(self, kept: list, rejected, errors: list) -> None:
         self.kept = kept
         self.rejected = rejected
+        self.errors = errors
 
 
 __all__ = ["ExactDedup", "default_order", "pick_first"]

@@ -36,7 +36,9 @@ def make_dedup_exact_stage(
         dedup = read.docs | "Dedup" >> ExactDedup(
             text_key, ctx.name, kept_files=ctx.kept_files(BASE_SCHEMA)
         )
-        return StageOutputs(kept=dedup.kept, rejected=[dedup.rejected], errors=[read.errors])
+        return StageOutputs(
+            kept=dedup.kept, rejected=[dedup.rejected], errors=[read.errors, *dedup.errors]
+        )
 
     return StageSpec(
         name=name,

@@ -368,6 +368,7 @@ def make_github_stage(options: GithubOptions, name: str = "github") -> StageSpec
             )
             kept = dedup.kept
             rejected.append(dedup.rejected)
+            errors.extend(dedup.errors)
         return StageOutputs(kept=kept, rejected=rejected, errors=errors)
 
     inputs = [*options.inputs, *options.licenses]

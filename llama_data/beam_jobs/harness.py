@@ -45,6 +45,7 @@ from llama_data import __version__
 from llama_data.beam_jobs import beam_speedups, fs, orphans
 from llama_data.beam_jobs.progress import ProgressDisplay, ProgressWriter
 from llama_data.beam_jobs.runners import RunOptions, explain_runner_failure, pipeline_options
+from llama_data.beam_jobs.worker_watch import WorkerFailed, watched_workers
 from llama_data.pipeline.document import DeadLetter, Document, Rejected
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.io import FileSplit, Reader
@@ -133,6 +134,8 @@ class _ReadSplitFn(beam.DoFn):
                 self._count("in")
                 if isinstance(rec, DeadLetter):
                     rec.stage = rec.stage or self.stage
+                    if rec.bytes_skipped:
+                        self._count("read.bytes_skipped", rec.bytes_skipped)
                     yield beam.pvalue.TaggedOutput("errors", rec)
                 else:
                     text = rec.text
@@ -455,8 +458,11 @@ class TableBuffer:
         self._batches: list[pa.RecordBatch] = []
         self._bytes = 0
         # rows the schema cannot hold (a value of the wrong type, a lone surrogate, an integer
-        # beyond int64), left out of the tables with their error, for the caller to dead-letter
-        self.unwritable: list[tuple[tuple[Any, ...], str]] = []
+        # beyond int64), left out of the tables with their error and their position among the
+        # rows added since the last flush (a caller keeping data aligned with the rows drops
+        # theirs), for the caller to dead-letter
+        self.unwritable: list[tuple[tuple[Any, ...], str, int]] = []
+        self._first = 0  # position of `_rows[0]` among the rows added since the last flush
 
     def __len__(self) -> int:
         return len(self._rows) + sum(b.num_rows for b in self._batches)
@@ -467,6 +473,7 @@ class TableBuffer:
         self._bytes += text_bytes
         if len(self._rows) >= self.BATCH_ROWS:
             self._batches.append(self._batch(self._rows))
+            self._first += len(self._rows)
             self._rows = []
         return self._bytes >= self.FLUSH_BYTES
 
@@ -476,11 +483,11 @@ class TableBuffer:
         except _UNWRITABLE:
             pass
         good = []
-        for row in rows:  # only when a batch failed: find the rows at fault
+        for i, row in enumerate(rows):  # only when a batch failed: find the rows at fault
             try:
                 self.schema.batch([row], rejected=self.rejected)
             except _UNWRITABLE as exc:
-                self.unwritable.append((row, f"{type(exc).__name__}: {exc}"))
+                self.unwritable.append((row, f"{type(exc).__name__}: {exc}", self._first + i))
             else:
                 good.append(row)
         return self.schema.batch(good, rejected=self.rejected)
@@ -490,8 +497,19 @@ class TableBuffer:
             self._batches.append(self._batch(self._rows))
             self._rows = []
         table = pa.Table.from_batches(self._batches, schema=self.arrow)
-        self._batches, self._bytes = [], 0
+        self._batches, self._bytes, self._first = [], 0, 0
         return table
+
+
+def unwritable_letter(stage: str, row: tuple[Any, ...], error: str) -> DeadLetter:
+    """The dead letter of a row `TableBuffer` could not hold (its id made printable)."""
+    return DeadLetter(
+        file="",
+        record_id=str(row[0]).encode("utf-8", "backslashreplace").decode(),
+        reason="unwritable_value",
+        error=f"a value the {stage} schema cannot hold: {error}",
+        stage=stage,
+    )
 
 
 class _ToTableFn(beam.DoFn):
@@ -524,16 +542,10 @@ class _ToTableFn(beam.DoFn):
 
     def _unwritable(self, windowed: bool = False):
         """Rows the buffer could not hold, as dead letters (counted as such, not as written)."""
-        for row, error in self._buffer.unwritable:
+        for row, error, _ in self._buffer.unwritable:
             key = "kept" if self.kind == "kept" else f"rejected.{reason_key(row[-1])}"
             self._counts[key] -= 1
-            letter = DeadLetter(
-                file="",
-                record_id=str(row[0]).encode("utf-8", "backslashreplace").decode(),
-                reason="unwritable_value",
-                error=f"a value the {self.stage} schema cannot hold: {error}",
-                stage=self.stage,
-            )
+            letter = unwritable_letter(self.stage, row, error)
             value = GlobalWindows.windowed_value_at_end_of_window(letter) if windowed else letter
             yield beam.pvalue.TaggedOutput("errors", value)
         self._buffer.unwritable.clear()
@@ -616,6 +628,12 @@ def worker_logs_captured(run: RunOptions):
     failed = False
     try:
         yield display
+    except WorkerFailed as exc:  # one line: the log's last line says why, the log where it is
+        sys.stderr.flush()
+        lines = Path(log_file.name).read_text(errors="replace").splitlines()
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        exc.args = (f"{exc.args[0]}; {last[:300]}" if last else exc.args[0], log_file.name)
+        raise
     except BaseException:
         failed = True
         raise
@@ -696,7 +714,11 @@ def run_pipeline(
     """
     orphans.mark_driver()
     try:
-        with beam_speedups.tuned_run(), worker_logs_captured(run) as display_stream:
+        with (
+            beam_speedups.tuned_run(),
+            worker_logs_captured(run) as display_stream,
+            watched_workers(run),
+        ):
             p = beam.Pipeline(options=pipeline_options(run, name))
             build(p)
             display = (
@@ -710,6 +732,11 @@ def run_pipeline(
             return result
     except UserError:
         raise
+    except WorkerFailed as exc:
+        where = f" (Beam log: {exc.args[1]})" if len(exc.args) > 1 else ""
+        raise UserError(
+            f"[{name}] a local worker process could not start or died: {exc.args[0]}{where}"
+        ) from None
     except Exception as exc:
         friendly = explain_runner_failure(run, exc)
         if friendly is not None:

@@ -54,17 +54,22 @@ def check_writable(output: str) -> Path:
 
 
 @contextlib.contextmanager
-def claim_output(output: str) -> Iterator[None]:
-    """Hold `output` for this run (see the module docstring); remote outputs pass through."""
+def claim_output(output: str, beside: bool = False) -> Iterator[None]:
+    """Hold `output` for this run (see the module docstring); remote outputs pass through.
+
+    `beside`: the lock is `<output>.lock` next to the folder, for a command that builds its
+    output under another name and renames it into place at the end (`tokenize`, `mix`): a
+    lock inside would go with the folder it replaces, and the next run would lock a new file.
+    """
     if "://" in output:
         yield
         return
     out = check_writable(output)
-    path = out / LOCK_NAME
+    path = out.absolute().parent / f"{out.absolute().name}.lock" if beside else out / LOCK_NAME
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise UserError(f"--output {output}: cannot create {LOCK_NAME} ({_why(exc)})") from None
+        raise UserError(f"--output {output}: cannot create {path.name} ({_why(exc)})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -57,20 +57,22 @@ class DeadLetter:
     offset: int | None = None
     record_id: str | None = None
     stage: str = ""
+    # where a reader resynchronised after damage (the next record, line, gzip member, page):
+    # how many bytes of input it skipped to get there (summed as `read.bytes_skipped`)
+    bytes_skipped: int | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "stage": self.stage,
-                "file": self.file,
-                "offset": self.offset,
-                "record_id": self.record_id,
-                "reason": self.reason,
-                "error": self.error,
-            },
-            ensure_ascii=False,
-            sort_keys=True,
-        )
+        row = {
+            "stage": self.stage,
+            "file": self.file,
+            "offset": self.offset,
+            "record_id": self.record_id,
+            "reason": self.reason,
+            "error": self.error,
+        }
+        if self.bytes_skipped is not None:
+            row["bytes_skipped"] = self.bytes_skipped
+        return json.dumps(row, ensure_ascii=False, sort_keys=True)
 
 
 Outcome = Document | Rejected | DeadLetter

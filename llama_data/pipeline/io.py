@@ -352,12 +352,15 @@ class JsonLinesReader(Reader):
                     )
                 for line in lines:
                     if isinstance(line, Exception):  # a bad gzip member; read on after it
+                        skipped = getattr(line, "skipped", None)
                         yield DeadLetter(
                             file=path,
                             offset=lineno,
                             reason="corrupt_stream",
                             error=f"{line} (after line {lineno}; the line in progress and the "
-                            "rest of the member are lost, reading resumed at the next member)",
+                            "rest of the member are lost, reading resumed at the next member"
+                            + (f", {skipped} compressed bytes on)" if skipped else ")"),
+                            bytes_skipped=skipped,
                         )
                         continue
                     lineno += 1
@@ -367,6 +370,7 @@ class JsonLinesReader(Reader):
                             offset=lineno,
                             reason="line_too_long",
                             error=f"a line of {line} bytes exceeds {MAX_LINE_BYTES}: skipped",
+                            bytes_skipped=line,
                         )
                     elif line.strip():
                         yield self._parse(line, path, fname, lineno)

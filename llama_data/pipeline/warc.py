@@ -51,10 +51,16 @@ _BOUNDARY_RE = re.compile(rb"\r?\n\r?\n(WARC/1\.\d\r?\n)")
 class CorruptMember(Exception):
     """A gzip member that could not be decompressed; `offset` is its start in the raw file."""
 
-    def __init__(self, offset: int, message: str, out_start: int = 0) -> None:
+    def __init__(self, offset: int, message: str, out_start: int = 0, resumed: int = 0) -> None:
         super().__init__(message)
         self.offset = offset
         self.out_start = out_start  # decompressed offset where the bad member's output began
+        self.resumed = max(resumed, offset)  # raw offset of the next member (or the end)
+
+    @property
+    def skipped(self) -> int:
+        """Compressed bytes skipped from the bad member's start to the next member."""
+        return self.resumed - self.offset
 
 
 class GzipMembers:
@@ -119,7 +125,10 @@ class GzipMembers:
                     # zlib may have swallowed the next members as if they were this one's data
                     self._resync(offset + 1)
                     raise CorruptMember(
-                        offset, "truncated gzip member (unexpected end of file)", self._member_out
+                        offset,
+                        "truncated gzip member (unexpected end of file)",
+                        self._member_out,
+                        self._buf_offset,
                     )
                 return b""
             if self._d is None:
@@ -129,7 +138,10 @@ class GzipMembers:
                     offset = self._buf_offset
                     self._resync(offset + 1)
                     raise CorruptMember(
-                        offset, "bytes between gzip members are not a gzip header", self._out
+                        offset,
+                        "bytes between gzip members are not a gzip header",
+                        self._out,
+                        self._buf_offset,
                     )
                 self._d = zlib.decompressobj(wbits=31)
                 self._member = bytearray()
@@ -142,7 +154,7 @@ class GzipMembers:
                 offset = self._member_offset
                 self._resync(offset + 1)
                 raise CorruptMember(
-                    offset, f"corrupt gzip member: {exc}", self._member_out
+                    offset, f"corrupt gzip member: {exc}", self._member_out, self._buf_offset
                 ) from None
             rest = self._d.unused_data if self._d.eof else self._d.unconsumed_tail
             used = len(data) - len(rest)
@@ -308,14 +320,20 @@ class _RecordParser:
                 item is None or (isinstance(item, DeadLetter) and item.reason == "truncated_record")
             ):  # the record in progress was cut by a bad gzip member: one dead letter for both
                 self.s.resume()
-                yield self._dead(
+                dead = self._dead(
                     "corrupt_gzip",
-                    f"{err} (at compressed offset {err.offset})",
+                    f"{err} (at compressed offset {err.offset}; {err.skipped} compressed bytes "
+                    "skipped to the next gzip member)",
                     item.offset if item else self.s.offset,
                 )
+                dead.bytes_skipped = err.skipped
+                yield dead
                 continue
             if item is None:
                 return
+            if isinstance(item, DeadLetter) and item.offset is not None:
+                # a bad record: reading resumes here, so what lies between was skipped
+                item.bytes_skipped = max(0, self.s.offset - item.offset)
             yield item
             if self._pending is not None:
                 yield self._pending
@@ -422,6 +440,7 @@ class _RecordParser:
                 f"{s.offset - junk} bytes that are not a WARC record, skipped",
                 junk,
             )
+            self._pending.bytes_skipped = s.offset - junk
         elif not self._at_boundary():
             m = _BOUNDARY_RE.search(payload)
             if m:  # Content-Length too large: the next record starts inside this payload

@@ -4,6 +4,7 @@ becomes a dead letter and the records around it are read."""
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from pathlib import Path
 
@@ -92,6 +93,7 @@ def test_overlong_json_line_is_skipped_unread(tmp_path: Path, monkeypatch, ext: 
     assert [o.id for o in out if isinstance(o, Document)] == [f"d{i}" for i in range(6)]
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert (dead.reason, dead.offset) == ("line_too_long", 4) and "5013 bytes" in dead.error
+    assert dead.bytes_skipped == 5013
 
 
 @pytest.mark.parametrize("ext", ["jsonl.gz", "jsonl.zst"])
@@ -143,3 +145,169 @@ def test_json_lines_bomb_stops_at_the_inflation_budget(
     assert [o.id for o in out if isinstance(o, Document)] == ["d0", "d1", "d2"]
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert dead.reason == "decompression_limit" and "100:1" in dead.error
+
+
+class _Padded(io.RawIOBase):
+    """`head`, then `n` zero bytes, then `tail`, as a seekable stream (py7zr sizes a member by
+    seeking), so a bomb of gigabytes is compressed without ever being held."""
+
+    def __init__(self, head: bytes, n: int, tail: bytes) -> None:
+        self.head, self.n, self.tail, self.pos = head, n, tail, 0
+        self.size = len(head) + n + len(tail)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = (0, self.pos, self.size)[whence] + offset
+        return self.pos
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        k = max(0, min(len(b), self.size - self.pos))
+        out = bytearray(k)
+        zeros_at, tail_at = len(self.head), len(self.head) + self.n
+        p, j = self.pos, 0
+        while j < k:
+            if p < zeros_at:
+                m = min(k - j, zeros_at - p)
+                out[j : j + m] = self.head[p : p + m]
+            elif p < tail_at:
+                m = min(k - j, tail_at - p)  # zeros: already there
+            else:
+                m = min(k - j, self.size - p)
+                out[j : j + m] = self.tail[p - tail_at : p - tail_at + m]
+            j, p = j + m, p + m
+        b[:k] = out
+        self.pos += k
+        return k
+
+
+def seven_zip_bomb(path: Path, zeros: int, method: str) -> Path:
+    """A site archive whose Posts.xml is a question, then an answer whose body is `zeros` zero
+    bytes (zstd: ~32,000:1; LZMA2: ~7,000:1)."""
+    import py7zr
+
+    head = (
+        b'<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'
+        b'  <row Id="1" PostTypeId="1" Score="1" Title="Q" Body="&lt;p&gt;q&lt;/p&gt;" />\n'
+        b'  <row Id="9" PostTypeId="2" ParentId="1" Body="'
+    )
+    filters = {"zstd": [{"id": py7zr.FILTER_ZSTD}],
+               "lzma2": [{"id": py7zr.FILTER_LZMA2, "preset": 0}]}[method]  # fmt: skip
+    with py7zr.SevenZipFile(path, "w", filters=filters) as z:
+        z.writef(io.BufferedReader(_Padded(head, zeros, b'" />\n</posts>\n'), 1 << 20), "Posts.xml")
+    return path
+
+
+@pytest.mark.slow
+def test_7z_bomb_in_bounded_memory(tmp_path: Path) -> None:
+    """1.2 GiB of zeros in a 40 KB zstd-compressed .7z (py7zr inflates zstd without an output
+    bound: the reader feeds it 256 bytes at a time), read at the default budget (1 GiB) in a
+    process of its own: the question before the bomb is kept, the rest is a
+    `decompression_limit` dead letter, and the peak RSS stays far below the bomb."""
+    import json
+    import subprocess
+    import sys
+
+    path = seven_zip_bomb(tmp_path / "z.stackexchange.com.7z", 1200 << 20, "zstd")
+    assert path.stat().st_size < 1 << 20
+    code = (
+        "import json, resource, sys\n"
+        "from llama_data.pipeline.stackexchange.reader import StackExchangeReader\n"
+        "out = list(StackExchangeReader().read_path(sys.argv[1]))\n"
+        "print(json.dumps({'docs': [o.id for o in out if not hasattr(o, 'reason')],\n"
+        "                  'dead': [o.reason for o in out if hasattr(o, 'reason')],\n"
+        "                  'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10}))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout)
+    assert got["docs"] == ["z.stackexchange.com/1"]
+    assert got["dead"] == ["row_too_large", "decompression_limit"]
+    assert got["rss"] < 512 << 20, got["rss"]
+
+
+def test_7z_budget_keeps_what_comes_before_it(tmp_path: Path) -> None:
+    """LZMA2 inflates up to 128 MB a step: the limit cuts inside a step, and the bytes before
+    it (the question) still reach the reader."""
+    from llama_data.pipeline.stackexchange.reader import iter_7z_member, iter_posts
+
+    path = seven_zip_bomb(tmp_path / "l.stackexchange.com.7z", 256 << 20, "lzma2")
+    with open(path, "rb") as raw:
+        out = list(iter_posts(iter_7z_member(raw, limit=64 << 20), str(path)))
+    assert [o.id for o in out if not isinstance(o, DeadLetter)] == [1]
+    [dead] = [o for o in out if isinstance(o, DeadLetter)]
+    assert dead.reason == "decompression_limit" and str(64 << 20) in dead.error
+
+
+def test_reading_a_7z_leaves_py7zr_defaults_alone(tmp_path: Path) -> None:
+    """The small blocks that keep the posts before damage are given to each archive's own
+    decompressors, never by changing py7zr's process-wide default."""
+    import py7zr.compressor
+    import py7zr.properties
+
+    from llama_data.pipeline.stackexchange.reader import StackExchangeReader
+
+    before = py7zr.properties.get_default_blocksize()
+    path = seven_zip_bomb(tmp_path / "s.stackexchange.com.7z", 1 << 20, "lzma2")
+    list(StackExchangeReader().read_path(str(path)))
+    assert py7zr.compressor.get_default_blocksize is py7zr.properties.get_default_blocksize
+    assert py7zr.compressor.get_default_blocksize() == before > 64 << 10
+
+
+def _paper(i: int) -> bytes:
+    tex = f"\\documentclass{{article}}\\begin{{document}}\\section{{S}} Paper {i} text.\\end{{document}}"
+    return gzip.compress(tex.encode())
+
+
+@pytest.mark.slow
+def test_arxiv_bombs_in_bounded_memory(tmp_path: Path) -> None:
+    """1 GiB of zeros as a per-paper `.gz` (cut at the paper limit, 256 MiB: `too_large`), and
+    1.1 GiB of zeros as a member of a re-compressed bulk `.tar.gz` after a good paper (its
+    stream stops at the inflation budget: a `decompression_limit` dead letter after the paper),
+    read in a process of its own whose peak RSS stays far below the bombs."""
+    import json
+    import subprocess
+    import sys
+    import tarfile
+
+    single = tmp_path / "2101.00002.gz"
+    with gzip.open(single, "wb", compresslevel=1) as f:
+        for _ in range(1024):
+            f.write(bytes(1 << 20))
+    bulk = tmp_path / "arXiv_src_2101_001.tar.gz"
+    with tarfile.open(bulk, "w:gz", compresslevel=1) as tf:
+        good = _paper(1)
+        info = tarfile.TarInfo("2101/2101.00001.gz")
+        info.size = len(good)
+        tf.addfile(info, io.BytesIO(good))
+        info = tarfile.TarInfo("2101/zeros.bin")
+        info.size = 1100 << 20
+        tf.addfile(info, io.BufferedReader(_Padded(b"", info.size, b""), 1 << 20))
+    assert single.stat().st_size + bulk.stat().st_size < 16 << 20
+    # deflate never passes ~1030:1, so gzip alone never trips the 1000:1 budget (meant for
+    # zstd, bz2 and xz layers): in the reading process it is 100:1 (past the same 1 GiB floor)
+    code = (
+        "import json, resource, sys\n"
+        "from llama_data.pipeline import io\n"
+        "io.MAX_INFLATION = 100\n"
+        "from llama_data.pipeline.arxiv.reader import ArxivReader\n"
+        "out = [o for p in sys.argv[1:] for o in ArxivReader().read_path(p)]\n"
+        "print(json.dumps({'docs': [[o.id, o.meta.get('skip')] for o in out if hasattr(o, 'text')],\n"
+        "                  'dead': [o.reason for o in out if hasattr(o, 'reason')],\n"
+        "                  'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10}))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(single), str(bulk)], capture_output=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout)
+    assert got["docs"] == [["arxiv/2101.00002", "too_large"], ["arxiv/2101.00001", None]]
+    assert got["dead"] == ["decompression_limit"]
+    assert got["rss"] < 768 << 20, got["rss"]

@@ -37,6 +37,7 @@ def test_wet_content_length_past_the_end(tmp_path: Path, length: int, gz: bool) 
     assert [d.meta["url"] for d in docs] == [f"http://{i}.test/" for i in range(9) if i != 1]
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert dead.reason == "content_length_mismatch" and "bytes skipped" in dead.error
+    assert dead.bytes_skipped == len(records[1])  # from its start to the next record
 
 
 def _zstd_blocks(frame: bytes) -> list[int]:
@@ -97,6 +98,7 @@ def test_jsonl_gz_reads_on_after_a_corrupt_member(tmp_path: Path) -> None:
     dead = [o for o in out if isinstance(o, DeadLetter)]
     assert [d.reason for d in dead] == ["corrupt_stream"]
     assert "resumed at the next member" in dead[0].error
+    assert dead[0].bytes_skipped == len(bad)  # the bad member, to the next one's header
 
 
 def test_deep_json_line_costs_that_line(tmp_path: Path) -> None:
@@ -148,6 +150,7 @@ def test_unclosed_wikipedia_page_costs_that_page_only(tmp_path: Path, name: str)
     assert [d.meta["title"] for d in docs] == ["Page 1", "Page 3", "Page 4"]
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert dead.reason == "unclosed_page"
+    assert dead.bytes_skipped == len(pages[1])  # from its <page> to the next one
 
 
 def test_junk_between_wet_records_spares_the_record_before_it(tmp_path: Path) -> None:
@@ -171,6 +174,8 @@ def test_junk_between_wet_records_spares_the_record_before_it(tmp_path: Path) ->
     assert [d.meta["url"] for d in docs] == [f"http://{i}.test/" for i in range(4)]
     [dead] = [o for o in out if isinstance(o, DeadLetter)]
     assert dead.reason == "junk_between_records" and "bytes" in dead.error
+    assert dead.bytes_skipped == len(b"\r\n\r\n" + b"junk junk\r\nmore junk\r\n")  # with
+    # the blank lines that close the record before it
 
 
 def test_7z_damaged_mid_stream_keeps_the_posts_before_it(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.io import InflationBudget
 
 # New-style ids (0704.0001, 2101.00001v2) and old-style (hep-th/9901001 stored as hep-th9901001).
 NEW_ID_RE = re.compile(r"^(\d{4}\.\d{4,5})(v\d+)?$")
@@ -204,6 +205,47 @@ def read_container(path: str, open_raw: OpenRaw, limits: Limits = Limits()) -> I
     yield paper_from_bytes(data, path, arxiv_id, limits, gz)
 
 
+class BudgetedGzip(io.RawIOBase):
+    """A gzip stream (all its members) inflated as it is read, within the budget compressed
+    JSON lines have (`InflationBudget`: 1000:1 once past 1 GiB): past it, `DecompressionLimit`.
+    For a re-compressed bulk tar, whose members tarfile would otherwise inflate (or skip by
+    inflating) without a bound; at most 1 MiB is inflated at a time."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._in = InflationBudget(raw)
+        self._d = zlib.decompressobj(wbits=31)
+        self._pending = b""  # compressed bytes not yet inflated
+        self._inside = False  # inside a gzip member (its end not seen yet)
+        self._out = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        while not self._out:
+            if not self._pending:
+                self._pending = self._in.read(1 << 16)
+                if not self._pending:
+                    if self._inside:
+                        raise EOFError("the gzip stream ends inside a member (file cut short)")
+                    return 0
+            if self._d.eof:
+                self._d = zlib.decompressobj(wbits=31)
+            self._inside = True
+            self._out = self._d.decompress(self._pending, 1 << 20)
+            if self._d.eof:
+                self._inside = False
+                self._pending = self._d.unused_data
+            else:
+                self._pending = self._d.unconsumed_tail
+            self._in.add(len(self._out))
+        n = min(len(b), len(self._out))
+        b[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+
 def _read_tar_stream(
     path: str, open_raw: OpenRaw, limits: Limits, mode: str = "r|"
 ) -> Iterator[PaperFiles]:
@@ -212,7 +254,12 @@ def _read_tar_stream(
     A plain tar that is not a bulk tar (its members are the files of one paper) becomes one paper.
     """
     loose = PaperFiles(path, arxiv_id_from_name(path))
-    with open_raw(path) as raw, tarfile.open(fileobj=raw, mode=mode) as tf:  # type: ignore[call-overload]
+    with (
+        open_raw(path) as raw,
+        tarfile.open(  # type: ignore[call-overload]
+            fileobj=BudgetedGzip(raw) if mode == "r|gz" else raw, mode="r|"
+        ) as tf,
+    ):
         for member in tf:
             if not member.isfile():
                 continue

@@ -21,7 +21,14 @@ from llama_data.pipeline.arxiv.archive import (
 )
 from llama_data.pipeline.arxiv.project import Project, find_main, flatten
 from llama_data.pipeline.document import DeadLetter, Document
-from llama_data.pipeline.io import FileSplit, OpenRaw, Reader, ReadResult, stream_failure
+from llama_data.pipeline.io import (
+    DecompressionLimit,
+    FileSplit,
+    OpenRaw,
+    Reader,
+    ReadResult,
+    stream_failure,
+)
 
 SOURCE = "arxiv"
 
@@ -103,5 +110,12 @@ class ArxivReader(Reader):
                         reason="paper_error",
                         error=f"{type(exc).__name__}: {exc}",
                     )
+        except DecompressionLimit as exc:
+            yield DeadLetter(
+                file=path,
+                offset=count,
+                reason="decompression_limit",
+                error=f"{exc} (after {count} papers; the rest of the file is not read)",
+            )
         except (OSError, EOFError, tarfile.TarError, zlib.error, ValueError) as exc:
             yield stream_failure(path, count, exc, f"{count} papers")

@@ -20,8 +20,11 @@ from lxml import etree
 
 from llama_data.pipeline.document import DeadLetter, Document
 from llama_data.pipeline.io import (
+    INFLATION_FLOOR,
     INT64_MAX,
     INT64_MIN,
+    MAX_INFLATION,
+    DecompressionLimit,
     FileSplit,
     OpenRaw,
     Reader,
@@ -45,7 +48,8 @@ POST_TYPES = {1: "question", 2: "answer", 3: "orphaned_tag_wiki", 4: "tag_wiki_e
               5: "tag_wiki", 6: "moderator_nomination", 7: "wiki_placeholder",
               8: "privilege_wiki"}  # fmt: skip
 MAX_ROW_BYTES = 64 << 20
-SEVEN_ZIP_BLOCK = 64 << 10  # packed bytes py7zr decompresses at once (see `iter_7z_member`)
+SEVEN_ZIP_BLOCK = 64 << 10  # packed bytes py7zr decompresses at once (see `_small_blocks`)
+ZSTD_7Z_BLOCK = 256  # the same for a zstd folder, whose output py7zr does not bound
 
 # Stack Exchange's licence by the post's creation date (before 2024 dumps named it per post).
 LICENSE_CUTOFFS = (("2011-04-08", "CC BY-SA 2.5"), ("2018-05-02", "CC BY-SA 3.0"))
@@ -150,10 +154,11 @@ def parse_row(row: bytes) -> Post:
 
 def _scan_rows(
     chunks: Iterable[bytes], start: int = 0, end: int | None = None
-) -> Iterator[tuple[str, int, bytes]]:
-    """("prolog", 0, bytes) once, then ("row", offset, bytes) per `<row`, up to the next `<`
-    (`<` never occurs unescaped inside attribute values, so that is where the element ends),
-    or ("too_large", offset, head) for a row beyond MAX_ROW_BYTES, after which it resyncs.
+) -> Iterator[tuple[str, int, bytes, int]]:
+    """("prolog", 0, bytes, 0) once, then ("row", offset, bytes, 0) per `<row`, up to the next
+    `<` (`<` never occurs unescaped inside attribute values, so that is where the element
+    ends), or ("too_large", offset, head, bytes skipped) for a row beyond MAX_ROW_BYTES, after
+    which it resyncs.
 
     With `start > 0` the chunks begin at byte `start` of the file (a split): there is no prolog,
     and the rows taken are those whose `<row` begins in [start, end).
@@ -176,7 +181,7 @@ def _scan_rows(
         while b"<row" not in buf and len(buf) <= MAX_ROW_BYTES and pull():
             pass
         first = buf.find(b"<row")
-        yield "prolog", 0, bytes(buf[: first if first >= 0 else len(buf)])
+        yield "prolog", 0, bytes(buf[: first if first >= 0 else len(buf)]), 0
         if first < 0:
             return
         del buf[:first]
@@ -202,20 +207,25 @@ def _scan_rows(
             stop_at = buf.find(b"<", scanned)
             scanned = len(buf)
         if stop_at < 0 and len(buf) > MAX_ROW_BYTES:
-            yield "too_large", base, bytes(buf[:200])
+            row_at, head = base, bytes(buf[:200])
             base += len(buf)
             buf.clear()
-            while pull():  # drop the rest of the row, up to the next "<"
-                k = buf.find(b"<")
-                if k >= 0:
-                    del buf[:k]
-                    base += k
-                    break
-                base += len(buf)
-                buf.clear()
+            try:
+                while pull():  # drop the rest of the row, up to the next "<"
+                    k = buf.find(b"<")
+                    if k >= 0:
+                        del buf[:k]
+                        base += k
+                        break
+                    base += len(buf)
+                    buf.clear()
+            except Exception:  # the stream failed inside the row: it is still reported
+                yield "too_large", row_at, head, base - row_at
+                raise
+            yield "too_large", row_at, head, base - row_at
         else:
             stop = stop_at if stop_at >= 0 else len(buf)
-            yield "row", base, bytes(buf[:stop]).rstrip()
+            yield "row", base, bytes(buf[:stop]).rstrip(), 0
             if stop_at < 0:
                 return
             del buf[:stop]
@@ -241,7 +251,7 @@ def iter_posts(
     last = start
     try:
         chunks = utf8_chunks(as_chunks(stream)) if start == 0 else as_chunks(stream)
-        for kind, offset, data in _scan_rows(chunks, start, end):
+        for kind, offset, data, skipped in _scan_rows(chunks, start, end):
             last = offset
             if kind == "prolog":
                 if declares_dtd(data):
@@ -262,6 +272,7 @@ def iter_posts(
                     reason="row_too_large",
                     error=f"a row longer than {MAX_ROW_BYTES} bytes: {data[:120]!r}...",
                     record_id=_row_id(data),
+                    bytes_skipped=skipped,
                 )
                 continue
             if not data.endswith(b"/>"):
@@ -284,6 +295,13 @@ def iter_posts(
                     error=f"{type(exc).__name__}: {exc}",
                     record_id=_row_id(data),
                 )
+    except DecompressionLimit as exc:
+        yield DeadLetter(
+            file=path,
+            offset=last,
+            reason="decompression_limit",
+            error=f"{exc} (after the row at byte {last}; the rest is not read)",
+        )
     except (EOFError, OSError, UnicodeDecodeError, ValueError) as exc:
         yield DeadLetter(
             file=path,
@@ -306,28 +324,64 @@ class _Stop(Exception):
     pass
 
 
-def _seven_zip_blocksize() -> int:
-    return SEVEN_ZIP_BLOCK
+def _small_blocks(archive: Any) -> None:
+    """Give each folder (compressed stream) of an opened archive a decompressor that reads
+    `SEVEN_ZIP_BLOCK` packed bytes at a time, `ZSTD_7Z_BLOCK` for zstd.
+
+    py7zr reads and decompresses packed data a block at a time (megabytes by default), and a
+    decompressor that fails on damage takes its whole block's output with it: a small archive
+    damaged anywhere lost every post, even those before the damage. Its folders take no block
+    size from `SevenZipFile`, only py7zr's process-wide default, so each folder's decompressor
+    (which py7zr creates on first use and keeps) is made here, for this archive only. py7zr's
+    zstd decompressor ignores its output bound, and zstd inflates up to ~32,000:1: 256 packed
+    bytes keep one step's output within 8 MiB.
+    """
+    from py7zr.compressor import SevenZipDecompressor, SupportedMethods
+    from py7zr.properties import FILTER_ZSTD
+
+    streams = getattr(archive.header, "main_streams", None)
+    if streams is None:
+        return
+    for folder in streams.unpackinfo.folders:
+        if not folder.files:
+            continue
+        zstd = any(SupportedMethods.get_filter_id(c) == FILTER_ZSTD for c in folder.coders)
+        folder.decompressor = SevenZipDecompressor(
+            folder.coders,
+            folder.files[0].compressed,  # what py7zr passes on first use: the packed size
+            folder.unpacksizes,
+            folder.crc,
+            folder.password,
+            blocksize=ZSTD_7Z_BLOCK if zstd else SEVEN_ZIP_BLOCK,
+        )
 
 
-def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
+def seven_zip_budget(raw: BinaryIO) -> int:
+    """How many bytes an archive's members may inflate to: `MAX_INFLATION` times its size, at
+    least `INFLATION_FLOOR` (as for compressed JSON lines)."""
+    here = raw.tell()
+    size = raw.seek(0, os.SEEK_END)
+    raw.seek(here)
+    return max(INFLATION_FLOOR, MAX_INFLATION * size)
+
+
+def iter_7z_member(
+    raw: BinaryIO, want: str = "posts.xml", limit: int | None = None
+) -> Iterator[bytes]:
     """Stream one member of a .7z archive as chunks, without holding it in memory. The archive
     is opened at once (a bad archive or a missing member raises here); chunks come lazily.
+    Past `limit` decompressed bytes (`seven_zip_budget` by default) the chunks end with
+    `DecompressionLimit`.
 
     py7zr pushes decompressed data into a writer; a thread runs the extraction into a bounded
-    queue so that the caller pulls chunks at its own pace.
+    queue (of 1 MiB pieces) so that the caller pulls chunks at its own pace.
     """
     import py7zr
-    import py7zr.compressor
+    from py7zr.exceptions import DecompressionBombError
     from py7zr.io import NullIO, Py7zIO, WriterFactory
 
-    # py7zr reads and decompresses packed data a block at a time (megabytes by default), and a
-    # decompressor that fails on damage takes its whole block's output with it: a small archive
-    # damaged anywhere lost every post, even those before the damage. Its folders' decompressors
-    # take no block size from `SevenZipFile`, only this default; 64 KiB blocks keep what comes
-    # before the damage (process-wide, it changes only how much is read at once).
-    py7zr.compressor.get_default_blocksize = _seven_zip_blocksize
-
+    if limit is None:
+        limit = seven_zip_budget(raw)
     chunks: queue.Queue[Any] = queue.Queue(maxsize=4)
     stop = threading.Event()
     done = object()
@@ -337,17 +391,24 @@ def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
             self.n = 0
 
         def write(self, s: bytes | bytearray) -> int:
-            data = bytes(s)
-            while True:
-                if stop.is_set():
-                    raise _Stop
-                try:
-                    chunks.put(data, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
-            self.n += len(data)
-            return len(data)
+            view = memoryview(s)  # up to py7zr's step (128 MB): queued in pieces
+            over = self.n + len(view) > limit
+            if over:  # the bytes before the limit still go to the reader
+                view = view[: max(0, limit - self.n)]
+            for i in range(0, len(view), 1 << 20):
+                data = bytes(view[i : i + (1 << 20)])
+                while True:
+                    if stop.is_set():
+                        raise _Stop
+                    try:
+                        chunks.put(data, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+            self.n += len(view)
+            if over:
+                raise DecompressionLimit(f"inflate to more than {limit} bytes")
+            return len(view)
 
         def read(self, size: int | None = None) -> bytes:
             return b""
@@ -367,7 +428,11 @@ def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
                 return Sink()
             return NullIO()
 
-    archive = py7zr.SevenZipFile(raw, mode="r")
+    # py7zr checks a step's output (128 MB at most) before writing it, and counts the members
+    # skipped on the way too: with one step of slack, the sink stops at `limit` itself, after
+    # the bytes before it
+    archive = py7zr.SevenZipFile(raw, mode="r", max_extract_size=limit + (128 << 20))
+    _small_blocks(archive)
     members = archive.getnames()
     names = [n for n in members if posixpath.basename(n).lower() == want]
     if not names:
@@ -393,6 +458,10 @@ def iter_7z_member(raw: BinaryIO, want: str = "posts.xml") -> Iterator[bytes]:
                 item = chunks.get()
                 if item is done:
                     return
+                if isinstance(item, DecompressionLimit):
+                    raise DecompressionLimit(f"the archive's member {want} would {item}")
+                if isinstance(item, DecompressionBombError):
+                    raise DecompressionLimit(f"the archive's members {item}")
                 if isinstance(item, BaseException):
                     raise OSError(f"7z extraction failed: {type(item).__name__}: {item}") from item
                 yield item

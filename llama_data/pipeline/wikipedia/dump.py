@@ -294,7 +294,7 @@ class _Header:
 
 def _scan(
     chunks: Iterable[bytes], want_header: bool, start: int, end: int | StreamBoundary | None
-) -> Iterator[tuple[str, int, bytes | _Header]]:
+) -> Iterator[tuple[str, int, bytes | _Header | int]]:
     """Yield ("header", 0, _Header) once (if wanted), then ("page", offset, bytes) per page whose
     `<page>` starts in [start, end) of the decompressed stream, then ("truncated", offset, b"")
     if the stream stopped inside a page. Offsets are decompressed bytes; the stream begins at `start`.
@@ -340,7 +340,7 @@ def _scan(
             close = buf.find(b"</page>", search_from)
             reopened = buf.find(b"<page>", page_start + 6, close) if close >= 0 else -1
             if reopened >= 0:  # this page never closes: the next one begins first
-                yield "unclosed", base + page_start, b""
+                yield "unclosed", base + page_start, reopened - page_start
                 del buf[:reopened]
                 base += reopened
                 page_start, search_from = -1, 0  # found again at 0, checked against `end`
@@ -444,6 +444,7 @@ def iter_pages(
                     offset=offset,
                     reason="unclosed_page",
                     error="a <page> with no </page> before the next <page>: skipped up to it",
+                    bytes_skipped=payload if isinstance(payload, int) else None,
                 )
             else:
                 yield DeadLetter(
