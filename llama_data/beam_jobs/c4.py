@@ -5,15 +5,18 @@ page length -> one page per normalized URL (the newest) -> line and page rules -
 across the whole input -> English (langdetect at 0.99) -> bad words.
 
 The URL dedup is `ExactDedup` keyed by the normalized URL: only the pages whose URL occurs twice
-are shuffled whole. The line dedup is two shuffles of compact keys: line key -> occurrences
-(url rank, doc id), whose losers (all but the smallest) go back to their pages by a second
-shuffle keyed by doc id. No set of lines is held by one process and the winner does not depend
-on worker count or arrival order. `text_dedup = "spans"` swaps in the three-sentence-span dedup
+are shuffled whole. The line dedup shuffles compact keys: each line's winner (the smallest
+occurrence (url rank, doc id)) comes from a combiner the runner lifts (one accumulator per key
+per bundle, so a boilerplate line on millions of pages is no hot key there); the occurrences go
+to (line key, salt) groups, 64 salts by doc id, which the winner joins, and the losers (all
+occurrences but the winner) go back to their pages by a shuffle keyed by doc id. No set of lines
+is held by one process and the winner does not depend on worker count or arrival order. `text_dedup = "spans"` swaps in the three-sentence-span dedup
 of the paper's wording, built the same way.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,21 +102,119 @@ def _tagged(out: Document | Rejected) -> Any:
     return beam.pvalue.TaggedOutput("rejected", out) if isinstance(out, Rejected) else out
 
 
+FANOUT = 64
+"""Salts a line key's occurrences are spread over: a line on a million pages is decided in 64
+groups of ~16k occurrences, not one group of a million on one worker."""
+
+_OCC, _WIN = 0, 1
+
+
+def _salt(doc_id: str) -> int:
+    return zlib.crc32(doc_id.encode("utf-8", "surrogatepass")) % FANOUT
+
+
+class _WinnerFn(beam.CombineFn):
+    """Per key: (smallest occurrence, occurrences capped at 2, mask of the salts holding one).
+
+    A combiner, so the runner lifts it: each bundle sends one accumulator per distinct key
+    through the shuffle, and a boilerplate line on a million pages costs one accumulator per
+    bundle there, not a million values in one group."""
+
+    def create_accumulator(self) -> tuple[Any, int, int]:
+        return (None, 0, 0)
+
+    def add_input(self, acc: tuple[Any, int, int], value: tuple[Any, int]) -> tuple[Any, int, int]:
+        winner, n, mask = acc
+        occ, salt = tuple(value[0]), value[1]
+        return (occ if winner is None or occ < winner else winner, min(n + 1, 2), mask | 1 << salt)
+
+    def merge_accumulators(self, accs: Iterable[tuple[Any, int, int]]) -> tuple[Any, int, int]:
+        winner, n, mask = None, 0, 0
+        for w, k, m in accs:
+            if w is not None and (winner is None or w < winner):
+                winner = w
+            n, mask = min(n + k, 2), mask | m
+        return (winner, n, mask)
+
+    def extract_output(self, acc: tuple[Any, int, int]) -> tuple[Any, int, int]:
+        return acc
+
+
+class _Losers(beam.PTransform):
+    """(key, occurrence) -> (doc id, cut) for every occurrence of a key but the smallest.
+
+    The winner of each key comes from a lifted combiner (`_WinnerFn`); it goes only to the salts
+    holding an occurrence of a key seen twice; each (key, salt) group then names its losers. The
+    result is `c4.iter_losers`' over the whole key, whatever the runner's bundles or order."""
+
+    def __init__(self, what: str, doc_of: Any, cut_of: Any) -> None:
+        super().__init__()
+        self.what, self.doc_of, self.cut_of = what, doc_of, cut_of
+
+    def expand(self, occurrences):
+        doc_of, cut_of = self.doc_of, self.cut_of
+        salted = occurrences | f"Salt{self.what}s" >> beam.Map(
+            lambda kv: ((kv[0], _salt(doc_of(kv[1]))), (_OCC, kv[1]))
+        )
+        winners = (
+            occurrences
+            | f"WithSalt{self.what}s" >> beam.Map(lambda kv: (kv[0], (kv[1], _salt(doc_of(kv[1])))))
+            | f"Winner{self.what}s" >> beam.CombinePerKey(_WinnerFn())
+            | f"ToSalts{self.what}s" >> beam.FlatMap(_route_winner)
+        )
+        return (
+            (salted, winners)
+            | f"Both{self.what}s" >> beam.Flatten()
+            | f"Group{self.what}s" >> beam.GroupByKey()
+            | "Losers" >> beam.FlatMap(_salt_losers, doc_of, cut_of)
+        )
+
+
+def _route_winner(kv: tuple[Any, tuple[Any, int, int]]):
+    key, (winner, n, mask) = kv
+    if n < 2:
+        return
+    salt = 0
+    while mask:
+        if mask & 1:
+            yield (key, salt), (_WIN, winner)
+        mask >>= 1
+        salt += 1
+
+
+def _salt_losers(kv: tuple[tuple[Any, int], Iterable[Any]], doc_of: Any, cut_of: Any):
+    (key, _), values = kv
+    winner = next((tuple(v) for tag, v in values if tag == _WIN), None)
+    if winner is None:  # a key seen once
+        return
+    skipped = False
+    for tag, raw in values:
+        if tag != _OCC:
+            continue
+        occ = tuple(raw)
+        if occ == winner and not skipped:
+            skipped = True
+            continue
+        yield doc_of(occ), cut_of(key, occ)
+
+
 class _CutDedup(beam.PTransform):
     """A dedup across the input that cuts pieces out of pages: each page's (key, occurrence)
-    pairs are grouped by key, `losers` names the occurrences to cut (doc id, cut), and the cuts
-    meet their pages again for `apply`: `.kept`, `.rejected`."""
+    pairs, `_Losers` names the occurrences to cut (doc id, cut), and the cuts meet their pages
+    again for `apply`: `.kept`, `.rejected`."""
 
-    def __init__(self, what: str, occurrences: beam.DoFn, losers: Any, apply: beam.DoFn) -> None:
+    def __init__(
+        self, what: str, occurrences: beam.DoFn, doc_of: Any, cut_of: Any, apply: beam.DoFn
+    ) -> None:
         super().__init__()
-        self.what, self.occurrences, self.losers, self.apply = what, occurrences, losers, apply
+        self.what, self.occurrences, self.apply = what, occurrences, apply
+        self.doc_of, self.cut_of = doc_of, cut_of
 
     def expand(self, docs):
         cuts = (
             docs
             | f"{self.what}Keys" >> beam.ParDo(self.occurrences)
-            | f"Group{self.what}s" >> beam.GroupByKey()
-            | "Losers" >> beam.FlatMap(self.losers)
+            | f"{self.what}Losers" >> _Losers(self.what, self.doc_of, self.cut_of)
         )
         by_id = docs | "ById" >> beam.Map(lambda d: (d.id, d))
         return (
@@ -128,8 +229,12 @@ class _LineOccurrences(beam.DoFn):
         yield from c4.line_occurrences(doc)
 
 
-def _line_losers(kv: tuple[Any, Iterable[Any]]):
-    return ((doc_id, kv[0]) for _, doc_id in c4.iter_losers(kv[1]))
+def _line_doc(occ: Any) -> str:
+    return occ[1]  # (url rank, doc id)
+
+
+def _line_cut(key: Any, _occ: Any) -> Any:
+    return key
 
 
 class _ApplyLineCuts(beam.DoFn):
@@ -159,7 +264,7 @@ class LineDedup(_CutDedup):
 
     def __init__(self, stage: str, min_sentences: int = c4.MIN_SENTENCES) -> None:
         super().__init__(
-            "Line", _LineOccurrences(), _line_losers, _ApplyLineCuts(stage, min_sentences)
+            "Line", _LineOccurrences(), _line_doc, _line_cut, _ApplyLineCuts(stage, min_sentences)
         )
 
 
@@ -169,8 +274,12 @@ class _SpanOccurrences(beam.DoFn):
             yield key, (doc.id, pos)
 
 
-def _span_losers(kv: tuple[Any, Iterable[Any]]):
-    return c4.iter_span_losers(kv[1])
+def _span_doc(occ: Any) -> str:
+    return occ[0]  # (doc id, span position)
+
+
+def _span_cut(_key: Any, occ: Any) -> int:
+    return occ[1]
 
 
 class _ApplyCuts(beam.DoFn):
@@ -197,7 +306,9 @@ class SpanDedup(_CutDedup):
     """Keep one occurrence of every three-sentence span across the input: `.kept`, `.rejected`."""
 
     def __init__(self, stage: str, min_sentences: int = c4.MIN_SENTENCES) -> None:
-        super().__init__("Span", _SpanOccurrences(), _span_losers, _ApplyCuts(stage, min_sentences))
+        super().__init__(
+            "Span", _SpanOccurrences(), _span_doc, _span_cut, _ApplyCuts(stage, min_sentences)
+        )
 
 
 def make_c4_stage(

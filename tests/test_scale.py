@@ -1,0 +1,122 @@
+"""Scale-safe job graphs (issue #16): what a stage's pipeline looks like, checked on the graph
+Beam builds, not by running it.
+
+- After file expansion, the work is spread: every file-reading DoFn (`_ReadSplitFn` of
+  `ReadDocuments`, GitHub's licence rows) reads from a `Reshuffle`, so the few elements made in
+  the driver (file splits) are not all processed by the worker that made them.
+- C4's line dedup decides each line's winner with a combiner (lifted by the runner) and groups
+  a line's occurrences by (line, salt), so a boilerplate line on many pages is spread over
+  `FANOUT` groups; its result is the single-group rule's (`c4.iter_losers`).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.pipeline import PipelineVisitor
+from apache_beam.testing.util import assert_that, equal_to
+
+from llama_data.beam_jobs import c4 as c4_job
+from llama_data.beam_jobs.build import load_build_config, plan_build
+from llama_data.beam_jobs.ccnet import make_ccnet_stage
+from llama_data.beam_jobs.harness import StageContext, StageSpec
+from llama_data.beam_jobs.plan import BuildContext
+from llama_data.beam_jobs.runners import RunOptions
+from llama_data.pipeline import c4
+
+
+class _FileReads(PipelineVisitor):
+    """Every ParDo whose DoFn reads files, with whether its input comes out of a Reshuffle."""
+
+    READERS = ("_ReadSplitFn", "_LicenseRowsFn")
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[str, bool]] = []
+
+    def visit_transform(self, node) -> None:  # noqa: ANN001 - Beam's AppliedPTransform
+        t = node.transform
+        if not isinstance(t, beam.ParDo) or type(t.fn).__name__ not in self.READERS:
+            return
+        producer = next(iter(node.main_inputs.values())).producer
+        spread = False
+        while producer is not None:
+            if isinstance(producer.transform, beam.Reshuffle):
+                spread = True
+                break
+            producer = producer.parent
+        self.reads.append((node.full_label, spread))
+
+
+def _demo_stage_specs(tmp_path: Path) -> dict[str, StageSpec]:
+    """Every Beam stage of the demo build that needs no earlier stage's output, and the CCNet
+    stage (built with a model folder it never opens: the graph does not load models)."""
+    config = load_build_config(None)
+    ctx = BuildContext(config=config, output=str(tmp_path / "out"), run=RunOptions(quiet=True))
+    specs: dict[str, StageSpec] = {}
+    for step in plan_build(ctx):
+        if step.deps:
+            continue
+        spec = step.make(ctx)
+        if isinstance(spec, StageSpec):
+            specs[step.name] = spec
+    cc = config.sources["commoncrawl"]
+    specs["commoncrawl"] = make_ccnet_stage(cc.inputs, str(tmp_path / "lm"), ["en"])
+    return specs
+
+
+def test_every_stage_spreads_its_file_splits_with_a_reshuffle(tmp_path: Path) -> None:
+    specs = _demo_stage_specs(tmp_path)
+    assert {"arxiv", "books", "c4", "github", "wikipedia", "stackexchange", "commoncrawl"} <= set(
+        specs
+    )
+    for name, spec in specs.items():
+        p = beam.Pipeline()
+        ctx = StageContext(name, str(tmp_path), str(tmp_path / name), RunOptions(quiet=True))
+        spec.build(p, ctx)
+        visitor = _FileReads()
+        p.visit(visitor)
+        assert visitor.reads, f"{name}: no file read found in its graph"
+        not_spread = [label for label, spread in visitor.reads if not spread]
+        assert not not_spread, f"{name}: read without a Reshuffle before it: {not_spread}"
+
+
+def _occurrences(seed: int = 0) -> list[tuple[bytes, tuple[str, str]]]:
+    """A hot line on 3,000 pages, warm lines on a few, cold lines on one, in random order."""
+    rng = random.Random(seed)
+    occ = [(b"hot", (f"{rng.getrandbits(32):08x}", f"doc{i}")) for i in range(3000)]
+    for k in range(300):
+        for j in range(rng.randint(1, 4)):
+            occ.append((b"warm%d" % k, (f"{rng.getrandbits(32):08x}", f"w{k}-{j}")))
+    occ += [(b"cold%d" % k, ("ff", f"c{k}")) for k in range(300)]
+    # the same occurrence twice (two identical pages): only one of them is the winner
+    occ += [(b"twin", ("00", "t")), (b"twin", ("00", "t")), (b"twin", ("01", "u"))]
+    rng.shuffle(occ)
+    return occ
+
+
+def test_salted_line_losers_equal_the_single_group_rule() -> None:
+    occ = _occurrences()
+    by_key: dict[bytes, list[tuple[str, str]]] = {}
+    for key, o in occ:
+        by_key.setdefault(key, []).append(o)
+    expected = [(o[1], key) for key, os_ in by_key.items() for o in c4.iter_losers(os_)]
+    assert len(expected) > 3000
+    with beam.Pipeline() as p:
+        losers = (
+            p
+            | beam.Create(occ, reshuffle=False)
+            | c4_job._Losers("Line", c4_job._line_doc, c4_job._line_cut)
+        )
+        assert_that(losers, equal_to(expected))
+
+
+def test_the_hot_line_is_decided_in_fanout_groups() -> None:
+    occ = [(b"hot", (f"{i:08x}", f"doc{i}")) for i in range(6400)]
+    salts = {c4_job._salt(o[1]) for _, o in occ}
+    assert len(salts) == c4_job.FANOUT  # every salt used: no group holds more than ~1/64
+    sizes: dict[int, int] = {}
+    for _, o in occ:
+        sizes[c4_job._salt(o[1])] = sizes.get(c4_job._salt(o[1]), 0) + 1
+    assert max(sizes.values()) < 2 * len(occ) / c4_job.FANOUT
