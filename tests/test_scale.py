@@ -4,9 +4,9 @@ Beam builds, not by running it.
 - After file expansion, the work is spread: every file-reading DoFn (`_ReadSplitFn` of
   `ReadDocuments`, GitHub's licence rows) reads from a `Reshuffle`, so the few elements made in
   the driver (file splits) are not all processed by the worker that made them.
-- C4's line dedup decides each line's winner with a combiner (lifted by the runner) and groups
-  a line's occurrences by (line, salt), so a boilerplate line on many pages is spread over
-  `FANOUT` groups; its result is the single-group rule's (`c4.iter_losers`).
+- C4's line dedup spreads a line seen often within a bundle over up to `FANOUT` (line, salt)
+  groups, so a boilerplate line on many pages is no hot key; its result is the single-group
+  rule's (`c4.iter_losers`), whatever the bundles.
 """
 
 from __future__ import annotations
@@ -96,6 +96,13 @@ def _occurrences(seed: int = 0) -> list[tuple[bytes, tuple[str, str]]]:
     return occ
 
 
+class _Given(beam.DoFn):
+    """Occurrences given as they are (the stage derives them from each page's lines)."""
+
+    def process(self, kv):  # noqa: ANN001, ANN201
+        yield kv
+
+
 def test_salted_line_losers_equal_the_single_group_rule() -> None:
     occ = _occurrences()
     by_key: dict[bytes, list[tuple[str, str]]] = {}
@@ -103,20 +110,32 @@ def test_salted_line_losers_equal_the_single_group_rule() -> None:
         by_key.setdefault(key, []).append(o)
     expected = [(o[1], key) for key, os_ in by_key.items() for o in c4.iter_losers(os_)]
     assert len(expected) > 3000
-    with beam.Pipeline() as p:
-        losers = (
-            p
-            | beam.Create(occ, reshuffle=False)
-            | c4_job._Losers("Line", c4_job._line_doc, c4_job._line_cut)
-        )
-        assert_that(losers, equal_to(expected))
+    for chunks in (1, 7, 64):  # one bundle, or several: other occurrences salted, same losers
+        with beam.Pipeline() as p:
+            losers = (
+                p
+                | f"Chunks{chunks}" >> beam.Create([occ[i::chunks] for i in range(chunks)])
+                | beam.Reshuffle()
+                | beam.FlatMap(lambda part: part)
+                | c4_job._Losers("Line", _Given(), c4_job._line_doc, c4_job._line_cut)
+            )
+            assert_that(losers, equal_to(expected))
 
 
-def test_the_hot_line_is_decided_in_fanout_groups() -> None:
-    occ = [(b"hot", (f"{i:08x}", f"doc{i}")) for i in range(6400)]
-    salts = {c4_job._salt(o[1]) for _, o in occ}
-    assert len(salts) == c4_job.FANOUT  # every salt used: no group holds more than ~1/64
-    sizes: dict[int, int] = {}
-    for _, o in occ:
-        sizes[c4_job._salt(o[1])] = sizes.get(c4_job._salt(o[1]), 0) + 1
-    assert max(sizes.values()) < 2 * len(occ) / c4_job.FANOUT
+def test_a_hot_line_is_spread_over_fanout_groups() -> None:
+    fn = c4_job._SaltHotKeys(_Given(), c4_job._line_doc)
+    fn.setup()
+    fn.start_bundle()
+    out = [kv for i in range(6400) for kv in fn.process((b"hot", ("00", f"doc{i}")))]
+    groups: dict[tuple[bytes, int], int] = {}
+    for (key, salt), value in out:
+        groups[key, salt] = groups.get((key, salt), 0) + (value is not c4_job._MARK)
+    assert groups[b"hot", 0] == c4_job.HOT_IN_BUNDLE - 1
+    assert len(groups) == c4_job.FANOUT  # salt 0 and every other salt
+    assert max(groups.values()) < 2 * 6400 / (c4_job.FANOUT - 1)
+    marks = [v for (k, s), v in out if s == 0 and v is c4_job._MARK]
+    assert len(marks) == 1  # (hot, 0) is told once per bundle that the key was salted
+    # a line seen a few times stays in one group, with no marker
+    fn.start_bundle()
+    few = [kv for i in range(3) for kv in fn.process((b"rare", ("00", f"d{i}")))]
+    assert {k for k, _ in few} == {(b"rare", 0)} and all(v is not c4_job._MARK for _, v in few)

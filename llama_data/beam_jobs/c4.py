@@ -5,11 +5,12 @@ page length -> one page per normalized URL (the newest) -> line and page rules -
 across the whole input -> English (langdetect at 0.99) -> bad words.
 
 The URL dedup is `ExactDedup` keyed by the normalized URL: only the pages whose URL occurs twice
-are shuffled whole. The line dedup shuffles compact keys: each line's winner (the smallest
-occurrence (url rank, doc id)) comes from a combiner the runner lifts (one accumulator per key
-per bundle, so a boilerplate line on millions of pages is no hot key there); the occurrences go
-to (line key, salt) groups, 64 salts by doc id, which the winner joins, and the losers (all
-occurrences but the winner) go back to their pages by a shuffle keyed by doc id. No set of lines
+are shuffled whole. The line dedup shuffles compact keys: line key -> occurrences (url rank,
+doc id), whose losers (all but the smallest) go back to their pages by a second shuffle keyed by
+doc id. A line seen `HOT_IN_BUNDLE` times in one bundle is a hot key: its further occurrences go
+to up to 64 (line, salt) groups chosen by doc id, each names its losers but its own smallest,
+and those few smallest meet in one small group (a per-bundle pre-aggregation, as combiner
+lifting does, without a second shuffle of the lines that are not hot). No set of lines
 is held by one process and the winner does not depend on worker count or arrival order. `text_dedup = "spans"` swaps in the three-sentence-span dedup
 of the paper's wording, built the same way.
 """
@@ -103,99 +104,114 @@ def _tagged(out: Document | Rejected) -> Any:
 
 
 FANOUT = 64
-"""Salts a line key's occurrences are spread over: a line on a million pages is decided in 64
-groups of ~16k occurrences, not one group of a million on one worker."""
+"""Groups a hot key's occurrences are spread over (salt 0 and 1..FANOUT-1, by doc id)."""
 
-_OCC, _WIN = 0, 1
+HOT_IN_BUNDLE = 8
+"""Occurrences of one key within one bundle from which the next ones are salted."""
+
+_MAX_TRACKED = 1 << 20  # keys counted per bundle before the count starts afresh
+
+_MARK = None  # the value (key, 0) gets when the key has salted groups (occurrences are tuples)
 
 
 def _salt(doc_id: str) -> int:
-    return zlib.crc32(doc_id.encode("utf-8", "surrogatepass")) % FANOUT
+    return 1 + zlib.crc32(doc_id.encode("utf-8", "surrogatepass")) % (FANOUT - 1)
 
 
-class _WinnerFn(beam.CombineFn):
-    """Per key: (smallest occurrence, occurrences capped at 2, mask of the salts holding one).
+class _SaltHotKeys(beam.DoFn):
+    """(key, occurrence) -> ((key, salt), occurrence), salt 0 unless the key is hot here.
 
-    A combiner, so the runner lifts it: each bundle sends one accumulator per distinct key
-    through the shuffle, and a boilerplate line on a million pages costs one accumulator per
-    bundle there, not a million values in one group."""
+    Per bundle, a key's first `HOT_IN_BUNDLE - 1` occurrences go to salt 0; from then on they go
+    to a salt 1..FANOUT-1 chosen by doc id, and (key, 0) gets one marker saying the key has
+    salted groups. A boilerplate line on millions of pages is thus decided in up to FANOUT
+    groups instead of one; a key seen a few times stays whole in (key, 0), with no extra
+    shuffle. Which occurrences get salted depends on the bundles, the result does not
+    (`_local_losers` + `_global_losers` name every occurrence but the smallest)."""
 
-    def create_accumulator(self) -> tuple[Any, int, int]:
-        return (None, 0, 0)
+    def __init__(self, occurrences: beam.DoFn, doc_of: Any) -> None:
+        self.occurrences, self.doc_of = occurrences, doc_of
 
-    def add_input(self, acc: tuple[Any, int, int], value: tuple[Any, int]) -> tuple[Any, int, int]:
-        winner, n, mask = acc
-        occ, salt = tuple(value[0]), value[1]
-        return (occ if winner is None or occ < winner else winner, min(n + 1, 2), mask | 1 << salt)
+    def setup(self) -> None:
+        self.occurrences.setup()
 
-    def merge_accumulators(self, accs: Iterable[tuple[Any, int, int]]) -> tuple[Any, int, int]:
-        winner, n, mask = None, 0, 0
-        for w, k, m in accs:
-            if w is not None and (winner is None or w < winner):
-                winner = w
-            n, mask = min(n + k, 2), mask | m
-        return (winner, n, mask)
+    def start_bundle(self) -> None:
+        self._seen: dict[Any, int] = {}
 
-    def extract_output(self, acc: tuple[Any, int, int]) -> tuple[Any, int, int]:
-        return acc
-
-
-class _Losers(beam.PTransform):
-    """(key, occurrence) -> (doc id, cut) for every occurrence of a key but the smallest.
-
-    The winner of each key comes from a lifted combiner (`_WinnerFn`); it goes only to the salts
-    holding an occurrence of a key seen twice; each (key, salt) group then names its losers. The
-    result is `c4.iter_losers`' over the whole key, whatever the runner's bundles or order."""
-
-    def __init__(self, what: str, doc_of: Any, cut_of: Any) -> None:
-        super().__init__()
-        self.what, self.doc_of, self.cut_of = what, doc_of, cut_of
-
-    def expand(self, occurrences):
-        doc_of, cut_of = self.doc_of, self.cut_of
-        salted = occurrences | f"Salt{self.what}s" >> beam.Map(
-            lambda kv: ((kv[0], _salt(doc_of(kv[1]))), (_OCC, kv[1]))
-        )
-        winners = (
-            occurrences
-            | f"WithSalt{self.what}s" >> beam.Map(lambda kv: (kv[0], (kv[1], _salt(doc_of(kv[1])))))
-            | f"Winner{self.what}s" >> beam.CombinePerKey(_WinnerFn())
-            | f"ToSalts{self.what}s" >> beam.FlatMap(_route_winner)
-        )
-        return (
-            (salted, winners)
-            | f"Both{self.what}s" >> beam.Flatten()
-            | f"Group{self.what}s" >> beam.GroupByKey()
-            | "Losers" >> beam.FlatMap(_salt_losers, doc_of, cut_of)
-        )
+    def process(self, doc: Document):
+        seen = self._seen
+        for key, occ in self.occurrences.process(doc):
+            n = seen.get(key, 0) + 1
+            if len(seen) >= _MAX_TRACKED and n == 1:
+                seen.clear()
+            seen[key] = n
+            if n < HOT_IN_BUNDLE:
+                yield (key, 0), occ
+                continue
+            if n == HOT_IN_BUNDLE:
+                yield (key, 0), _MARK
+            yield (key, _salt(self.doc_of(occ))), occ
 
 
-def _route_winner(kv: tuple[Any, tuple[Any, int, int]]):
-    key, (winner, n, mask) = kv
-    if n < 2:
-        return
-    salt = 0
-    while mask:
-        if mask & 1:
-            yield (key, salt), (_WIN, winner)
-        mask >>= 1
-        salt += 1
-
-
-def _salt_losers(kv: tuple[tuple[Any, int], Iterable[Any]], doc_of: Any, cut_of: Any):
-    (key, _), values = kv
-    winner = next((tuple(v) for tag, v in values if tag == _WIN), None)
-    if winner is None:  # a key seen once
+def _local_losers(kv: tuple[tuple[Any, int], Iterable[Any]], doc_of: Any, cut_of: Any):
+    """One (key, salt) group: every occurrence but its smallest is a loser (the key's winner is
+    at most that one). The smallest is decided here when (key, 0) is the key's only group, else
+    sent on (tagged "winners") to meet the other groups' smallest."""
+    (key, salt), values = kv
+    winner, marked = None, salt != 0
+    for raw in values:
+        if raw is _MARK:
+            marked = True
+            continue
+        occ = tuple(raw)
+        if winner is None or occ < winner:
+            winner = occ
+    if winner is None:
         return
     skipped = False
-    for tag, raw in values:
-        if tag != _OCC:
+    for raw in values:
+        if raw is _MARK:
             continue
         occ = tuple(raw)
         if occ == winner and not skipped:
             skipped = True
             continue
         yield doc_of(occ), cut_of(key, occ)
+    if marked:
+        yield beam.pvalue.TaggedOutput("winners", (key, winner))
+
+
+def _global_losers(kv: tuple[Any, Iterable[Any]], doc_of: Any, cut_of: Any):
+    """A salted key's groups' smallest occurrences (at most FANOUT): all but the smallest lose."""
+    key, winners = kv
+    occs = sorted(tuple(w) for w in winners)
+    for occ in occs[1:]:
+        yield doc_of(occ), cut_of(key, occ)
+
+
+class _Losers(beam.PTransform):
+    """Documents -> (doc id, cut) for every occurrence of a key but the smallest (`iter_losers`
+    over each key), with hot keys spread over up to FANOUT groups (`_SaltHotKeys`)."""
+
+    def __init__(self, what: str, occurrences: beam.DoFn, doc_of: Any, cut_of: Any) -> None:
+        super().__init__()
+        self.what, self.occurrences, self.doc_of, self.cut_of = what, occurrences, doc_of, cut_of
+
+    def expand(self, docs):
+        local = (
+            docs
+            | f"{self.what}Keys" >> beam.ParDo(_SaltHotKeys(self.occurrences, self.doc_of))
+            | f"Group{self.what}s" >> beam.GroupByKey()
+            | "Losers"
+            >> beam.FlatMap(_local_losers, self.doc_of, self.cut_of).with_outputs(
+                "winners", main="losers"
+            )
+        )
+        salted = (
+            local.winners
+            | f"Salted{self.what}s" >> beam.GroupByKey()
+            | "SaltedLosers" >> beam.FlatMap(_global_losers, self.doc_of, self.cut_of)
+        )
+        return (local.losers, salted) | f"All{self.what}Losers" >> beam.Flatten()
 
 
 class _CutDedup(beam.PTransform):
@@ -211,10 +227,8 @@ class _CutDedup(beam.PTransform):
         self.doc_of, self.cut_of = doc_of, cut_of
 
     def expand(self, docs):
-        cuts = (
-            docs
-            | f"{self.what}Keys" >> beam.ParDo(self.occurrences)
-            | f"{self.what}Losers" >> _Losers(self.what, self.doc_of, self.cut_of)
+        cuts = docs | f"{self.what}Losers" >> _Losers(
+            self.what, self.occurrences, self.doc_of, self.cut_of
         )
         by_id = docs | "ById" >> beam.Map(lambda d: (d.id, d))
         return (
