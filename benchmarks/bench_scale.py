@@ -86,18 +86,42 @@ def shuffle_bytes(pipeline_proto: Any, infos: list[Any]) -> dict[str, int]:
 # inputs
 
 
+def _wet_input(folder: Path, copies: int) -> list[str]:
+    """bench_ccnet's recipe (the real WET sample, each copy with a copy-specific word on every
+    line, so copies do not dedup each other away) with a URL and record id of its own per copy
+    (C4 keeps one page per URL)."""
+    from benchmarks.bench_ccnet import _marker, _wet_member
+    from llama_data.pipeline.document import Document
+    from llama_data.pipeline.warc import WetReader
+
+    source = CORPUS / "commoncrawl" / "pages.warc.wet.gz"
+    base = [d for d in WetReader().read_path(str(source)) if isinstance(d, Document)]
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for k in range(copies):
+        mark = _marker(k)
+        path = folder / f"copy-{k:03d}.warc.wet.gz"
+        with path.open("wb") as f:
+            for d in base:
+                body = "\n".join(
+                    f"{mark} {line}" if line.strip() else line for line in d.text.split("\n")
+                )
+                url = f"{str(d.meta['url']).rstrip('/')}/{mark}"
+                rid = f"{str(d.meta['record_id']).rstrip('>')}-{k}>"
+                f.write(_wet_member(d.with_text(d.text, url=url, record_id=rid), body))
+        paths.append(str(path))
+    return paths
+
+
 def _ccnet_input(tmp: Path, copies: int) -> tuple[list[str], Path]:
-    """bench_ccnet's input (the real WET sample, copies with a copy-specific word per line) and
-    a perplexity model trained on its English pages."""
-    from benchmarks.bench_ccnet import make_input
+    """`_wet_input` and a perplexity model trained on the sample's English pages."""
     from llama_data.pipeline.ccnet.langid import LanguageId
     from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
     from llama_data.pipeline.document import Document
     from llama_data.pipeline.warc import WetReader
 
     source = CORPUS / "commoncrawl" / "pages.warc.wet.gz"
-    (tmp / "wet").mkdir(exist_ok=True)
-    paths, _ = make_input(tmp / "wet", source, copies)
+    paths = _wet_input(tmp / "wet", copies)
     docs = [d for d in WetReader().read_path(str(source)) if isinstance(d, Document)]
     english = [
         d
@@ -118,12 +142,9 @@ def make_stage(name: str, tmp: Path, scale: int):  # noqa: ANN201 - a StageSpec
         paths, lm = _ccnet_input(tmp, 3 * scale)
         return ccnet_stage_from_options(paths, str(lm), languages=["en"])
     if name == "c4-from-cc":
-        from benchmarks.bench_ccnet import make_input
         from llama_data.beam_jobs.c4 import make_c4_stage
 
-        (tmp / "wet").mkdir(exist_ok=True)
-        paths, _ = make_input(tmp / "wet", CORPUS / "commoncrawl" / "pages.warc.wet.gz", 3 * scale)
-        return make_c4_stage(paths, from_cc=True)
+        return make_c4_stage(_wet_input(tmp / "wet", 3 * scale), from_cc=True)
     if name == "wikipedia":
         from benchmarks.bench_wikipedia import build_dump
         from llama_data.beam_jobs.wikipedia import make_wikipedia_stage

@@ -139,3 +139,39 @@ def test_a_hot_line_is_spread_over_fanout_groups() -> None:
     fn.start_bundle()
     few = [kv for i in range(3) for kv in fn.process((b"rare", ("00", f"d{i}")))]
     assert {k for k, _ in few} == {(b"rare", 0)} and all(v is not c4_job._MARK for _, v in few)
+
+
+def _key(doc) -> bytes:  # noqa: ANN001
+    from llama_data.pipeline.dedup import exact_text_key
+
+    return exact_text_key(doc.text)
+
+
+def test_exact_dedup_past_its_bloom_cap_shuffles_everything_with_the_same_verdicts() -> None:
+    """The Bloom filter every worker gets grows with the duplicated keys: past
+    `max_bloom_keys` it is a 64-bit filter every key hits (every document is contested, i.e.
+    shuffled), and the verdicts stay the same."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from llama_data.beam_jobs.dedup import ExactDedup
+    from llama_data.pipeline.document import Document
+
+    # 60 texts, the first 40 twice: 80 documents share a key, 20 do not
+    docs = [Document(id=f"d{i:03d}", text=f"text {i % 60}", source="s") for i in range(100)]
+    for cap, contested in ((1 << 26, 80), (0, 100)):
+        p = beam.Pipeline()
+        out = p | beam.Create(docs) | ExactDedup(_key, "test", max_bloom_keys=cap)
+        kept = out.kept | beam.Flatten() | "KeptIds" >> beam.Map(lambda d: d.id)
+        rejected = out.rejected | "RejIds" >> beam.Map(lambda r: (r.doc.id, r.reason))
+        assert_that(kept, equal_to([f"d{i:03d}" for i in range(60)]), label="CheckKept")
+        assert_that(
+            rejected,
+            equal_to([(f"d{i:03d}", f"duplicate_of:d{i - 60:03d}") for i in range(60, 100)]),
+            label="CheckRejected",
+        )
+        result = p.run()
+        result.wait_until_finish()
+        counters = result.metrics().query(MetricsFilter().with_name("dedup.contested"))
+        seen = sum(c.committed for c in counters["counters"])
+        # with the filter: the 80 and its false positives (1%); without: every document
+        assert contested <= seen < 90 if cap else seen == contested
