@@ -182,3 +182,49 @@ def test_tokenize_with_the_tokenizer_on_s3(tmp_path, s3):
         }
     assert outs["local"] and outs["local"] == outs["remote"]
     assert [p.name for p in cached_files(tmp_path)] == ["tokenizer.model"]
+
+
+def test_processes_of_one_machine_fetch_a_model_once(tmp_path, monkeypatch):
+    """Four worker processes asking for the same model URL at once: one download (the others
+    wait on the lock and take the renamed file), the same whole file for all."""
+    import http.server
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from conftest import _RangeHandler
+
+    root = tmp_path / "www"
+    root.mkdir()
+    data = os.urandom(3 << 20)
+    (root / "model.bin").write_bytes(data)
+    gets: list[str] = []
+
+    class Counting(_RangeHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            gets.append(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a, **kw: Counting(*a, directory=str(root), **kw)
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/model.bin"
+        env = dict(os.environ, **{model_files.CACHE_ENV: str(tmp_path / "model-cache")})
+        code = "import sys; from llama_data.beam_jobs import fs; print(fs.model_file(sys.argv[1]))"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, url], env=env, stdout=subprocess.PIPE, text=True
+            )
+            for _ in range(4)
+        ]
+        paths = {p.communicate(timeout=120)[0].strip() for p in procs}
+        assert all(p.returncode == 0 for p in procs)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(paths) == 1 and Path(paths.pop()).read_bytes() == data
+    assert len(gets) == 1, gets
+    assert [p.name for p in cached_files(tmp_path)] == ["model.bin"]
