@@ -17,8 +17,8 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from llama_data.beam_jobs import fs
 from llama_data.beam_jobs.harness import StageContext, TaskSpec, run_pipeline
