@@ -175,3 +175,49 @@ def test_exact_dedup_past_its_bloom_cap_shuffles_everything_with_the_same_verdic
         seen = sum(c.committed for c in counters["counters"])
         # with the filter: the 80 and its false positives (1%); without: every document
         assert contested <= seen < 90 if cap else seen == contested
+
+
+def test_documents_of_a_large_file_that_cannot_be_split_are_spread(tmp_path: Path) -> None:
+    """A file over `spread_docs_bytes` that its reader cannot split (gzip JSON lines) has its
+    documents reshuffled after the read, so one worker reads it but all work on it; a format
+    its reader splits (a multistream bz2 dump) does not need it. The documents are the same."""
+    import gzip
+    import json
+
+    from llama_data.beam_jobs.harness import ReadDocuments
+    from llama_data.pipeline.io import DocumentReader
+    from llama_data.pipeline.wikipedia.reader import WikipediaReader
+
+    path = tmp_path / "docs.jsonl.gz"
+    path.write_bytes(
+        gzip.compress(
+            "".join(
+                json.dumps({"id": f"d{i}", "text": f"text {i}"}) + "\n" for i in range(50)
+            ).encode()
+        )
+    )
+    wiki = sorted((Path(load_build_config(None).path).parent / "wikipedia").glob("*.bz2"))[0]
+
+    def labels(p: beam.Pipeline) -> list[str]:
+        found: list[str] = []
+
+        class V(PipelineVisitor):
+            def enter_composite_transform(self, node) -> None:  # noqa: ANN001
+                if isinstance(node.transform, beam.Reshuffle):
+                    found.append(node.full_label)
+
+        p.visit(V())
+        return found
+
+    for threshold, spread in ((1 << 30, False), (0, True)):
+        p = beam.Pipeline()
+        read = p | f"Read{threshold}" >> ReadDocuments(
+            [str(path)], DocumentReader(), "test", spread_docs_bytes=threshold
+        )
+        ids = read.docs | beam.Map(lambda d: d.id)
+        assert_that(ids, equal_to([f"d{i}" for i in range(50)]))
+        assert any(label.endswith("SpreadDocs") for label in labels(p)) == spread
+        p.run().wait_until_finish()
+    p = beam.Pipeline()
+    _ = p | ReadDocuments([str(wiki)], WikipediaReader(), "test", spread_docs_bytes=0)
+    assert not any(label.endswith("SpreadDocs") for label in labels(p))
