@@ -344,7 +344,7 @@ def _child(args: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*", default=None, help="stages (and/or 'hot-line')")
-    ap.add_argument("--scale", type=int, default=int(os.environ.get("BENCH_SCALE", "2")))
+    ap.add_argument("--scale", type=int, default=int(os.environ.get("BENCH_SCALE", "6")))
     ap.add_argument("--hot-copies", type=int, default=int(os.environ.get("BENCH_HOT", "1000000")))
     ap.add_argument("--json", default=None, help="also write every result to this file")
     ap.add_argument("--child-stage", default=None, help=argparse.SUPPRESS)
