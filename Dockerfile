@@ -19,11 +19,12 @@ RUN mkdir -p /usr/local/bin \
     && rm -rf /opt/kenlm/.kenlm-build /var/lib/apt/lists/*
 
 # torch first and pinned (as the Makefile installs it), then the project and its pinned
-# dependencies; apache-beam==2.77.0 is already the image's.
+# dependencies; apache-beam==2.77.0 is already the image's. The aws and gcp extras give the
+# workers Beam's s3:// and gs:// filesystems, through which they read inputs and models.
 WORKDIR /opt/llama-data
 COPY . .
 RUN python -m pip install --no-cache-dir torch==2.13.0 \
-    && python -m pip install --no-cache-dir . \
+    && python -m pip install --no-cache-dir ".[aws,gcp]" \
     && python -c "import llama_data, kenlm, sentencepiece, fasttext; print(llama_data.__version__)" \
     && command -v lmplz && command -v build_binary
 WORKDIR /

@@ -5,15 +5,19 @@ page length -> one page per normalized URL (the newest) -> line and page rules -
 across the whole input -> English (langdetect at 0.99) -> bad words.
 
 The URL dedup is `ExactDedup` keyed by the normalized URL: only the pages whose URL occurs twice
-are shuffled whole. The line dedup is two shuffles of compact keys: line key -> occurrences
-(url rank, doc id), whose losers (all but the smallest) go back to their pages by a second
-shuffle keyed by doc id. No set of lines is held by one process and the winner does not depend
-on worker count or arrival order. `text_dedup = "spans"` swaps in the three-sentence-span dedup
+are shuffled whole. The line dedup shuffles compact keys: line key -> occurrences (url rank,
+doc id), whose losers (all but the smallest) go back to their pages by a second shuffle keyed by
+doc id. A line seen `HOT_IN_BUNDLE` times in one bundle is a hot key: its further occurrences go
+to up to 64 (line, salt) groups chosen by doc id, each names its losers but its own smallest,
+and those few smallest meet in one small group (a per-bundle pre-aggregation, as combiner
+lifting does, without a second shuffle of the lines that are not hot). No set of lines
+is held by one process and the winner does not depend on worker count or arrival order. `text_dedup = "spans"` swaps in the three-sentence-span dedup
 of the paper's wording, built the same way.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,21 +103,132 @@ def _tagged(out: Document | Rejected) -> Any:
     return beam.pvalue.TaggedOutput("rejected", out) if isinstance(out, Rejected) else out
 
 
-class _CutDedup(beam.PTransform):
-    """A dedup across the input that cuts pieces out of pages: each page's (key, occurrence)
-    pairs are grouped by key, `losers` names the occurrences to cut (doc id, cut), and the cuts
-    meet their pages again for `apply`: `.kept`, `.rejected`."""
+FANOUT = 64
+"""Groups a hot key's occurrences are spread over (salt 0 and 1..FANOUT-1, by doc id)."""
 
-    def __init__(self, what: str, occurrences: beam.DoFn, losers: Any, apply: beam.DoFn) -> None:
+HOT_IN_BUNDLE = 8
+"""Occurrences of one key within one bundle from which the next ones are salted."""
+
+_MAX_TRACKED = 1 << 20  # keys counted per bundle before the count starts afresh
+
+_MARK = None  # the value (key, 0) gets when the key has salted groups (occurrences are tuples)
+
+
+def _salt(doc_id: str) -> int:
+    return 1 + zlib.crc32(doc_id.encode("utf-8", "surrogatepass")) % (FANOUT - 1)
+
+
+class _SaltHotKeys(beam.DoFn):
+    """(key, occurrence) -> ((key, salt), occurrence), salt 0 unless the key is hot here.
+
+    Per bundle, a key's first `HOT_IN_BUNDLE - 1` occurrences go to salt 0; from then on they go
+    to a salt 1..FANOUT-1 chosen by doc id, and (key, 0) gets one marker saying the key has
+    salted groups. A boilerplate line on millions of pages is thus decided in up to FANOUT
+    groups instead of one; a key seen a few times stays whole in (key, 0), with no extra
+    shuffle. Which occurrences get salted depends on the bundles, the result does not
+    (`_local_losers` + `_global_losers` name every occurrence but the smallest)."""
+
+    def __init__(self, occurrences: beam.DoFn, doc_of: Any) -> None:
+        self.occurrences, self.doc_of = occurrences, doc_of
+
+    def setup(self) -> None:
+        self.occurrences.setup()
+
+    def start_bundle(self) -> None:
+        self._seen: dict[Any, int] = {}
+
+    def process(self, doc: Document):
+        seen = self._seen
+        for key, occ in self.occurrences.process(doc):
+            n = seen.get(key, 0) + 1
+            if len(seen) >= _MAX_TRACKED and n == 1:
+                seen.clear()
+            seen[key] = n
+            if n < HOT_IN_BUNDLE:
+                yield (key, 0), occ
+                continue
+            if n == HOT_IN_BUNDLE:
+                yield (key, 0), _MARK
+            yield (key, _salt(self.doc_of(occ))), occ
+
+
+def _local_losers(kv: tuple[tuple[Any, int], Iterable[Any]], doc_of: Any, cut_of: Any):
+    """One (key, salt) group: every occurrence but its smallest is a loser (the key's winner is
+    at most that one). The smallest is decided here when (key, 0) is the key's only group, else
+    sent on (tagged "winners") to meet the other groups' smallest."""
+    (key, salt), values = kv
+    winner, marked = None, salt != 0
+    for raw in values:
+        if raw is _MARK:
+            marked = True
+            continue
+        occ = tuple(raw)
+        if winner is None or occ < winner:
+            winner = occ
+    if winner is None:
+        return
+    skipped = False
+    for raw in values:
+        if raw is _MARK:
+            continue
+        occ = tuple(raw)
+        if occ == winner and not skipped:
+            skipped = True
+            continue
+        yield doc_of(occ), cut_of(key, occ)
+    if marked:
+        yield beam.pvalue.TaggedOutput("winners", (key, winner))
+
+
+def _global_losers(kv: tuple[Any, Iterable[Any]], doc_of: Any, cut_of: Any):
+    """A salted key's groups' smallest occurrences (at most FANOUT): all but the smallest lose."""
+    key, winners = kv
+    occs = sorted(tuple(w) for w in winners)
+    for occ in occs[1:]:
+        yield doc_of(occ), cut_of(key, occ)
+
+
+class _Losers(beam.PTransform):
+    """Documents -> (doc id, cut) for every occurrence of a key but the smallest (`iter_losers`
+    over each key), with hot keys spread over up to FANOUT groups (`_SaltHotKeys`)."""
+
+    def __init__(self, what: str, occurrences: beam.DoFn, doc_of: Any, cut_of: Any) -> None:
         super().__init__()
-        self.what, self.occurrences, self.losers, self.apply = what, occurrences, losers, apply
+        self.what, self.occurrences, self.doc_of, self.cut_of = what, occurrences, doc_of, cut_of
 
     def expand(self, docs):
-        cuts = (
+        local = (
             docs
-            | f"{self.what}Keys" >> beam.ParDo(self.occurrences)
+            | f"{self.what}Keys" >> beam.ParDo(_SaltHotKeys(self.occurrences, self.doc_of))
             | f"Group{self.what}s" >> beam.GroupByKey()
-            | "Losers" >> beam.FlatMap(self.losers)
+            | "Losers"
+            >> beam.FlatMap(_local_losers, self.doc_of, self.cut_of).with_outputs(
+                "winners", main="losers"
+            )
+        )
+        salted = (
+            local.winners
+            | f"Salted{self.what}s" >> beam.GroupByKey()
+            | "SaltedLosers" >> beam.FlatMap(_global_losers, self.doc_of, self.cut_of)
+        )
+        return (local.losers, salted) | f"All{self.what}Losers" >> beam.Flatten()
+
+
+class _CutDedup(beam.PTransform):
+    """A dedup across the input that cuts pieces out of pages: each page's (key, occurrence)
+    pairs, `_Losers` names the occurrences to cut (doc id, cut), and the cuts meet their pages
+    again for `apply`: `.kept`, `.rejected`."""
+
+    def __init__(
+        self, what: str, occurrences: beam.DoFn, doc_of: Any, cut_of: Any, apply: beam.DoFn
+    ) -> None:
+        super().__init__()
+        self.what, self.occurrences, self.apply = what, occurrences, apply
+        self.doc_of, self.cut_of = doc_of, cut_of
+
+    def expand(self, docs):
+        cuts = docs | f"{self.what}Losers" >> _Losers(
+            self.what, self.occurrences, self.doc_of, self.cut_of
         )
         by_id = docs | "ById" >> beam.Map(lambda d: (d.id, d))
         return (
@@ -128,8 +243,12 @@ class _LineOccurrences(beam.DoFn):
         yield from c4.line_occurrences(doc)
 
 
-def _line_losers(kv: tuple[Any, Iterable[Any]]):
-    return ((doc_id, kv[0]) for _, doc_id in c4.iter_losers(kv[1]))
+def _line_doc(occ: Any) -> str:
+    return occ[1]  # (url rank, doc id)
+
+
+def _line_cut(key: Any, _occ: Any) -> Any:
+    return key
 
 
 class _ApplyLineCuts(beam.DoFn):
@@ -159,7 +278,7 @@ class LineDedup(_CutDedup):
 
     def __init__(self, stage: str, min_sentences: int = c4.MIN_SENTENCES) -> None:
         super().__init__(
-            "Line", _LineOccurrences(), _line_losers, _ApplyLineCuts(stage, min_sentences)
+            "Line", _LineOccurrences(), _line_doc, _line_cut, _ApplyLineCuts(stage, min_sentences)
         )
 
 
@@ -169,8 +288,12 @@ class _SpanOccurrences(beam.DoFn):
             yield key, (doc.id, pos)
 
 
-def _span_losers(kv: tuple[Any, Iterable[Any]]):
-    return c4.iter_span_losers(kv[1])
+def _span_doc(occ: Any) -> str:
+    return occ[0]  # (doc id, span position)
+
+
+def _span_cut(_key: Any, occ: Any) -> int:
+    return occ[1]
 
 
 class _ApplyCuts(beam.DoFn):
@@ -197,7 +320,9 @@ class SpanDedup(_CutDedup):
     """Keep one occurrence of every three-sentence span across the input: `.kept`, `.rejected`."""
 
     def __init__(self, stage: str, min_sentences: int = c4.MIN_SENTENCES) -> None:
-        super().__init__("Span", _SpanOccurrences(), _span_losers, _ApplyCuts(stage, min_sentences))
+        super().__init__(
+            "Span", _SpanOccurrences(), _span_doc, _span_cut, _ApplyCuts(stage, min_sentences)
+        )
 
 
 def make_c4_stage(

@@ -49,6 +49,7 @@ from llama_data.beam_jobs.harness import (
     unpack_document,
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep
+from llama_data.pipeline import model_files
 from llama_data.pipeline.ccnet.buckets import (
     BUCKETS,
     PERCENTILES,
@@ -71,12 +72,7 @@ from llama_data.pipeline.ccnet.lines import (
     unpack_keys,
     unpack_line_keys,
 )
-from llama_data.pipeline.ccnet.perplexity import (
-    Perplexity,
-    available_languages,
-    kenlm_path,
-    sp_path,
-)
+from llama_data.pipeline.ccnet.perplexity import Perplexity, available_languages
 from llama_data.pipeline.ccnet.schema import CCNET_SCHEMA
 from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
 from llama_data.pipeline.config import default_of
@@ -298,8 +294,12 @@ def make_ccnet_stage(
     name: str = STAGE,
     source: str = "commoncrawl",
     lm_fingerprint: str = "",
+    lid_model: str | None = None,
 ) -> StageSpec:
-    """The whole CCNet stage. `cutoffs=None` computes them from the input (per language)."""
+    """The whole CCNet stage. `cutoffs=None` computes them from the input (per language).
+
+    `lm_dir` and `lid_model` may be `gs://`/`s3://` URLs: the scoring steps copy the model files
+    to each worker machine's disk once, in their setup (`model_files`, `fs.FILE_STORE`)."""
     langs = tuple(languages)
 
     def build(p, ctx: StageContext) -> StageOutputs:
@@ -312,7 +312,11 @@ def make_ccnet_stage(
         ctx.stats["line_dedup_shards"] = shards
         lines = read.docs | "LineDedup" >> LineDedup(ctx.name, groups, shards=shards)
         scored = lines.kept | "Score" >> ApplySteps(
-            [LanguageId(langs, min_lang_score), Perplexity(lm_dir, langs)], ctx.name
+            [
+                LanguageId(langs, min_lang_score, lid_model, fs.FILE_STORE),
+                Perplexity(lm_dir, langs, fs.FILE_STORE),
+            ],
+            ctx.name,
         )
         if cutoffs is None:
             cut = (
@@ -368,6 +372,7 @@ def make_ccnet_stage(
             "line_dedup_scope": f"groups of {group_files} files" if group_files else "whole input",
             "lm_dir": str(lm_dir),
             "lm": lm_fingerprint,
+            **({"lid_model": lid_model_version(lid_model)} if lid_model else {}),
         },
     )
 
@@ -402,13 +407,19 @@ class _LazyCutoffs:
 
 
 def lm_fingerprint(lm_dir: str, languages: Sequence[str]) -> str:
-    """Digest of the model files used, so a retrained LM reruns the stage."""
+    """Digest of the model files used, so a retrained LM reruns the stage (size and mtime of a
+    local file, the object store's size and time for a URL)."""
     h = hashlib.sha256()
     for lang in sorted(languages):
-        for path in (sp_path(lm_dir, lang), kenlm_path(lm_dir, lang)):
-            st = os.stat(path)
-            h.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        for name in (f"{lang}.sp.model", f"{lang}.arpa.bin"):
+            version = model_files.version_of(model_files.join(lm_dir, name), fs.FILE_STORE)
+            h.update(f"{name}:{version}".encode())
     return h.hexdigest()[:16]
+
+
+def lid_model_version(path: str) -> str:
+    """The lid model given (path and version), for the stage's fingerprint."""
+    return f"{path}@{model_files.version_of(path, fs.FILE_STORE)}"
 
 
 def ccnet_stage_from_options(
@@ -422,11 +433,17 @@ def ccnet_stage_from_options(
     cutoffs_file: str | None = None,
     group_files: int | None = None,
     name: str = STAGE,
+    lid_model: str | None = None,
 ) -> StageSpec:
-    """Validate what a user passed (models present, buckets known, cutoffs readable), then build."""
-    if not os.path.isdir(lm_dir):
+    """Validate what a user passed (models present, buckets known, cutoffs readable), then build.
+
+    `lm_dir`, `lid_model` and `cutoffs_file` may be local or `gs://`/`s3://`/`http(s)://`."""
+    if not model_files.is_remote(lm_dir) and not os.path.isdir(lm_dir):
         raise UserError(f"--lm: {lm_dir!r} is not a folder (train one with `llama-data train-lm`)")
-    have = available_languages(lm_dir)
+    try:
+        have = available_languages(lm_dir, fs.FILE_STORE)
+    except Exception as exc:  # noqa: BLE001 - an object store's own error, said in one line
+        raise UserError(f"--lm: cannot list {lm_dir!r}: {exc}") from exc
     langs = list(languages) if languages else have
     if not langs:
         raise UserError(f"--lm: no <lang>.sp.model + <lang>.arpa.bin pair in {lm_dir!r}")
@@ -444,8 +461,8 @@ def ccnet_stage_from_options(
     cutoffs = None
     if cutoffs_file:
         try:
-            cutoffs = load_cutoffs(cutoffs_file)
-        except (OSError, ValueError, KeyError, IndexError) as exc:
+            cutoffs = load_cutoffs(fs.model_file(cutoffs_file))
+        except (OSError, ValueError, KeyError, IndexError, model_files.ModelFileError) as exc:
             raise UserError(f"--cutoffs: cannot read {cutoffs_file!r}: {exc}") from exc
         lacking = [lang for lang in langs if lang not in cutoffs]
         if lacking:
@@ -461,7 +478,14 @@ def ccnet_stage_from_options(
         group_files=group_files,
         name=name,
         lm_fingerprint=lm_fingerprint(lm_dir, langs),
+        lid_model=_checked_lid_model(lid_model),
     )
+
+
+def _checked_lid_model(path: str | None) -> str | None:
+    if path and not model_files.exists(path, fs.FILE_STORE):
+        raise UserError(f"--lid-model: no file at {path!r}")
+    return path
 
 
 def plan(name: str, src: CommonCrawlConfig, ctx: BuildContext) -> list[BuildStep]:
@@ -498,6 +522,7 @@ def plan(name: str, src: CommonCrawlConfig, ctx: BuildContext) -> list[BuildStep
             cutoffs_file=src.cutoffs,
             group_files=src.dedup_group_files,
             name=name,
+            lid_model=src.lid_model,
         )
 
     steps.append(

@@ -10,7 +10,9 @@ most documents are unique. So the dedup runs in three passes over compact data f
    Bloom filter, each shard adds its keys to its own copy and the copies are OR-merged.
 3. `Route`: with the filter as a side input (~10 bits a duplicated key, 1% false positives),
    a document whose key misses is unique and goes straight to the output; a hit goes through
-   the exact document shuffle below, where the winner is picked by a stable order key.
+   the exact document shuffle below, where the winner is picked by a stable order key. The
+   side input grows with the duplicated keys, so past `MAX_BLOOM_KEYS` (67 million, an 80 MB
+   filter) it is a 64-bit filter that every key hits: every document is then shuffled.
 
 No process holds all keys: pass 1 holds a bundle's, pass 2 one shard's, and the filter is sized by
 the duplicated keys only. The verdict never depends on the filter: a false positive only sends a
@@ -54,6 +56,9 @@ from llama_data.pipeline.schema import row_to_document
 
 DEFAULT_SHARDS = 64
 BLOOM_ERROR_RATE = 0.01
+MAX_BLOOM_KEYS = 1 << 26
+"""Duplicated keys past which no filter is built (it would be given to every worker: 80 MB at
+this count); every document then goes through the document shuffle, with the same verdicts."""
 
 
 def default_order(doc: Document) -> tuple[str, ...]:
@@ -165,10 +170,20 @@ def _duplicated_in_shard(item: tuple[int, Iterable[bytes]]) -> bytes:
 
 
 class _BloomPartFn(beam.DoFn):
-    """One shard's duplicated keys in a filter sized for all of them (so the parts OR-merge)."""
+    """One shard's duplicated keys in a filter sized for all of them (so the parts OR-merge).
+
+    Past `max_keys` duplicated keys in all, the part is a 64-bit filter with every bit set, in
+    which every key hits: a side input that grows with the corpus is bounded this way, and the
+    dedup falls back to shuffling every document (a false positive never changes a verdict)."""
+
+    def __init__(self, max_keys: int = MAX_BLOOM_KEYS) -> None:
+        self.max_keys = max_keys
 
     def process(self, packed: bytes, total: int):
         if not packed:
+            return
+        if total > self.max_keys:
+            yield BloomFilter(64, 1, np.full(1, np.iinfo(np.uint64).max, dtype=np.uint64))
             return
         bloom = BloomFilter.for_capacity(total, BLOOM_ERROR_RATE)
         bloom.add(np.frombuffer(packed, dtype=np.uint64))
@@ -300,8 +315,10 @@ class ExactDedup(beam.PTransform):
         name_winner: bool = True,
         shards: int = DEFAULT_SHARDS,
         kept_files: KeptFiles | None = None,
+        max_bloom_keys: int = MAX_BLOOM_KEYS,
     ) -> None:
         super().__init__()
+        self.max_bloom_keys = max_bloom_keys
         self.key_fn = key_fn
         self.stage = stage
         self.order_fn = order_fn
@@ -338,7 +355,8 @@ class ExactDedup(beam.PTransform):
         )
         bloom = (
             duplicated
-            | "BloomParts" >> beam.ParDo(_BloomPartFn(), total=beam.pvalue.AsSingleton(total))
+            | "BloomParts"
+            >> beam.ParDo(_BloomPartFn(self.max_bloom_keys), total=beam.pvalue.AsSingleton(total))
             | "Bloom" >> beam.CombineGlobally(_UnionFn())
         )
         bloom_side = beam.pvalue.AsSingleton(bloom)

@@ -277,3 +277,35 @@ def list_files(directory: str, pattern: str = "*") -> list[str]:
 def delete_tree(directory: str) -> None:
     if FileSystems.exists(directory):
         FileSystems.delete([directory])
+
+
+class BeamFileStore:
+    """`model_files.FileStore` over Beam's FileSystems: how the steps that load a model from a
+    URL (`gs://`, `s3://`, `http(s)://`) read it on a worker. Stateless, so it pickles with them."""
+
+    def version(self, url: str) -> str:
+        try:
+            matched = FileSystems.match([url])[0].metadata_list
+        except BeamIOError as exc:
+            raise FileNotFoundError(url) from exc
+        exact = [m for m in matched if m.path == url]
+        if not exact:
+            raise FileNotFoundError(url)
+        m = exact[0]
+        return f"{int(m.size_in_bytes)}:{float(m.last_updated_in_seconds or 0):.6f}"
+
+    def open(self, url: str) -> BinaryIO:
+        return open_raw(url)
+
+    def list(self, folder: str) -> list[str]:
+        return list_files(folder.rstrip("/"))
+
+
+FILE_STORE = BeamFileStore()
+
+
+def model_file(path: str) -> str:
+    """A local copy of the model file at `path` (itself when local), fetched once per machine."""
+    from llama_data.pipeline import model_files
+
+    return str(model_files.local_file(path, FILE_STORE))

@@ -163,11 +163,19 @@ class _ReadSplitFn(beam.DoFn):
         self._progress.flush()
 
 
+SPREAD_DOCS_BYTES = 1 << 30
+"""An input file larger than this that its reader cannot split gets its documents reshuffled."""
+
+
 class ReadDocuments(beam.PTransform):
     """Files matching `patterns` -> documents (`.docs`) and dead letters (`.errors`).
 
     Files are matched in the driver (so a pattern matching nothing fails before any work), split
-    by the reader, and the splits reshuffled so that workers share them.
+    by the reader, and the splits reshuffled so that workers share them. When a file over
+    `spread_docs_bytes` cannot be split (`reader.may_split`: a 37 GB Books3 `.jsonl.zst`, Stack
+    Overflow's 20 GB `.7z`), its documents would all be worked on by the one worker reading it,
+    so the documents are reshuffled too (`SpreadDocs`): reading stays on one worker, the steps
+    after it do not.
 
     `annotate(doc, side)` is applied to each document as it is read, with `side` the singleton
     side input `side` (a lookup table built by the same pipeline, e.g. GitHub's licences): the
@@ -182,8 +190,10 @@ class ReadDocuments(beam.PTransform):
         progress_dir: str | None = None,
         annotate: Callable[[Document, Any], Document] | None = None,
         side: Any = None,
+        spread_docs_bytes: int = SPREAD_DOCS_BYTES,
     ) -> None:
         super().__init__()
+        self.spread_docs_bytes = spread_docs_bytes
         self.patterns = list(patterns)
         self.reader = reader
         self.stage = stage
@@ -211,7 +221,12 @@ class ReadDocuments(beam.PTransform):
             | "Read" >> beam.ParDo(fn, **side).with_outputs("errors", main="docs")
         )
         errors = (planned.errors, read.errors) | "Errors" >> beam.Flatten()
-        return _Tagged(docs=read.docs, errors=errors)
+        docs = read.docs
+        if any(
+            f.size > self.spread_docs_bytes and not self.reader.may_split(f.path) for f in files
+        ):
+            docs = docs | "SpreadDocs" >> beam.Reshuffle()
+        return _Tagged(docs=docs, errors=errors)
 
 
 @dataclass

@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
 
+from llama_data.beam_jobs import fs
 from llama_data.beam_jobs.harness import StageContext, TaskSpec, run_pipeline
 from llama_data.beam_jobs.plan import BuildContext, BuildStep, final_stage
 from llama_data.beam_jobs.runners import RunOptions
+from llama_data.pipeline import model_files
 from llama_data.pipeline.doc_batches import DocUnit, InputError, doc_units, expand_inputs
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.mix_shards import MixJob, ShardBuilder, finish_mix, prepare_mix
@@ -29,6 +33,7 @@ from llama_data.pipeline.report import format_table1
 from llama_data.pipeline.shards import ShardError, run_tmp_dir
 from llama_data.pipeline.token_streams import TokenStreamError, summarize, tokenize_unit
 from llama_data.pipeline.tokenizer import (
+    MODEL_NAME,
     Tokenizer,
     TokenizerError,
     resolve_model_path,
@@ -42,7 +47,8 @@ class _TokenizeUnitFn(beam.DoFn):
         self.out_dir = out_dir
 
     def setup(self) -> None:
-        self._tokenizer = Tokenizer(self.model_path)
+        # a gs:// / s3:// model is copied to this machine's disk once (model_files)
+        self._tokenizer = Tokenizer(fs.model_file(self.model_path))
         self._tokenizer.sp  # noqa: B018 - load the model once per worker
         self._docs = Metrics.counter("tokenize", "documents")
         self._tokens = Metrics.counter("tokenize", "tokens")
@@ -62,7 +68,18 @@ def run_tokenize(
     inputs: Sequence[str], tokenizer: str, output: str, run: RunOptions
 ) -> dict[str, Any]:
     """Tokenize every document of the inputs into OUTPUT/<source>/part-*.arrow + sources.json."""
-    model = resolve_model_path(tokenizer)
+    if model_files.is_remote(tokenizer):
+        # the driver reads the model too (vocabulary size): through the run's S3/GCS options
+        FileSystems.set_options(PipelineOptions(list(run.pipeline_args)))
+        url = tokenizer if tokenizer.endswith(".model") else model_files.join(tokenizer, MODEL_NAME)
+        try:
+            model = Path(fs.model_file(url))
+        except (OSError, model_files.ModelFileError) as exc:
+            raise UserError(f"--tokenizer: cannot read {url}: {exc}") from exc
+        shown, given = url, url
+    else:
+        model = resolve_model_path(tokenizer)
+        shown, given = str(model.resolve()), str(model)
     paths = expand_inputs(list(inputs))
     if not paths:
         raise UserError(f"tokenize: no input files match {list(inputs)}")
@@ -78,10 +95,10 @@ def run_tokenize(
             p
             | "Units" >> beam.Create(items)
             | "Spread" >> beam.Reshuffle()
-            | "Encode" >> beam.ParDo(_TokenizeUnitFn(str(model), str(tmp)))
+            | "Encode" >> beam.ParDo(_TokenizeUnitFn(given, str(tmp)))
         ),
     )
-    info = {"path": str(model.resolve()), **tok.describe()}
+    info = {"path": shown, **tok.describe()}
     summary = summarize(tmp, info)
     summary["units"] = len(units)
     if out.exists():

@@ -35,7 +35,7 @@ from llama_data.beam_jobs.harness import (
     TaskSpec,
 )
 from llama_data.beam_jobs.plan import BuildContext, BuildStep
-from llama_data.pipeline import wikiref
+from llama_data.pipeline import model_files, wikiref
 from llama_data.pipeline.config import WikirefSection
 from llama_data.pipeline.document import Document
 from llama_data.pipeline.errors import UserError
@@ -305,7 +305,7 @@ def make_filter_stage(
 ) -> StageSpec:
     """Score documents with the classifier; reject `not_wikiref` under `threshold`."""
     model_path = wikiref.resolve_model_path(model)
-    if not fs.exists(model_path):
+    if not model_files.exists(model_path, fs.FILE_STORE):
         raise UserError(
             f"--model: no wikiref model at {model_path} (train one with `llama-data train-wikiref`)"
         )
@@ -315,13 +315,18 @@ def make_filter_stage(
             inputs, DocumentReader(source), ctx.name, ctx.progress_dir
         )
         scored = read.docs | "Score" >> ApplySteps(
-            [wikiref.WikirefScoreStep(model_path, threshold)], ctx.name
+            [wikiref.WikirefScoreStep(model_path, threshold, fs.FILE_STORE)], ctx.name
         )
         return StageOutputs(
             kept=scored.kept, rejected=[scored.rejected], errors=[read.errors, scored.errors]
         )
 
-    model_sha = wikiref.file_sha256(model_path) if os.path.exists(model_path) else model_path
+    # a local model by content; a URL by the store's size and time (not read in the driver)
+    model_sha = (
+        wikiref.file_sha256(model_path)
+        if os.path.exists(model_path)
+        else f"{model_path}@{model_files.version_of(model_path, fs.FILE_STORE)}"
+    )
     return StageSpec(
         name=name,
         build=build,

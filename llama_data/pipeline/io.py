@@ -305,6 +305,12 @@ class Reader:
     def splits(self, path: str, size: int, open_raw: OpenRaw) -> list[FileSplit]:
         return [FileSplit(path)]
 
+    def may_split(self, path: str) -> bool:
+        """Whether `splits` may cut this file into byte ranges (judged by its name alone, in the
+        driver): a large file that cannot be split is read by one worker, so the engine spreads
+        its documents before the work on them."""
+        return False
+
     def read(self, split: FileSplit, open_raw: OpenRaw) -> ReadResult:
         raise NotImplementedError
 

@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import pyarrow as pa
 
+from llama_data.pipeline import model_files
 from llama_data.pipeline.digest import file_sha256
 from llama_data.pipeline.document import Document, Outcome, Rejected
 from llama_data.pipeline.io import DocumentReader, FileSplit, OpenRaw, Reader, ReadResult
@@ -670,7 +671,12 @@ def train_and_evaluate(
 
 
 def resolve_model_path(path: str) -> str:
-    """A model directory (with model.bin from train-wikiref) or a fastText .bin/.ftz file."""
+    """A model directory (with model.bin from train-wikiref) or a fastText .bin/.ftz file; a
+    `gs://`/`s3://` URL not ending in .bin/.ftz is taken as a directory."""
+    if model_files.is_remote(path):
+        if path.endswith((".bin", ".ftz")):
+            return path
+        return model_files.join(path, "model.bin")
     if os.path.isdir(path):
         return os.path.join(path, "model.bin")
     return path
@@ -683,14 +689,21 @@ class WikirefScoreStep(Step):
     name = "wikiref"
     _model: Any = None
 
-    def __init__(self, model_path: str, threshold: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        model_path: str,
+        threshold: float = DEFAULT_THRESHOLD,
+        store: model_files.FileStore | None = None,
+    ) -> None:
         self.model_path = model_path
         self.threshold = threshold
+        self.store = store  # reads a gs:// / s3:// model (copied to local disk in setup)
 
     def setup(self) -> None:
         import fasttext
 
-        self._model = fasttext.load_model(resolve_model_path(self.model_path))
+        local = model_files.local_file(resolve_model_path(self.model_path), self.store)
+        self._model = fasttext.load_model(str(local))
 
     def process(self, doc: Document) -> Outcome:
         return self.process_batch([doc])[0]

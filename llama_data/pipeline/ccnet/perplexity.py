@@ -10,7 +10,9 @@ numbers, 17-68% lower on real pages, and cc_net's published cutoffs would bucket
 
 A model directory holds `<lang>.sp.model` and `<lang>.arpa.bin`: cc_net's names, so cc_net's
 published Wikipedia models (`lm_sp/`) work as they are, with its `cutoff.csv`. `train-lm` adds a
-`<lang>.card.json`, which is not needed to score.
+`<lang>.card.json`, which is not needed to score. The directory may be a `gs://`/`s3://` prefix:
+given a `FileStore`, each worker machine copies the two files to local disk once
+(`model_files`), since KenLM memory-maps a local file.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from llama_data.pipeline import model_files
 from llama_data.pipeline.document import Document, Outcome, Rejected
 from llama_data.pipeline.normalize import normalize_for_lm
 from llama_data.pipeline.steps import Step
@@ -35,8 +38,15 @@ def card_path(lm_dir: str | Path, lang: str) -> Path:
     return Path(lm_dir) / f"{lang}.card.json"
 
 
-def available_languages(lm_dir: str | Path) -> list[str]:
-    """Languages with both model files in `lm_dir`."""
+def available_languages(
+    lm_dir: str | Path, store: model_files.FileStore | None = None
+) -> list[str]:
+    """Languages with both model files in `lm_dir` (a local folder, or a URL prefix read
+    through `store`)."""
+    if model_files.is_remote(lm_dir):
+        names = set(model_files.list_names(lm_dir, store))
+        langs = [n.removesuffix(".arpa.bin") for n in names if n.endswith(".arpa.bin")]
+        return sorted(lang for lang in langs if f"{lang}.sp.model" in names)
     d = Path(lm_dir)
     langs = [p.name.removesuffix(".arpa.bin") for p in d.glob("*.arpa.bin")]
     return sorted(lang for lang in langs if sp_path(d, lang).is_file())
@@ -52,13 +62,17 @@ def perplexity(log10_prob: float, tokens: int) -> float:
 class LanguageModel:
     """A SentencePiece model and a KenLM model for one language, loaded lazily."""
 
-    def __init__(self, lm_dir: str | Path, lang: str) -> None:
+    def __init__(
+        self, lm_dir: str | Path, lang: str, store: model_files.FileStore | None = None
+    ) -> None:
         import kenlm
         import sentencepiece as spm
 
         self.lang = lang
-        self.sp = spm.SentencePieceProcessor(model_file=str(sp_path(lm_dir, lang)))
-        self.lm = kenlm.Model(str(kenlm_path(lm_dir, lang)))
+        sp = model_files.local_file(model_files.join(lm_dir, f"{lang}.sp.model"), store)
+        lm = model_files.local_file(model_files.join(lm_dir, f"{lang}.arpa.bin"), store)
+        self.sp = spm.SentencePieceProcessor(model_file=str(sp))
+        self.lm = kenlm.Model(str(lm))
 
     def doc_score(self, text: str) -> tuple[float, int]:
         """(log10 p, predicted tokens) of a whole page, as cc_net's SentencePiece + DocLM."""
@@ -97,13 +111,21 @@ class Perplexity(Step):
     name = "perplexity"
     _models: dict[str, LanguageModel] | None = None
 
-    def __init__(self, lm_dir: str, languages: Iterable[str]) -> None:
+    def __init__(
+        self,
+        lm_dir: str,
+        languages: Iterable[str],
+        store: model_files.FileStore | None = None,
+    ) -> None:
         self.lm_dir = str(lm_dir)
         self.languages = tuple(languages)
+        self.store = store  # reads a gs:// / s3:// lm_dir (copied to local disk in setup)
 
     def setup(self) -> None:
         if self._models is None:
-            self._models = {lang: LanguageModel(self.lm_dir, lang) for lang in self.languages}
+            self._models = {
+                lang: LanguageModel(self.lm_dir, lang, self.store) for lang in self.languages
+            }
 
     def process(self, doc: Document) -> Outcome:
         self.setup()

@@ -514,6 +514,9 @@ class StackExchangeReader(Reader):
         super().__init__(source)
         self.split_bytes = split_bytes
 
+    def may_split(self, path: str) -> bool:
+        return not path.lower().endswith(".7z") and compression_of(path) is None
+
     def splits(self, path: str, size: int, open_raw: OpenRaw) -> list[FileSplit]:
         """An extracted Posts.xml (Stack Overflow's is ~100 GB) is read in byte ranges, each
         taking the rows that start in it; archives and compressed files are read whole."""

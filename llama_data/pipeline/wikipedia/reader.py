@@ -162,6 +162,9 @@ class WikipediaReader(Reader):
 
     # -- splitting -----------------------------------------------------------------------------
 
+    def may_split(self, path: str) -> bool:
+        return compression_of(path) in (None, "bz2")
+
     def splits(self, path: str, size: int, open_raw: OpenRaw) -> list[FileSplit]:
         kind = compression_of(path)
         if kind not in (None, "bz2"):
