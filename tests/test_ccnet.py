@@ -3,6 +3,7 @@ the perplexity formula against a hand-computed KenLM score, bucket cutoffs, filt
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -175,6 +176,13 @@ def test_packed_line_hashes_are_the_line_by_line_hashes(corpus_texts: list[str])
         assert [k.to_bytes(8, "little") for k in keys.tolist()] == [
             dedup_key(h) for h in doc_hashes(text)
         ]
+        # the document dedup key, also normalized a document at a time
+        h = hashlib.sha1()
+        for line in text.split("\n"):
+            norm = " ".join(normalize_line(line).split())
+            if norm:
+                h.update(norm.encode("utf-8", "surrogatepass") + b"\n")
+        assert text_digest(text) == h.digest()[:16]
 
 
 def test_remove_packed_lines_is_remove_lines(corpus_texts: list[str]) -> None:

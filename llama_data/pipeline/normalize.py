@@ -201,20 +201,34 @@ _REMOVED_RE = re.compile(
 # the same for ASCII text, as a bytes.translate table and its deletions
 _ASCII_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _ASCII_DELETE = bytes(c for c in range(128) if chr(c) in NON_PRINTING and chr(c) != "\n")
+_ASCII_TABLE = {
+    **{ord(d): "0" for d in "123456789"},
+    **{c: None for c in _ASCII_DELETE},
+}
+
+
+def _normalized_lines(text: str) -> str:
+    """`normalize_line` of every line of `text`, joined by newlines, computed a document at a
+    time: each line is stripped, the stripped lines are joined again and the document is
+    lowercased and mapped in one pass (two regex substitutions). That is the same text line for
+    line: lowercasing never crosses a newline (a newline is not case-ignorable, so even the
+    final-sigma rule sees line ends as it does alone) and the map acts on single characters and
+    keeps the newline."""
+    joined = "\n".join([line.strip() for line in text.split("\n")]).lower()
+    if joined.isascii():
+        return joined.translate(_ASCII_TABLE)
+    return _REMOVED_RE.sub("", _DIGITS_RE.sub("0", joined))
 
 
 def packed_line_hashes(text: str) -> bytes:
     """cc_net's 8-byte hash of every line of `text` (blank lines too), concatenated: exactly
-    `hash_bytes(normalize_line(line))` for each line, but normalized a document at a time.
+    `hash_bytes(normalize_line(line))` for each line, but normalized a document at a time
+    (`_normalized_lines`; ASCII pages through `bytes.translate`).
 
     Normalizing and hashing is most of the line dedup's work (~850k lines in a 40 MB sample);
-    line by line, `str.translate` through a dict costs ~50 ns a character. Here each line is
-    stripped, the stripped lines are joined again and the document is lowercased and mapped in
-    one pass (`bytes.translate` when ASCII, two regex substitutions otherwise), then split and
-    hashed. That is the same text line for line: lowercasing never crosses a newline (a newline
-    is not case-ignorable, so even the final-sigma rule sees line ends as it does alone), the
-    map acts on single characters and keeps the newline, and a UTF-8 newline byte never occurs
-    inside another character's encoding."""
+    line by line, `str.translate` through a dict costs ~50 ns a character and a Python call per
+    line as much again. A UTF-8 newline byte never occurs inside another character's encoding,
+    so the encoded document splits into the encoded lines."""
     joined = "\n".join([line.strip() for line in text.split("\n")]).lower()
     if joined.isascii():
         data = joined.encode("ascii").translate(_ASCII_DIGITS, _ASCII_DELETE)
@@ -233,11 +247,13 @@ def line_hash(normalized: str) -> int:
 def text_digest(text: str) -> bytes:
     """16-byte digest of a whole document after normalizing each line: the exact-dedup key
     (ours: cc_net has no document dedup). Lines normalizing to nothing are skipped and
-    whitespace is collapsed, so two copies differing in a date or in layout are one document."""
-    h = hashlib.sha1()
-    for line in text.split("\n"):
-        norm = " ".join(normalize_line(line).split())
-        if norm:
-            h.update(norm.encode("utf-8", "surrogatepass"))
-            h.update(b"\n")
-    return h.digest()[:16]
+    whitespace is collapsed, so two copies differing in a date or in layout are one document.
+
+    The SHA-1 of each kept line followed by a newline, fed line by line, is the SHA-1 of those
+    lines joined by newlines plus a final one; the lines come from `_normalized_lines`."""
+    kept = [
+        n for n in (" ".join(line.split()) for line in _normalized_lines(text).split("\n")) if n
+    ]
+    if not kept:
+        return hashlib.sha1().digest()[:16]
+    return hashlib.sha1(("\n".join(kept) + "\n").encode("utf-8", "surrogatepass")).digest()[:16]
