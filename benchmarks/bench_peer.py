@@ -22,8 +22,8 @@ The cost is CPU seconds (user + system) of the process and every child it waited
 Each tool's figure is its best round (the least disturbed); the ratios are taken from those.
 Targets: ccnet >= 2.5x and c4 --from-cc >= 2x datatrove's documents per CPU-second.
 
-Writes `benchmarks/results.json` (key "peer") and `benchmarks/results.md`, the table the README
-quotes.
+Writes `benchmarks/results.json` (key "peer") and `benchmarks/results.md`, and puts that table
+between the README's `bench_peer` markers (`tests/test_readme.py` holds the two equal).
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ COPIES = int(os.environ.get("BENCH_PEER_COPIES", "40"))
 ROUNDS = int(os.environ.get("BENCH_PEER_ROUNDS", "3"))
 RESULTS_JSON = HERE / "results.json"
 RESULTS_MD = HERE / "results.md"
+README = REPO / "README.md"
+# the README quotes results.md between these two lines; the benchmark rewrites what is between
+README_BEGIN = "<!-- bench_peer: begin (written by `make bench`, benchmarks/bench_peer.py) -->"
+README_END = "<!-- bench_peer: end -->"
 
 # datatrove and what its WarcReader (warcio, cchardet, python-magic) and LanguageFilter
 # (fastText as the distribution it checks for, fasteners), its filters package (`regex`) and
@@ -206,6 +210,16 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def quote_in_readme(table: str) -> None:
+    """Put the table between the README's markers (left alone when they are missing)."""
+    text = README.read_text(encoding="utf-8")
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        return
+    head = text[: start + len(README_BEGIN)]
+    README.write_text(f"{head}\n{table}{text[end:]}", encoding="utf-8")
+
+
 def main() -> None:
     source = SAMPLE if SAMPLE.is_file() else DEMO
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -306,6 +320,7 @@ def main() -> None:
     RESULTS_JSON.write_text(json.dumps(all_results, indent=2) + "\n")
     table = markdown(results)
     RESULTS_MD.write_text(table)
+    quote_in_readme(table)
     print(table, flush=True)
     print(json.dumps({k: v for k, v in results.items() if k != "tools"}), flush=True)
 
