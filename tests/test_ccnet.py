@@ -205,6 +205,12 @@ def test_reordering_characters_written_out_are_the_computed_ones() -> None:
     if unicodedata.unidata_version != normalize._REORDERING_UNICODE:
         pytest.skip("another Unicode version: the characters are computed at run time")
     assert normalize._reordering_chars() == normalize._REORDERING_CHARS
+    # the lead-byte pre-check never hides one of them
+    for ch in normalize._REORDERING_CHARS:
+        for text in (ch, f"’ {ch} é", f"ab\u2019{ch}"):
+            assert normalize._needs_whole_string_nfd(text)
+    for text in ("’“”–… é ü ß", "Привет мир", "مرحبا", "日本語のテキスト", "emoji 😀"):
+        assert not normalize._needs_whole_string_nfd(text)
 
 
 @pytest.fixture(scope="module")
