@@ -679,3 +679,21 @@ def test_lid176_calibrated_threshold_agrees_with_langdetect_on_the_sample(corpus
             assert (c4.detect_language(p.text).why is None) == isinstance(out, Document), p.id
             compared += 1
     assert compared >= 200
+
+
+def test_line_keys_of_a_page_are_each_lines_key() -> None:
+    """`line_keys_of` hashes a page at a time; it must give `line_key` of each line (final
+    sigma at line ends, lengthening case changes, whitespace control characters, CR LF)."""
+    from llama_data.pipeline.c4.dedup import line_key, line_keys_of
+
+    texts = [
+        "",
+        "\n",
+        "ΟΔΟΣ\nΣ\nαΣ\nΣα ΑΣ.",
+        " \x1c a \x1c\n\x85x\x85 ",
+        "İstanbul\nǅ ß ﬃ",
+        "\r\n\r\nz\r",
+        f"{GOOD[0]}\n  {GOOD[1].upper()}  \n\n{GOOD[2]}",
+    ]
+    for text in texts:
+        assert line_keys_of(text) == [line_key(line) for line in text.split("\n")], repr(text)

@@ -3,6 +3,7 @@ the perplexity formula against a hand-computed KenLM score, bucket cutoffs, filt
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -25,7 +26,9 @@ from llama_data.pipeline.ccnet.lines import (
     doc_hashes,
     line_keys,
     pack_line_keys,
+    packed_line_keys,
     remove_lines,
+    remove_packed_lines,
     unpack_line_keys,
 )
 from llama_data.pipeline.ccnet.perplexity import LanguageModel, perplexity
@@ -35,6 +38,7 @@ from llama_data.pipeline.normalize import (
     line_hash,
     normalize_for_lm,
     normalize_line,
+    packed_line_hashes,
     strip_accents,
     text_digest,
 )
@@ -140,6 +144,93 @@ def test_remove_lines_keeps_unique_lines_only() -> None:
         == remove_lines(d, {scoped[1]}, keys=scoped).text
         == ("keep me\n\n• • •\nkeep me too")
     )
+
+
+# lines where a document-at-a-time normalization could go wrong: final sigma at line ends,
+# case changes that lengthen a line, digits of other scripts, control characters that are
+# whitespace to str.strip (\x1c, \x85) or are not (\x01), punctuation next to spaces at a
+# line's ends, a lone surrogate, CR LF, vertical tab and form feed
+TRICKY_TEXTS = [
+    "",
+    "\n",
+    " \x1c a \x1c\n\x85x\x85",
+    "ΟΔΟΣ\nΣ\nαΣ\nΣα ΑΣ.",
+    "İstanbul ١٢٣ ５ １\nǅ ß ﬃ",
+    " \x01 a\t \n\x7f\x9f€ \x01",
+    "a\ud800b",
+    "“Hi” — 12… ”\n …  x  « »",
+    " \u3000x\u3000 \n\xa0y\xa0",
+    "\r\n\r\nz\r",
+    "x\x0by\x0cz\n0123456789",
+]
+
+
+def test_packed_line_hashes_are_the_line_by_line_hashes(corpus_texts: list[str]) -> None:
+    """`packed_line_hashes` normalizes a document at a time; it must give, line for line,
+    `hash_bytes(normalize_line(line))` (the function the conformance suite holds to cc_net)."""
+    for text in [*TRICKY_TEXTS, *corpus_texts]:
+        expected = b"".join(hash_bytes(normalize_line(line)) for line in text.split("\n"))
+        assert packed_line_hashes(text) == expected, repr(text[:80])
+        assert doc_hashes(text) == [expected[i : i + 8] for i in range(0, len(expected), 8)]
+        keys = packed_line_keys(text)
+        assert [k.to_bytes(8, "little") for k in keys.tolist()] == [
+            dedup_key(h) for h in doc_hashes(text)
+        ]
+        # the document dedup key, also normalized a document at a time
+        h = hashlib.sha1()
+        for line in text.split("\n"):
+            norm = " ".join(normalize_line(line).split())
+            if norm:
+                h.update(norm.encode("utf-8", "surrogatepass") + b"\n")
+        assert text_digest(text) == h.digest()[:16]
+
+
+def test_remove_packed_lines_is_remove_lines(corpus_texts: list[str]) -> None:
+    import numpy as np
+
+    for i, text in enumerate([*TRICKY_TEXTS, *corpus_texts]):
+        d = doc(i, text)
+        keys = packed_line_keys(text)
+        dup = np.unique(keys)[::3]  # every third distinct key is "duplicated"
+        want = remove_lines(d, {k.to_bytes(8, "little") for k in dup.tolist()})
+        got = remove_packed_lines(d, dup, keys)
+        assert (got.text, got.meta) == (want.text, want.meta)
+
+
+def test_reordering_characters_written_out_are_the_computed_ones() -> None:
+    import unicodedata
+
+    from llama_data.pipeline import normalize
+
+    if unicodedata.unidata_version != normalize._REORDERING_UNICODE:
+        pytest.skip("another Unicode version: the characters are computed at run time")
+    assert normalize._reordering_chars() == normalize._REORDERING_CHARS
+    # the lead-byte pre-check never hides one of them
+    for ch in normalize._REORDERING_CHARS:
+        for text in (ch, f"’ {ch} é", f"ab\u2019{ch}"):
+            assert normalize._needs_whole_string_nfd(text)
+    for text in ("’“”–… é ü ß", "Привет мир", "مرحبا", "日本語のテキスト", "emoji 😀"):
+        assert not normalize._needs_whole_string_nfd(text)
+
+
+@pytest.fixture(scope="module")
+def corpus_texts() -> list[str]:
+    """The corpus's WET pages (real text in ~20 languages) and the demo's, when present."""
+    from llama_data.pipeline.warc import WetReader
+
+    root = Path(__file__).resolve().parents[1]
+    paths = [
+        root / "llama_data" / "demo" / "commoncrawl" / "demo.warc.wet.gz",
+        root.parent / "shared" / "corpus" / "commoncrawl" / "pages.warc.wet.gz",
+        root.parent / "shared" / "corpus" / "commoncrawl" / "ccnet-sample.warc.wet",
+    ]
+    return [
+        d.text
+        for p in paths
+        if p.is_file()
+        for d in WetReader().read_path(str(p))
+        if isinstance(d, Document)
+    ]
 
 
 def test_language_id_real_lid176() -> None:

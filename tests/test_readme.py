@@ -21,3 +21,11 @@ def test_reference_is_a_valid_config_shape(tmp_path):
         load_config(path)
     except Exception as exc:  # value checks (e.g. github repos + inputs) may object; keys may not
         assert "unknown key" not in str(exc) and "unknown section" not in str(exc), exc
+
+
+def test_readme_quotes_the_peer_benchmark_table():
+    """The Performance section quotes the table `make bench` last wrote (bench_peer)."""
+    readme = (REPO / "README.md").read_text()
+    begin = readme.index("<!-- bench_peer: begin")
+    block = readme[readme.index("-->", begin) + 3 : readme.index("<!-- bench_peer: end -->")]
+    assert block.strip() == (REPO / "benchmarks" / "results.md").read_text().strip()

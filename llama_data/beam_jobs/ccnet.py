@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.stats import ApproximateQuantiles
 from apache_beam.transforms.window import GlobalWindow
@@ -61,16 +62,13 @@ from llama_data.pipeline.ccnet.config import CommonCrawlConfig
 from llama_data.pipeline.ccnet.filters import MinLength, doc_dedup_key
 from llama_data.pipeline.ccnet.langid import LanguageId
 from llama_data.pipeline.ccnet.lines import (
+    HASH_DTYPE,
     LineKeyBuffer,
-    distinct_keys,
     duplicated_keys,
     finish,
-    line_keys,
-    pack_line_keys,
-    remove_lines,
+    packed_line_keys,
+    remove_packed_lines,
     route_duplicates,
-    unpack_keys,
-    unpack_line_keys,
 )
 from llama_data.pipeline.ccnet.perplexity import Perplexity, available_languages
 from llama_data.pipeline.ccnet.schema import CCNET_SCHEMA
@@ -119,16 +117,14 @@ class _LineKeysFn(beam.DoFn):
         self._buf = LineKeyBuffer()
 
     def process(self, doc: Document):
-        keys = line_keys(doc.text, _scope_prefix(doc, self.groups))
-        distinct = distinct_keys(keys)
+        keys = packed_line_keys(doc.text, _scope_prefix(doc, self.groups))
+        distinct = np.unique(keys)
         dkey = doc_key(doc)
         self._lines.inc(len(keys))
         self._pairs.inc(len(distinct))
-        self._buf.add_document(dkey, distinct)
+        self._buf.add_packed_document(dkey, distinct.tobytes())
         # the document goes to the regroup with its line keys, so they are not computed twice
-        yield beam.pvalue.TaggedOutput(
-            "docs", (dkey, (_DOC, (pack_document(doc), pack_line_keys(keys))))
-        )
+        yield beam.pvalue.TaggedOutput("docs", (dkey, (_DOC, (pack_document(doc), keys.tobytes()))))
         if self._buf.pairs() >= self.flush_pairs:
             yield from self._drain()
 
@@ -174,15 +170,14 @@ class _ApplyLineDedupFn(beam.DoFn):
     def process(self, item: tuple[bytes, Iterable[tuple[int, bytes]]]):
         # two passes over the re-iterable group: its few packed key sets, then its document(s)
         _, values = item
-        dup: set[bytes] = set()
-        for tag, packed in values:
-            if tag == _KEYS:
-                dup |= unpack_keys(packed)
+        parts = [np.frombuffer(packed, dtype=HASH_DTYPE) for tag, packed in values if tag == _KEYS]
+        dup = np.concatenate(parts) if parts else np.empty(0, dtype=HASH_DTYPE)
         for tag, payload in values:  # one per key, unless two ids collide in 8 bytes
             if tag != _DOC:
                 continue
             doc = unpack_document(payload[0])
-            out = finish(remove_lines(doc, dup, keys=unpack_line_keys(payload[1])))
+            keys = np.frombuffer(payload[1], dtype=HASH_DTYPE)
+            out = finish(remove_packed_lines(doc, dup, keys))
             d = out.doc if isinstance(out, Rejected) else out
             self._removed.inc(d.meta["original_nlines"] - d.meta["nlines"])
             self._chars_in.inc(d.meta["original_length"])

@@ -547,7 +547,7 @@ def decode_text(payload: bytes, max_bad_fraction: float = 0.01) -> tuple[str | N
 
 def _clean_text(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+    return "\n".join([line.rstrip() for line in text.split("\n")]).strip("\n")
 
 
 def _first_line(text: str) -> str:

@@ -69,9 +69,19 @@ def url_rank(url: str) -> str:
 LineOccurrence = tuple[str, str]  # (url rank, document id)
 
 
+def line_keys_of(text: str) -> list[bytes]:
+    """`line_key` of every line of `text`, in order, a page at a time: the lines are stripped,
+    joined again and lowercased and encoded once (lowercasing never crosses a newline, and a
+    UTF-8 newline byte is never part of another character), then each is hashed; no Python call
+    per line."""
+    data = "\n".join([line.strip() for line in text.split("\n")]).lower().encode("utf-8")
+    md5 = hashlib.md5
+    return [md5(line).digest() for line in data.split(b"\n")]
+
+
 def page_line_keys(text: str) -> list[bytes]:
     """The distinct line keys of a page, in order."""
-    return list(dict.fromkeys(line_key(line) for line in text.split("\n")))
+    return list(dict.fromkeys(line_keys_of(text)))
 
 
 def line_occurrences(doc: Document) -> Iterator[tuple[bytes, LineOccurrence]]:
@@ -122,8 +132,7 @@ def remove_lines(text: str, losing: Iterable[bytes]) -> LineCut:
     kept: list[str] = []
     seen: set[bytes] = set()
     n_global = n_local = 0
-    for line in text.split("\n"):
-        key = line_key(line)
+    for line, key in zip(text.split("\n"), line_keys_of(text), strict=True):
         if key in lose:
             n_global += 1
         elif key in seen:

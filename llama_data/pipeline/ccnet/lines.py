@@ -25,14 +25,15 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from llama_data.pipeline.document import Document, Rejected
-from llama_data.pipeline.normalize import hash_bytes, normalize_line
+from llama_data.pipeline.normalize import packed_line_hashes
 
 HASH_DTYPE = np.dtype("<u8")
 
 
 def doc_hashes(text: str) -> list[bytes]:
     """cc_net's 8-byte hash of each line of `text` (`compute_hashes`)."""
-    return [hash_bytes(normalize_line(line)) for line in text.split("\n")]
+    raw = packed_line_hashes(text)
+    return [raw[i : i + 8] for i in range(0, len(raw), 8)]
 
 
 def distinct_keys(keys: Iterable[bytes | None]) -> list[bytes]:
@@ -55,7 +56,21 @@ _NO_LINE = b"\xff" * 8  # never a key: keys have their top bit clear (`dedup_key
 
 def line_keys(text: str, scope: bytes = b"") -> list[bytes | None]:
     """The shuffle key of each line of `text`."""
-    return [scoped_hash(scope, h) for h in doc_hashes(text)]
+    raw = packed_line_keys(text, scope).tobytes()
+    return [raw[i : i + 8] for i in range(0, len(raw), 8)]
+
+
+def packed_line_keys(text: str, scope: bytes = b"") -> np.ndarray:
+    """The shuffle key of each line of `text` as one uint64 array (`scoped_hash` of each line's
+    hash, the top bit cleared as `dedup_key` does): the keys are computed once a document and
+    then counted, shipped and matched as arrays, never as one bytes object per line."""
+    raw = packed_line_hashes(text)
+    if scope:
+        blake = hashlib.blake2b
+        raw = b"".join(
+            [blake(scope + raw[i : i + 8], digest_size=8).digest() for i in range(0, len(raw), 8)]
+        )
+    return np.frombuffer(raw, dtype=HASH_DTYPE) & np.uint64(KEY_MASK)
 
 
 def pack_line_keys(keys: Sequence[bytes | None]) -> bytes:
@@ -88,6 +103,30 @@ def remove_lines(
         if k is not None and k not in duplicated and k not in seen:
             kept.append(line)
         seen.add(k)
+    text = "\n".join(kept)
+    return doc.with_text(
+        text,
+        original_nlines=len(lines),
+        original_length=len(doc.text),
+        nlines=len(kept),
+        length=len(text),
+    )
+
+
+def remove_packed_lines(doc: Document, duplicated: np.ndarray, keys: np.ndarray) -> Document:
+    """`remove_lines` with arrays: `keys` the document's `packed_line_keys`, `duplicated` its
+    keys seen in another document. A line is kept when it is the first occurrence of its key in
+    the document and that key is not duplicated."""
+    lines = doc.text.split("\n")
+    if len(lines) != len(keys):
+        raise ValueError(f"{len(keys)} line keys for {len(lines)} lines")
+    # seeded with the duplicated keys, `seen` rejects them and every repeat after a first
+    # occurrence (`add` returns None: a key not seen yet is added and its line kept); a set of
+    # ints beats np.unique + np.isin, whose fixed cost is most of it on a page of ~200 lines
+    seen = set(duplicated.tolist())
+    kept = [
+        line for line, k in zip(lines, keys.tolist(), strict=True) if not (k in seen or seen.add(k))
+    ]
     text = "\n".join(kept)
     return doc.with_text(
         text,
@@ -228,10 +267,14 @@ class LineKeyBuffer:
     def add_document(self, dkey: bytes, keys: Sequence[bytes]) -> None:
         """A document's distinct line keys (`distinct_keys`), each counted once (joined per
         document: one append per buffer rather than one per line)."""
-        joined = b"".join(keys)
-        self._keys += joined
-        self._docs += dkey * len(keys)
-        self.counter.add_packed(joined)
+        self.add_packed_document(dkey, b"".join(keys))
+
+    def add_packed_document(self, dkey: bytes, distinct: bytes) -> None:
+        """A document's distinct line keys, packed 8 bytes each (`np.unique` of its
+        `packed_line_keys`: the order of a document's keys does not matter to the count)."""
+        self._keys += distinct
+        self._docs += dkey * (len(distinct) // 8)
+        self.counter.add_packed(distinct)
 
     def pairs(self) -> int:
         return len(self._keys) // 8
