@@ -268,7 +268,7 @@ class _SettleFileFn(beam.DoFn):
         for row in table.filter(pa.array(hit)).to_pylist():
             doc = row_to_document(row)
             if self._recorder is not None:  # recorded again where it ends up
-                self._recorder.observe(doc, "kept", sign=-1)
+                self._recorder.unobserve(doc)
             value = (self.order_fn(doc), doc.id, pack_document(doc))
             yield beam.pvalue.TaggedOutput("contested", (self.key_fn(doc), value))
 

@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 SAMPLE_TEXT_CHARS = 1200  # text kept per sample: enough to judge a page, bounded for the report
 SAMPLE_LINES = 30  # and at most this many lines of it
 SAMPLE_FIELD_CHARS = 240  # id, reason and each meta value
@@ -52,19 +54,19 @@ class Histogram:
     by: str | None = None
     label: str = ""
 
+    def __post_init__(self) -> None:
+        span = math.log10(self.hi) - math.log10(self.lo) if self.log else self.hi - self.lo
+        object.__setattr__(self, "_scale", self.bins / span)
+        object.__setattr__(self, "_origin", math.log10(self.lo) if self.log else self.lo)
+
     def bin(self, x: float) -> int:
         if self.log:
             if x <= self.lo:
                 return 0
-            i = int((math.log10(x) - math.log10(self.lo)) * self._scale)
+            i = int((math.log10(x) - self._origin) * self._scale)
         else:
-            i = int((x - self.lo) * self._scale)
+            i = int((x - self._origin) * self._scale)
         return 0 if i < 0 else self.bins - 1 if i >= self.bins else i
-
-    @property
-    def _scale(self) -> float:
-        span = math.log10(self.hi) - math.log10(self.lo) if self.log else self.hi - self.lo
-        return self.bins / span
 
     def edges(self) -> list[float]:
         if self.log:
@@ -149,43 +151,85 @@ def clip_text(text: str) -> str:
     return head + "\n[…]" if cut else head
 
 
-def utf8_len(text: str) -> int:
-    # isascii() is O(1) on CPython's compact strings: most texts skip the encode
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
 class Recorder:
-    """One bundle's records: counter increments (`counts`) and sample candidates (`samples`).
+    """One bundle's records: counter increments (`take_counts`) and sample candidates
+    (`take_samples`).
 
-    `observe` is called for every document leaving the stage; it does a few dictionary
-    updates, so a stage's throughput barely changes (benchmarks/bench_report.py).
+    `observe` runs for every document leaving a stage, so it is kept to a few list and
+    dictionary updates (about 0.5 µs a document; benchmarks/bench_report.py): lengths go into
+    plain lists, counter names are made once per bundle, and a sample candidate costs one
+    CRC-32 unless it beats the bundle's current pick.
     """
 
     def __init__(self, spec: RecordSpec) -> None:
         self.spec = spec
-        self.counts: dict[str, int] = {}
-        self._heaps: dict[str, list[tuple[int, int, Any, str]]] = {}
-        self._seq = 0
-        self._numeric = [(h, f"hist.{h.name}.") for h in spec.histograms]
+        self._k = spec.samples
+        self._seed1 = spec.seed & 0xFFFFFFFF
+        self._seed2 = (spec.seed ^ 0x9E3779B9) & 0xFFFFFFFF
+        self._numeric = [(h, f"hist.{h.name}.", h.by) for h in spec.histograms]
         self._cats = [(c, f"cat.{c.name}.") for c in spec.categories]
+        self._any_declared = bool(self._numeric or self._cats)
+        self._reset()
 
-    def observe(
-        self, doc: Any, kind: str, reason: str = "", full_reason: str = "", sign: int = 1
-    ) -> None:
+    def _reset(self) -> None:
+        # lengths in UTF-8 bytes, binned at the bundle's end (numpy): appending is all a
+        # document costs here; `_back` holds those taken back (`unobserve`)
+        self._lens: dict[str, list[int]] = {"": []}  # "" kept, else the rejection reason
+        self._back: list[int] = []
+        self.counts: dict[str, int] = {}  # declared histograms and categories
+        self._heaps: dict[str, list[tuple[int, int, Any, str]]] = {}
+        self._bars: dict[str, int] = {}  # per key, the first 32 bits of the pick's largest hash
+        self._seq = 0
+
+    def observe(self, doc: Any, kind: str, reason: str = "", full_reason: str = "") -> None:
         """Record one document: `kind` is `kept` or `rejected` (`reason` its counter key,
-        `full_reason` the reason as written, e.g. `near_duplicate_of:<id>`);
-        `sign=-1` takes back what an earlier `observe` of the same document recorded (a
-        document first written as kept, then found to be contested by the exact dedup)."""
-        counts = self.counts
+        `full_reason` the reason as written, e.g. `near_duplicate_of:<id>`)."""
         text = doc.text
+        key = "" if kind == "kept" else reason  # reasons are never empty
         if text:
-            n = utf8_len(text)
-            key = f"bytes.{kind}" if kind == "kept" else f"bytes.rejected.{reason}"
-            counts[key] = counts.get(key, 0) + sign * n
-            key = f"hist.length.{kind}.{LENGTH.bin(n)}"
-            counts[key] = counts.get(key, 0) + sign
-        meta = doc.meta
-        for h, prefix in self._numeric:
+            n = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+            lens = self._lens.get(key)
+            if lens is None:
+                lens = self._lens[key] = []
+            lens.append(n)
+        if self._any_declared:
+            self._declared(doc.meta, kind, 1)
+        if self._k:
+            # the sample pick, the bundle's k smallest seeded hashes per key: one CRC-32 per
+            # document, compared with the current pick's largest (its first 32 bits)
+            ident = doc.id.encode("utf-8", "surrogatepass")
+            high = zlib.crc32(ident, self._seed1)
+            if high <= self._bars.get(key, _NO_BAR):
+                self._offer(key, high, ident, doc, full_reason)
+
+    def _offer(self, key: str, high: int, ident: bytes, doc: Any, full_reason: str) -> None:
+        heap = self._heaps.get(key)
+        if heap is None:
+            heap = self._heaps[key] = []
+        h = high << 32 | zlib.crc32(ident, self._seed2)
+        full = len(heap) >= self._k
+        if full and -h <= heap[0][0]:
+            return
+        self._seq += 1  # ties only for one id seen twice: either copy is the same sample
+        entry = (-h, self._seq, doc, full_reason)
+        if full:
+            heapq.heapreplace(heap, entry)
+        else:
+            heapq.heappush(heap, entry)
+        if len(heap) >= self._k:
+            self._bars[key] = (-heap[0][0]) >> 32
+
+    def unobserve(self, doc: Any) -> None:
+        """Take back a document `observe` recorded as kept (one the exact dedup then found
+        contested: it is recorded again where it ends up). Its sample, if picked, stays."""
+        if doc.text:
+            self._back.append(len(doc.text.encode("utf-8", "surrogatepass")))
+        if self._any_declared:
+            self._declared(doc.meta, "kept", -1)
+
+    def _declared(self, meta: dict[str, Any], kind: str, sign: int) -> None:
+        counts = self.counts
+        for h, prefix, by in self._numeric:
             value = meta.get(h.field)
             if value is None:
                 continue
@@ -195,40 +239,56 @@ class Recorder:
                 continue
             if math.isnan(x):
                 continue
-            group = kind if h.by is None else str(meta.get(h.by))
+            group = kind if by is None else str(meta.get(by))
             key = f"{prefix}{group}.{h.bin(x)}"
             counts[key] = counts.get(key, 0) + sign
         for c, prefix in self._cats:
             key = f"{prefix}{kind}.{c.value(meta)}"
             counts[key] = counts.get(key, 0) + sign
-        if sign > 0 and self.spec.samples > 0:
-            self._offer(doc, kind, reason, full_reason)
-
-    def _offer(self, doc: Any, kind: str, reason: str, full_reason: str) -> None:
-        key = "kept" if kind == "kept" else f"rejected:{reason}"
-        heap = self._heaps.setdefault(key, [])
-        h = sample_hash(doc.id, self.spec.seed)
-        if len(heap) >= self.spec.samples and -h <= heap[0][0]:
-            return
-        self._seq += 1  # ties only for one id seen twice: either copy is the same sample
-        entry = (-h, self._seq, doc, full_reason)
-        if len(heap) < self.spec.samples:
-            heapq.heappush(heap, entry)
-        elif entry > heap[0]:
-            heapq.heapreplace(heap, entry)
 
     def take_samples(self) -> list[dict[str, Any]]:
-        """This bundle's samples as small JSON-ready records (text truncated here), and reset."""
+        """This bundle's samples as small JSON-ready records (text truncated here)."""
         out = []
         for key, heap in sorted(self._heaps.items()):
-            for neg, _, doc, full_reason in heap:
-                out.append(sample_record(key, -neg, doc, full_reason))
-        self._heaps = {}
+            name = "kept" if key == "" else f"rejected:{key}"
+            for neg, _, doc, full_reason in sorted(heap, reverse=True):
+                out.append(sample_record(name, -neg, doc, full_reason))
+        self._heaps, self._bars = {}, {}
         return out
 
     def take_counts(self) -> dict[str, int]:
-        counts, self.counts = self.counts, {}
-        return counts
+        """This bundle's counter increments by counter name (zeros left out)."""
+        counts = dict(self.counts)
+        for key, lens in self._lens.items():
+            if not lens and not (key == "" and self._back):
+                continue
+            kind = "kept" if key == "" else "rejected"
+            got = length_bins(lens)
+            if key == "":
+                got -= length_bins(self._back)
+            for b in np.flatnonzero(got):
+                name = f"hist.length.{kind}.{b}"
+                counts[name] = counts.get(name, 0) + int(got[b])
+            total = sum(lens) - (sum(self._back) if key == "" else 0)
+            counts["bytes.kept" if key == "" else f"bytes.rejected.{key}"] = total
+        heaps, bars = self._heaps, self._bars
+        self._reset()
+        self._heaps, self._bars = heaps, bars  # samples are taken separately
+        return {k: v for k, v in counts.items() if v}
+
+
+_NO_BAR = 1 << 32  # above every 32-bit CRC: a key whose pick is not full takes any document
+
+
+def length_bins(lengths: list[int]) -> np.ndarray:
+    """Counts per `LENGTH` bin of lengths >= 1 (one vectorized pass per bundle)."""
+    if not lengths:
+        return np.zeros(LENGTH.bins, dtype=np.int64)
+    b = (np.log10(np.asarray(lengths, dtype=np.float64)) * _LENGTH_SCALE).astype(np.int64)
+    return np.bincount(np.clip(b, 0, LENGTH.bins - 1), minlength=LENGTH.bins)
+
+
+_LENGTH_SCALE = LENGTH.bins / (math.log10(LENGTH.hi) - math.log10(LENGTH.lo))
 
 
 def sample_record(key: str, h: int, doc: Any, reason: str | None = None) -> dict[str, Any]:
