@@ -663,6 +663,8 @@ def mix(
 def report(out: str, no_paper: bool) -> None:
     """Print this build's Table 1 (from OUT/tokens/manifest.json or a shard folder) and write
     the build report OUT/report/index.html (plots, reasons, samples) with OUT/report/report.json."""
+    import os
+
     from llama_data.pipeline.build_report import has_stages, write_report
     from llama_data.pipeline.report import report_cli
 
@@ -673,7 +675,7 @@ def report(out: str, no_paper: bool) -> None:
         click.echo(report_cli(out, paper=not no_paper))
     except UserError as exc:
         click.echo(f"No Table 1 yet: {exc}")
-    click.echo(f"Report: {write_report(out)}")
+    click.echo(f"Report: {os.path.abspath(write_report(out))}")
 
 
 _register_source_commands()

@@ -214,7 +214,7 @@ def _table1(manifest: dict[str, Any]) -> dict[str, Any]:
 # Plots
 
 
-def _figure(width: float = 6.4, height: float = 3.2):
+def _figure(width: float = 5.2, height: float = 2.9):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
@@ -307,7 +307,7 @@ def plot_specs(report: dict[str, Any]) -> list[tuple[str, str, Callable[[], Any]
     stages = report["stages"]
 
     def lengths_plot():
-        fig = _figure(6.4, 3.6)
+        fig = _figure(5.2, 3.2)
         ax = fig.subplots()
         kept = {
             name: st["histograms"]["length"]
@@ -349,7 +349,7 @@ def plot_stage(pid: str, stages: dict[str, Any]) -> str | None:
 def _reasons_plot(name: str, st: dict[str, Any]) -> Callable[[], Any]:
     def draw():
         reasons = st["reasons"][:25]
-        fig = _figure(6.4, 0.6 + 0.28 * len(reasons))
+        fig = _figure(5.2, 0.7 + 0.28 * len(reasons))
         ax = fig.subplots()
         _bars(ax, [r["reason"][:40] for r in reasons], {"": [r["count"] for r in reasons]}, True)
         ax.set_xlabel("documents rejected")
@@ -463,7 +463,7 @@ def _stage_plots(name: str, st: dict[str, Any]) -> list[tuple[str, str, Callable
         threshold = ((st.get("config") or {}).get("near_dedup") or {}).get("threshold")
 
         def books_plot():
-            fig = _figure(7.0, 3.0)
+            fig = _figure(6.4, 2.9)
             a1, a2 = fig.subplots(1, 2)
             ks = sorted(sizes)
             a1.bar([str(k) for k in ks], [sizes[k] for k in ks])
@@ -507,7 +507,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .6em;border-bottom:1px solid #eee;
 text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f6f6f6}
-figure.plot{margin:1em 0;display:inline-block;max-width:100%}figure.plot svg{max-width:100%;height:auto}
+figure.plot{margin:1em 1em 1em 0;display:inline-block;vertical-align:top;max-width:100%}figure.plot svg{max-width:100%;height:auto}
 figcaption{font-size:.9em;color:#555}
 pre.sample{white-space:pre-wrap;overflow-wrap:anywhere;background:#f8f8f8;border:1px solid #e4e4e4;
 padding:.5em;max-height:16em;overflow:auto;font-size:12px}
