@@ -10,7 +10,9 @@ duplicates), the cheapest stages per document there are, so the worst case for a
    in interleaved rounds (off, on, off, on, ...) so machine load drifts over both alike:
    `read` (every document through the harness's writer) and `dedup-exact` (documents written
    provisionally, contested ones taken back). CPU seconds of the process (steadier than wall
-   time on a shared machine) and wall seconds; medians over the rounds.
+   time on a shared machine) and wall seconds; medians over the rounds. On a shared machine the
+   rounds vary by more than the cost, so `<stage>_implied_overhead_pct` also divides (1) by the
+   stage's CPU per document in its fastest round without recording.
 
 `BENCH_DOCS` (default 100,000) and `BENCH_ROUNDS` (default 3) set the size.
 """
@@ -106,6 +108,12 @@ def main() -> None:
             onw = statistics.median(w for w, _ in times[True])
             results[f"{name}_wall_overhead_pct"] = round(100 * (onw - offw) / offw, 2)
             results[f"{name}_us_per_doc_on"] = round(1e6 * on / results["docs"], 1)
+            # what `observe` alone adds to the stage's fastest round (its least-loaded one): the
+            # figure machine load cannot blur, and the upper bound of the relative cost
+            fastest = min(c for _, c in times[False]) / results["docs"]
+            results[f"{name}_implied_overhead_pct"] = round(
+                100 * results["observe_ns_per_doc_default"] * 1e-9 / fastest, 2
+            )
         print(json.dumps(results), flush=True)
 
 

@@ -46,6 +46,7 @@ from llama_data.beam_jobs.harness import (
     TableBuffer,
     flush_recorder,
     pack_document,
+    record_table_lengths,
     unpack_document,
 )
 from llama_data.pipeline.bloom import BloomFilter
@@ -121,20 +122,22 @@ class _WriteProvisionalFn(beam.DoFn):
     def process(self, doc: Document):
         self._keys.append(key64(self.key_fn(doc)))
         if self._recorder is not None:
-            self._recorder.observe(doc, "kept")
+            self._recorder.observe(doc, "kept", length=False)
         if self._buffer.add(self.files.schema.to_values(doc), len(doc.text)):
             yield self._write()
 
     def finish_bundle(self):
-        _flush(self._recorder, self._count, self.files)
         if self._file_start < len(self._keys):
             yield GlobalWindows.windowed_value_at_end_of_window(self._write())
+        _flush(self._recorder, self._count, self.files)  # after the last file's lengths
         keys, self._keys = self._keys, []
         for chunk in _shard_chunks(keys, self.shards):
             yield beam.pvalue.TaggedOutput("keys", chunk)
 
     def _write(self) -> tuple[str, bytes]:
         table = self._buffer.flush()
+        if self._recorder is not None and table.num_rows:
+            record_table_lengths(self._recorder, table, "kept")
         if self._buffer.unwritable:  # keys and rows must stay aligned: fail, never misfile
             row, error = self._buffer.unwritable[0]
             raise ValueError(f"document {str(row[0])!r} cannot be written: {error}")

@@ -36,6 +36,7 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
@@ -82,6 +83,19 @@ class StageCounters:
         if c is None:
             c = self._cache[key] = Metrics.counter(self.stage, key)
         c.inc(n)
+
+
+def record_table_lengths(recorder: Recorder, table: pa.Table, kind: str) -> None:
+    """A written table's document lengths (UTF-8 bytes) into `recorder`; a rejected table's per
+    reason (its counter key, `reason_key`)."""
+    lengths = pc.binary_length(table.column("text")).to_numpy(zero_copy_only=False)
+    if kind == "kept":
+        recorder.add_lengths("kept", "", lengths)
+        return
+    reasons = pc.dictionary_encode(table.column("reason")).combine_chunks()
+    index = reasons.indices.to_numpy(zero_copy_only=False)
+    for i, reason in enumerate(reasons.dictionary.to_pylist()):
+        recorder.add_lengths("rejected", reason_key(reason), lengths[index == i])
 
 
 def flush_recorder(recorder: Recorder, samples_dir: str | None, counts: dict[str, int]) -> None:
@@ -552,17 +566,24 @@ class _ToTableFn(beam.DoFn):
         if self.kind == "kept":
             key, row, text = "kept", self.schema.to_values(item), item.text
             if self._recorder is not None:
-                self._recorder.observe(item, "kept")
+                self._recorder.observe(item, "kept", length=False)
         else:
             reason = reason_key(item.reason)
             key = f"rejected.{reason}"
             row, text = self.schema.to_values(item.doc, item.reason), item.doc.text
             if self._recorder is not None:
-                self._recorder.observe(item.doc, "rejected", reason, item.reason)
+                self._recorder.observe(item.doc, "rejected", reason, item.reason, length=False)
         self._counts[key] = self._counts.get(key, 0) + 1
         if self._buffer.add(row, len(text)):
-            yield self._buffer.flush()
+            yield self._recorded(self._buffer.flush())
         yield from self._unwritable()
+
+    def _recorded(self, table: pa.Table) -> pa.Table:
+        """The lengths of a table's documents recorded from its text column (Arrow, no step
+        per document), rejected ones per reason: exactly the rows written."""
+        if self._recorder is not None and table.num_rows:
+            record_table_lengths(self._recorder, table, self.kind)
+        return table
 
     def _unwritable(self, windowed: bool = False):
         """Rows the buffer could not hold, as dead letters (counted as such, not as written)."""
@@ -581,7 +602,7 @@ class _ToTableFn(beam.DoFn):
         self._buffer.unwritable.clear()
 
     def finish_bundle(self):
-        table = self._buffer.flush() if len(self._buffer) else None
+        table = self._recorded(self._buffer.flush()) if len(self._buffer) else None
         yield from self._unwritable(windowed=True)
         if self._recorder is not None:
             flush_recorder(self._recorder, self.samples_dir, self._counts)

@@ -175,18 +175,27 @@ class Recorder:
         # lengths in UTF-8 bytes, binned at the bundle's end (numpy): appending is all a
         # document costs here; `_back` holds those taken back (`unobserve`)
         self._lens: dict[str, list[int]] = {"": []}  # "" kept, else the rejection reason
+        self._arrays: dict[str, list[np.ndarray]] = {}  # the same, a written table's at a time
         self._back: list[int] = []
         self.counts: dict[str, int] = {}  # declared histograms and categories
         self._heaps: dict[str, list[tuple[int, int, Any, str]]] = {}
         self._bars: dict[str, int] = {}  # per key, the first 32 bits of the pick's largest hash
         self._seq = 0
 
-    def observe(self, doc: Any, kind: str, reason: str = "", full_reason: str = "") -> None:
+    def observe(
+        self,
+        doc: Any,
+        kind: str,
+        reason: str = "",
+        full_reason: str = "",
+        length: bool = True,
+    ) -> None:
         """Record one document: `kind` is `kept` or `rejected` (`reason` its counter key,
-        `full_reason` the reason as written, e.g. `near_duplicate_of:<id>`)."""
+        `full_reason` the reason as written, e.g. `near_duplicate_of:<id>`). `length=False`
+        when the caller records lengths a table at a time (`add_lengths`)."""
         text = doc.text
         key = "" if kind == "kept" else reason  # reasons are never empty
-        if text:
+        if length and text:
             n = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
             lens = self._lens.get(key)
             if lens is None:
@@ -218,6 +227,13 @@ class Recorder:
             heapq.heappush(heap, entry)
         if len(heap) >= self._k:
             self._bars[key] = (-heap[0][0]) >> 32
+
+    def add_lengths(self, kind: str, reason: str, lengths: np.ndarray) -> None:
+        """Lengths in UTF-8 bytes of documents written together (a table's text column, from
+        Arrow without a Python step per document); empty texts (dropped by the stage) left out."""
+        lengths = lengths[lengths > 0]
+        if len(lengths):
+            self._arrays.setdefault("" if kind == "kept" else reason, []).append(lengths)
 
     def unobserve(self, doc: Any) -> None:
         """Take back a document `observe` recorded as kept (one the exact dedup then found
@@ -259,17 +275,21 @@ class Recorder:
     def take_counts(self) -> dict[str, int]:
         """This bundle's counter increments by counter name (zeros left out)."""
         counts = dict(self.counts)
-        for key, lens in self._lens.items():
-            if not lens and not (key == "" and self._back):
+        for key in sorted(set(self._lens) | set(self._arrays)):
+            lens = self._lens.get(key, [])
+            arrays = self._arrays.get(key, [])
+            back = self._back if key == "" else []
+            if not lens and not arrays and not back:
                 continue
             kind = "kept" if key == "" else "rejected"
-            got = length_bins(lens)
-            if key == "":
-                got -= length_bins(self._back)
+            got = length_bins(lens) - length_bins(back)
+            total = sum(lens) - sum(back)
+            for arr in arrays:
+                got += length_bins(arr)
+                total += int(arr.sum())
             for b in np.flatnonzero(got):
                 name = f"hist.length.{kind}.{b}"
                 counts[name] = counts.get(name, 0) + int(got[b])
-            total = sum(lens) - (sum(self._back) if key == "" else 0)
             counts["bytes.kept" if key == "" else f"bytes.rejected.{key}"] = total
         heaps, bars = self._heaps, self._bars
         self._reset()
@@ -280,9 +300,9 @@ class Recorder:
 _NO_BAR = 1 << 32  # above every 32-bit CRC: a key whose pick is not full takes any document
 
 
-def length_bins(lengths: list[int]) -> np.ndarray:
+def length_bins(lengths: list[int] | np.ndarray) -> np.ndarray:
     """Counts per `LENGTH` bin of lengths >= 1 (one vectorized pass per bundle)."""
-    if not lengths:
+    if len(lengths) == 0:
         return np.zeros(LENGTH.bins, dtype=np.int64)
     b = (np.log10(np.asarray(lengths, dtype=np.float64)) * _LENGTH_SCALE).astype(np.int64)
     return np.bincount(np.clip(b, 0, LENGTH.bins - 1), minlength=LENGTH.bins)
