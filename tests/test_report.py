@@ -32,6 +32,7 @@ from llama_data.pipeline.sketches import (
     Recorder,
     RecordSpec,
     merge_samples,
+    sample_hash,
     split_counters,
 )
 from llama_data.pipeline.steps import Step
@@ -295,6 +296,8 @@ def test_samples_do_not_depend_on_bundling() -> None:
         return merge_samples(records, 4), split_counters(counts, spec)[1]
 
     one = pick([docs])
+    assert all(r["hash"] == sample_hash(r["id"], 0) for r in one[0]["kept"])
+    assert [r["hash"] for r in one[0]["kept"]] == sorted(sample_hash(d.id, 0) for d in docs)[:4]
     assert pick([docs[i::7] for i in range(7)]) == one
     assert pick([docs[:60], docs[40:]])[0] == one[0]  # a retried bundle's repeats count once
     assert one[1]["histograms"]["score"]["counts"]["kept"] == [10] * 10

@@ -247,11 +247,10 @@ def _bars(ax, labels: list[str], series: dict[str, list[float]], horizontal: boo
         ax.legend(fontsize=8)
 
 
-def _hist_steps(ax, entry: dict[str, Any], groups: list[str] | None = None) -> None:
+def _hist_steps(ax, entry: dict[str, Any]) -> None:
+    """A recorded histogram (fixed bins, one step line per group) on `ax`."""
     edges = entry["edges"]
     for group, counts in entry["counts"].items():
-        if groups is not None and group not in groups:
-            continue
         ax.stairs(counts, edges, label=f"{group} ({sum(counts):,})")
     if entry.get("log"):
         ax.set_xscale("log")
@@ -277,7 +276,7 @@ def plot_specs(report: dict[str, Any]) -> list[tuple[str, str, Callable[[], Any]
     specs: list[tuple[str, str, Callable[[], Any]]] = []
     t1 = report.get("table1")
     if t1:
-        rows = [r for r in t1["rows"]]
+        rows = list(t1["rows"])
 
         def table1_plot():
             fig = _figure()

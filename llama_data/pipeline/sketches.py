@@ -9,7 +9,7 @@ build), so a stage records, as it writes each document, everything the report dr
 * category counts (`Category`): counters `cat.<name>.<kind>.<value>` (a GitHub file's licence);
 * document lengths in UTF-8 bytes (`LENGTH`, every stage) and bytes per outcome (`bytes.kept`,
   `bytes.rejected.<reason>`);
-* samples (`Samples`): per key (`kept`, or `rejected:<reason>`) the `k` documents whose id has
+* samples (`Recorder.take_samples`, `merge_samples`): per key (`kept`, or `rejected:<reason>`) the `k` documents whose id has
   the smallest seeded hash, truncated as they are recorded. The k smallest of a union are the k
   smallest of each part's k smallest, so per-bundle picks merge into the same pick whatever the
   bundling, worker count or runner: two builds of the same inputs show the same samples.
@@ -25,7 +25,7 @@ import json
 import math
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,8 +41,8 @@ class Histogram:
 
     `field` is a meta key (None: the document's length in UTF-8 bytes); `by` a meta key whose
     value splits the histogram into groups (a page's language), or None for one group per
-    outcome (`kept` / `rejected`). `marks` names stats entries the report draws as lines
-    (cutoffs, thresholds); it is only passed through to stats.json.
+    outcome (`kept` / `rejected`). Fixed bins make histograms of any number of bundles merge
+    by adding counters.
     """
 
     name: str
@@ -155,10 +155,10 @@ class Recorder:
     """One bundle's records: counter increments (`take_counts`) and sample candidates
     (`take_samples`).
 
-    `observe` runs for every document leaving a stage, so it is kept to a few list and
-    dictionary updates (about 0.5 µs a document; benchmarks/bench_report.py): lengths go into
-    plain lists, counter names are made once per bundle, and a sample candidate costs one
-    CRC-32 unless it beats the bundle's current pick.
+    `observe` runs for every document leaving a stage, so it is kept to a few dictionary
+    updates (about 0.4 µs a document; benchmarks/bench_report.py): the harness passes lengths a
+    written table at a time (`add_lengths`, from Arrow), counter names are made once per bundle,
+    and a sample candidate costs one CRC-32 unless it beats the bundle's current pick.
     """
 
     def __init__(self, spec: RecordSpec) -> None:
@@ -334,14 +334,6 @@ def merge_samples(records: Iterable[dict[str, Any]], k: int) -> dict[str, list[d
         key: sorted(recs.values(), key=lambda r: (r["hash"], r["id"]))[:k]
         for key, recs in sorted(by_key.items())
     }
-
-
-@dataclass
-class Sketches:
-    """Histograms and categories read back from a stage's counters (for stats.json)."""
-
-    histograms: dict[str, dict[str, Any]] = field(default_factory=dict)
-    categories: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
 
 def split_counters(
