@@ -48,14 +48,18 @@ def _cpu() -> float:
 
 def _observe_cost(docs: list[Document]) -> dict[str, float]:
     """ns per document of the recording as the harness's writer does it: `observe` per document
-    (samples, declared histograms), lengths from each written table's Arrow text column
-    (`add_lengths`, a table of 1,000 rows here), counters out per bundle (`take_counts`). With
+    (samples, declared histograms; a rejected one's length), kept lengths from each written
+    table's Arrow text column (`record_kept_lengths`, tables of 1,000 rows here), counters out
+    per bundle (`take_counts`). With
     the default spec and with a histogram and a category declared (what the CommonCrawl and
     GitHub stages declare); the bare loop's time subtracted; best of 5."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    tables = [pa.array([d.text for d in docs[i : i + 1000]]) for i in range(0, len(docs), 1000)]
+    from llama_data.beam_jobs.harness import record_kept_lengths
+
+    tables = [
+        pa.table({"text": [d.text for d in docs[i : i + 1000]]}) for i in range(0, len(docs), 1000)
+    ]
     kinds = ["kept" if i % 10 else "rejected" for i in range(len(docs))]
     out = {}
     full = RecordSpec(
@@ -73,9 +77,9 @@ def _observe_cost(docs: list[Document]) -> dict[str, float]:
         rec = Recorder(spec)
         t = time.process_time()
         for d, kind in zip(docs, kinds, strict=True):
-            rec.observe(d, kind, "too_short", "too_short", length=False)
-        for text in tables:
-            rec.add_lengths("kept", "", pc.binary_length(text).to_numpy(zero_copy_only=False))
+            rec.observe(d, kind, "too_short", "too_short", length=kind != "kept")
+        for table in tables:
+            record_kept_lengths(rec, table)
         rec.take_counts()
         rec.take_samples()
         return time.process_time() - t

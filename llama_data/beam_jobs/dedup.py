@@ -46,7 +46,7 @@ from llama_data.beam_jobs.harness import (
     TableBuffer,
     flush_recorder,
     pack_document,
-    record_table_lengths,
+    record_kept_lengths,
     unpack_document,
 )
 from llama_data.pipeline.bloom import BloomFilter
@@ -137,7 +137,7 @@ class _WriteProvisionalFn(beam.DoFn):
     def _write(self) -> tuple[str, bytes]:
         table = self._buffer.flush()
         if self._recorder is not None and table.num_rows:
-            record_table_lengths(self._recorder, table, "kept")
+            record_kept_lengths(self._recorder, table)
         if self._buffer.unwritable:  # keys and rows must stay aligned: fail, never misfile
             row, error = self._buffer.unwritable[0]
             raise ValueError(f"document {str(row[0])!r} cannot be written: {error}")

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
@@ -85,17 +85,18 @@ class StageCounters:
         c.inc(n)
 
 
-def record_table_lengths(recorder: Recorder, table: pa.Table, kind: str) -> None:
-    """A written table's document lengths (UTF-8 bytes) into `recorder`; a rejected table's per
-    reason (its counter key, `reason_key`)."""
-    lengths = pc.binary_length(table.column("text")).to_numpy(zero_copy_only=False)
-    if kind == "kept":
-        recorder.add_lengths("kept", "", lengths)
-        return
-    reasons = pc.dictionary_encode(table.column("reason")).combine_chunks()
-    index = reasons.indices.to_numpy(zero_copy_only=False)
-    for i, reason in enumerate(reasons.dictionary.to_pylist()):
-        recorder.add_lengths("rejected", reason_key(reason), lengths[index == i])
+def record_kept_lengths(recorder: Recorder, table: pa.Table) -> None:
+    """A written table of kept documents: their lengths into `recorder`, read from the text
+    column's offsets (Arrow strings are UTF-8: the offsets' differences are the byte lengths),
+    with no step per document and no import of `pyarrow.compute` in every worker."""
+    parts = []
+    for chunk in table.column("text").chunks:
+        if len(chunk):
+            width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=width)
+            parts.append(np.diff(offsets[chunk.offset : chunk.offset + len(chunk) + 1]))
+    if parts:
+        recorder.add_lengths("kept", "", np.concatenate(parts).astype(np.int64))
 
 
 def flush_recorder(recorder: Recorder, samples_dir: str | None, counts: dict[str, int]) -> None:
@@ -565,24 +566,24 @@ class _ToTableFn(beam.DoFn):
     def process(self, item):
         if self.kind == "kept":
             key, row, text = "kept", self.schema.to_values(item), item.text
-            if self._recorder is not None:
+            if self._recorder is not None:  # lengths from the written table (`_recorded`)
                 self._recorder.observe(item, "kept", length=False)
         else:
             reason = reason_key(item.reason)
             key = f"rejected.{reason}"
             row, text = self.schema.to_values(item.doc, item.reason), item.doc.text
             if self._recorder is not None:
-                self._recorder.observe(item.doc, "rejected", reason, item.reason, length=False)
+                self._recorder.observe(item.doc, "rejected", reason, item.reason)
         self._counts[key] = self._counts.get(key, 0) + 1
         if self._buffer.add(row, len(text)):
             yield self._recorded(self._buffer.flush())
         yield from self._unwritable()
 
     def _recorded(self, table: pa.Table) -> pa.Table:
-        """The lengths of a table's documents recorded from its text column (Arrow, no step
-        per document), rejected ones per reason: exactly the rows written."""
-        if self._recorder is not None and table.num_rows:
-            record_table_lengths(self._recorder, table, self.kind)
+        """Kept documents' lengths recorded from the table written (exactly its rows, no step
+        per document); rejected ones, fewer, are recorded one by one with their reason."""
+        if self._recorder is not None and self.kind == "kept" and table.num_rows:
+            record_kept_lengths(self._recorder, table)
         return table
 
     def _unwritable(self, windowed: bool = False):
