@@ -7,12 +7,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 KENLM  := $(BIN)/lmplz $(BIN)/build_binary
 
-.PHONY: demo test conformance bench install kenlm lint clean
+.PHONY: demo test conformance bench install kenlm chromium lint clean
 
 demo: install kenlm
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/llama-data build
 
-test: install kenlm
+test: install kenlm chromium
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest --ignore=tests/conformance $(PYTEST_ARGS)
 
 # Our functions beside the reference implementations' own code (cc_net, langdetect, TFDS C4,
@@ -40,6 +40,10 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 
 kenlm: $(BIN)/python
 	@VENV_BIN="$(CURDIR)/$(BIN)" PYTHON="$(CURDIR)/$(BIN)/python" bash scripts/build_kenlm.sh
+
+# Debian's chromium for the report's headless-browser test (skipped where it cannot be installed).
+chromium:
+	@bash scripts/install_chromium.sh
 
 clean:
 	rm -rf $(VENV) .kenlm-build .conformance

@@ -273,6 +273,9 @@ def build(
     results = run_build(config, out, run, force=run_args.force, dry_run=dry_run, echo=click.echo)
     if results and not run_args.quiet and not run.graph_only:
         click.echo(f"Outputs are in {out}")
+        page = os.path.join(out, "report", "index.html")
+        if "://" not in out and os.path.isfile(page):
+            click.echo(f"Report: {page}")
 
 
 @main.command("dedup-exact")
@@ -505,10 +508,21 @@ def mix(
 @click.option("--no-paper", is_flag=True, help="Leave out the paper's columns.")
 @user_errors
 def report(out: str, no_paper: bool) -> None:
-    """Print this build's Table 1 (from OUT/tokens/manifest.json or a shard folder)."""
+    """Print this build's Table 1 (from OUT/tokens/manifest.json or a shard folder) and write
+    the build report OUT/report/index.html (plots, reasons, samples) with OUT/report/report.json."""
+    import os
+
+    from llama_data.pipeline.build_report import has_stages, write_report
     from llama_data.pipeline.report import report_cli
 
-    click.echo(report_cli(out, paper=not no_paper))
+    if not has_stages(out):  # a shard folder alone: Table 1 only, as before
+        click.echo(report_cli(out, paper=not no_paper))
+        return
+    try:
+        click.echo(report_cli(out, paper=not no_paper))
+    except UserError as exc:
+        click.echo(f"No Table 1 yet: {exc}")
+    click.echo(f"Report: {os.path.abspath(write_report(out))}")
 
 
 _register_source_commands()

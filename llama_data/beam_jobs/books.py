@@ -41,6 +41,10 @@ from llama_data.pipeline.books.reader import BooksReader
 from llama_data.pipeline.books.schema import BOOKS_SCHEMA
 from llama_data.pipeline.books.steps import BookFilter
 from llama_data.pipeline.document import Document
+from llama_data.pipeline.sketches import Histogram, RecordSpec
+
+# the verified overlap of each book dropped as a near-duplicate (threshold 0.9 by default)
+OVERLAP = Histogram("overlap", "overlap", 0.5, 1.0, 50, label="verified shingle overlap")
 
 # A bucket whose queries x indexed books exceed this proposes a star (every member with the
 # smallest id) instead of all pairs, so one boilerplate-heavy bucket (many copies of one text)
@@ -157,7 +161,9 @@ def _length(x: BookSketch, y: BookSketch, doc_id: str) -> int:
     return x.length if x.id == doc_id else y.length
 
 
-def _verdicts(rows: list[dict]) -> dict:
+def _verdicts(rows: list[dict], stage: str) -> dict:
+    """The verified pairs resolved into verdicts; each cluster's size (its keeper and the
+    books dropped for it) counted as `near_dedup.cluster_size.<n>` for the report."""
     from llama_data.pipeline.books.dedup import VerifiedPair
 
     pairs = [
@@ -165,7 +171,16 @@ def _verdicts(rows: list[dict]) -> dict:
         for r in rows
     ]
     lengths = {r["a"]: r["len_a"] for r in rows} | {r["b"]: r["len_b"] for r in rows}
-    return cluster_verdicts(pairs, lengths)
+    verdicts = cluster_verdicts(pairs, lengths)
+    dropped: dict[str, int] = {}
+    for v in verdicts.values():
+        dropped[v.keeper] = dropped.get(v.keeper, 0) + 1
+    sizes: dict[int, int] = {}
+    for n in dropped.values():
+        sizes[n + 1] = sizes.get(n + 1, 0) + 1
+    for size, n in sizes.items():
+        Metrics.counter(stage, f"near_dedup.cluster_size.{size}").inc(n)
+    return verdicts
 
 
 class _ApplyVerdictFn(beam.DoFn):
@@ -206,7 +221,9 @@ class NearDedupBooks(beam.PTransform):
             | "Verify" >> beam.ParDo(_VerifyFn(params.threshold, self.stage))
         )
         verdicts = (
-            verified | "AllPairs" >> beam.combiners.ToList() | "Cluster" >> beam.Map(_verdicts)
+            verified
+            | "AllPairs" >> beam.combiners.ToList()
+            | "Cluster" >> beam.Map(_verdicts, self.stage)
         )
         out = docs | "Apply" >> beam.ParDo(
             _ApplyVerdictFn(), beam.pvalue.AsSingleton(verdicts)
@@ -250,6 +267,7 @@ def make_books_stage(
         inputs=list(inputs),
         schema=BOOKS_SCHEMA,
         config={"source": "books", "dedup": dedup, "near_dedup": asdict(params)},
+        record=RecordSpec(histograms=(OVERLAP,)),
     )
 
 

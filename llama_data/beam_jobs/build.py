@@ -157,7 +157,24 @@ def _run_build(
             indent=2,
         ),
     )
+    write_build_report(output, echo)
     return results
+
+
+def write_build_report(output: str, echo: Callable[[str], None] = print) -> str | None:
+    """The build report (`OUT/report/index.html`), written from what the stages recorded; a
+    report that cannot be drawn is a warning, never a failed build. Local outputs only (the
+    page is for a browser on this machine); returns its path."""
+    if "://" in output:
+        echo(f"Report: not written for {output} (run `llama-data report` on a local copy)")
+        return None
+    from llama_data.pipeline.build_report import write_report
+
+    try:
+        return str(write_report(output))
+    except Exception as exc:  # noqa: BLE001 - the build itself succeeded
+        echo(f"Warning: report not written: {type(exc).__name__}: {exc}")
+        return None
 
 
 def run_steps(

@@ -76,6 +76,7 @@ from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
 from llama_data.pipeline.config import default_of
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.errors import UserError
+from llama_data.pipeline.sketches import Histogram, RecordSpec
 from llama_data.pipeline.warc import CommonCrawlReader
 
 STAGE = "ccnet"
@@ -369,6 +370,20 @@ def make_ccnet_stage(
             "lm": lm_fingerprint,
             **({"lid_model": lid_model_version(lid_model)} if lid_model else {}),
         },
+        record=RecordSpec(
+            histograms=(
+                Histogram(
+                    "perplexity",
+                    "perplexity",
+                    1.0,
+                    1e5,
+                    60,
+                    log=True,
+                    by="language",
+                    label="KenLM perplexity",
+                ),
+            )
+        ),
     )
 
 

@@ -44,8 +44,11 @@ from apache_beam.transforms.window import GlobalWindows
 from llama_data.beam_jobs import fs
 from llama_data.beam_jobs.harness import (
     KeptFiles,
+    StageCounters,
     TableBuffer,
+    flush_recorder,
     pack_document,
+    record_kept_lengths,
     unpack_document,
     unwritable_letter,
 )
@@ -53,6 +56,7 @@ from llama_data.pipeline.bloom import BloomFilter
 from llama_data.pipeline.dedup import key64, order_key, repeated_keys
 from llama_data.pipeline.document import Document, Rejected
 from llama_data.pipeline.schema import row_to_document
+from llama_data.pipeline.sketches import Recorder
 
 DEFAULT_SHARDS = 64
 BLOOM_ERROR_RATE = 0.01
@@ -115,6 +119,11 @@ class _WriteProvisionalFn(beam.DoFn):
         self.files = files
         self.shards = shards
 
+    def setup(self) -> None:
+        # recorded as kept when written (the report's lengths and samples); the rows later
+        # found contested are taken back by `_SettleFileFn` and recorded where they end up
+        self._recorder, self._count = _recorder_of(self.files)
+
     def start_bundle(self) -> None:
         self._buffer = TableBuffer(self.files.schema)
         self._keys: list[int] = []  # the bundle's; those from `_file_start` on are the file's
@@ -122,12 +131,15 @@ class _WriteProvisionalFn(beam.DoFn):
 
     def process(self, doc: Document):
         self._keys.append(key64(self.key_fn(doc)))
+        if self._recorder is not None:
+            self._recorder.observe(doc, "kept", length=False)
         if self._buffer.add(self.files.schema.to_values(doc), len(doc.text)):
             yield from self._write(windowed=False)
 
     def finish_bundle(self):
         if self._file_start < len(self._keys):
             yield from self._write(windowed=True)
+        _flush(self._recorder, self._count, self.files)  # after the last file's lengths
         keys, self._keys = self._keys, []
         for chunk in _shard_chunks(keys, self.shards):
             yield beam.pvalue.TaggedOutput("keys", chunk)
@@ -135,6 +147,8 @@ class _WriteProvisionalFn(beam.DoFn):
     def _write(self, windowed: bool):
         """The buffered rows as one provisional file (when any is writable) and dead letters."""
         table = self._buffer.flush()
+        if self._recorder is not None and table.num_rows:
+            record_kept_lengths(self._recorder, table)
         file_keys = self._keys[self._file_start :]
         if self._buffer.unwritable:
             dropped = {position for _, _, position in self._buffer.unwritable}
@@ -163,6 +177,23 @@ class _WriteProvisionalFn(beam.DoFn):
         fs.write_parquet(path, table)
         value = (path, keys)
         yield GlobalWindows.windowed_value_at_end_of_window(value) if windowed else value
+
+
+def _recorder_of(files: KeptFiles) -> tuple[Recorder | None, StageCounters | None]:
+    if files.record is None or not files.record[1].enabled:
+        return None, None
+    stage, spec = files.record
+    return Recorder(spec), StageCounters(stage)
+
+
+def _flush(recorder: Recorder | None, count: StageCounters | None, files: KeptFiles) -> None:
+    if recorder is None or count is None:
+        return
+    counts: dict[str, int] = {}
+    flush_recorder(recorder, files.samples_dir, counts)
+    for key, n in counts.items():
+        if n:
+            count(key, n)
 
 
 def _duplicated_in_shard(item: tuple[int, Iterable[bytes]]) -> bytes:
@@ -252,6 +283,10 @@ class _SettleFileFn(beam.DoFn):
     def setup(self) -> None:
         self._kept = Metrics.counter(self.stage, "kept")
         self._contested = Metrics.counter(self.stage, "dedup.contested")
+        self._recorder, self._count = _recorder_of(self.files)
+
+    def finish_bundle(self) -> None:
+        _flush(self._recorder, self._count, self.files)
 
     def process(self, item: tuple[str, bytes], bloom: BloomFilter | None):
         path, packed_keys = item
@@ -269,6 +304,8 @@ class _SettleFileFn(beam.DoFn):
             fs.write_parquet(dest, table.filter(pa.array(~hit)))
         for row in table.filter(pa.array(hit)).to_pylist():
             doc = row_to_document(row)
+            if self._recorder is not None:  # recorded again where it ends up
+                self._recorder.unobserve(doc)
             value = (self.order_fn(doc), doc.id, pack_document(doc))
             yield beam.pvalue.TaggedOutput("contested", (self.key_fn(doc), value))
 

@@ -56,6 +56,7 @@ from llama_data.pipeline.github.reader import (
     row_document,
 )
 from llama_data.pipeline.github.schema import GITHUB_SCHEMA
+from llama_data.pipeline.sketches import Category, RecordSpec
 
 
 @dataclass(frozen=True)
@@ -372,7 +373,19 @@ def make_github_stage(options: GithubOptions, name: str = "github") -> StageSpec
         return StageOutputs(kept=kept, rejected=rejected, errors=errors)
 
     inputs = [*options.inputs, *options.licenses]
-    return StageSpec(name=name, build=build, inputs=inputs, config=config, schema=GITHUB_SCHEMA)
+    return StageSpec(
+        name=name,
+        build=build,
+        inputs=inputs,
+        config=config,
+        schema=GITHUB_SCHEMA,
+        record=RecordSpec(
+            categories=(
+                Category("license", "license", label="licence"),
+                Category("extension", "path", derive="extension", label="file extension"),
+            )
+        ),
+    )
 
 
 __all__ = [

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import pickle
+import resource
 import shutil
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -50,12 +52,14 @@ from llama_data.pipeline.document import DeadLetter, Document, Rejected
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.io import FileSplit, Reader
 from llama_data.pipeline.schema import BASE_SCHEMA, DocumentSchema
+from llama_data.pipeline.sketches import Recorder, RecordSpec, merge_samples, split_counters
 from llama_data.pipeline.steps import Step, run_steps
 
 log = logging.getLogger("llama_data")
 
 SUCCESS = "_SUCCESS"
 STATS = "stats.json"
+SAMPLES = "samples.json"
 
 
 def reason_key(reason: str) -> str:
@@ -80,6 +84,32 @@ class StageCounters:
         if c is None:
             c = self._cache[key] = Metrics.counter(self.stage, key)
         c.inc(n)
+
+
+def record_kept_lengths(recorder: Recorder, table: pa.Table) -> None:
+    """A written table of kept documents: their lengths into `recorder`, read from the text
+    column's offsets (Arrow strings are UTF-8: the offsets' differences are the byte lengths),
+    with no step per document and no import of `pyarrow.compute` in every worker."""
+    parts = []
+    for chunk in table.column("text").chunks:
+        if len(chunk):
+            width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=width)
+            parts.append(np.diff(offsets[chunk.offset : chunk.offset + len(chunk) + 1]))
+    if parts:
+        recorder.add_lengths("kept", "", np.concatenate(parts).astype(np.int64))
+
+
+def flush_recorder(recorder: Recorder, samples_dir: str | None, counts: dict[str, int]) -> None:
+    """A bundle's records out: counter increments added to `counts` (the caller adds those to
+    the Beam counters), samples written as one small JSON-lines file under `samples_dir` (the
+    run's temporary folder; merged into `samples.json` when the stage finishes)."""
+    for key, n in recorder.take_counts().items():
+        counts[key] = counts.get(key, 0) + n
+    samples = recorder.take_samples()
+    if samples and samples_dir is not None:
+        body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in samples)
+        fs.write_text(fs.join(samples_dir, f"{uuid.uuid4().hex}.jsonl"), body)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,12 +365,19 @@ class StageContext:
     progress_dir: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)  # extra entries for stats.json
     tmp_dir: str | None = None  # this run's folder, renamed into `stage_dir` when it succeeds
+    record: RecordSpec = field(default_factory=RecordSpec)  # what is recorded for the report
 
     def kept_files(self, schema: DocumentSchema) -> KeptFiles | None:
         """Where a transform may write kept documents itself (see `KeptFiles`)."""
         if self.tmp_dir is None:
             return None
-        return KeptFiles(schema, fs.join(self.tmp_dir, "kept"), fs.join(self.tmp_dir, "scratch"))
+        return KeptFiles(
+            schema,
+            fs.join(self.tmp_dir, "kept"),
+            fs.join(self.tmp_dir, "scratch"),
+            (self.name, self.record),
+            fs.join(self.tmp_dir, "samples"),
+        )
 
 
 @dataclass(frozen=True)
@@ -356,6 +393,9 @@ class KeptFiles:
     schema: DocumentSchema
     kept_dir: str
     scratch_dir: str
+    # (stage, what to record) for the documents written here, and where their samples go
+    record: tuple[str, RecordSpec] | None = None
+    samples_dir: str | None = None
 
 
 @dataclass
@@ -366,6 +406,7 @@ class StageSpec:
     config: dict[str, Any] = field(default_factory=dict)
     schema: DocumentSchema = BASE_SCHEMA
     check_accounting: bool = True
+    record: RecordSpec = field(default_factory=RecordSpec)  # histograms, samples for the report
 
 
 @dataclass
@@ -531,14 +572,25 @@ class _ToTableFn(beam.DoFn):
     """Counts what leaves the stage (kept / rejected by reason) and turns it into Arrow tables
     (`TableBuffer`); counts are summed per bundle and added to the Beam counters once."""
 
-    def __init__(self, stage: str, schema: DocumentSchema, kind: str) -> None:
+    def __init__(
+        self,
+        stage: str,
+        schema: DocumentSchema,
+        kind: str,
+        record: RecordSpec | None = None,
+        samples_dir: str | None = None,
+    ) -> None:
         self.stage = stage
         self.schema = schema
         self.kind = kind
+        self.record = record
+        self.samples_dir = samples_dir
 
     def setup(self) -> None:
         orphans.die_with_driver()
         self._count = StageCounters(self.stage)
+        enabled = self.record is not None and self.record.enabled
+        self._recorder = Recorder(self.record) if enabled else None
 
     def start_bundle(self) -> None:
         self._buffer = TableBuffer(self.schema, rejected=self.kind != "kept")
@@ -547,13 +599,25 @@ class _ToTableFn(beam.DoFn):
     def process(self, item):
         if self.kind == "kept":
             key, row, text = "kept", self.schema.to_values(item), item.text
+            if self._recorder is not None:  # lengths from the written table (`_recorded`)
+                self._recorder.observe(item, "kept", length=False)
         else:
-            key = f"rejected.{reason_key(item.reason)}"
+            reason = reason_key(item.reason)
+            key = f"rejected.{reason}"
             row, text = self.schema.to_values(item.doc, item.reason), item.doc.text
+            if self._recorder is not None:
+                self._recorder.observe(item.doc, "rejected", reason, item.reason)
         self._counts[key] = self._counts.get(key, 0) + 1
         if self._buffer.add(row, len(text)):
-            yield self._buffer.flush()
+            yield self._recorded(self._buffer.flush())
         yield from self._unwritable()
+
+    def _recorded(self, table: pa.Table) -> pa.Table:
+        """Kept documents' lengths recorded from the table written (exactly its rows, no step
+        per document); rejected ones, fewer, are recorded one by one with their reason."""
+        if self._recorder is not None and self.kind == "kept" and table.num_rows:
+            record_kept_lengths(self._recorder, table)
+        return table
 
     def _unwritable(self, windowed: bool = False):
         """Rows the buffer could not hold, as dead letters (counted as such, not as written)."""
@@ -566,8 +630,10 @@ class _ToTableFn(beam.DoFn):
         self._buffer.unwritable.clear()
 
     def finish_bundle(self):
-        table = self._buffer.flush() if len(self._buffer) else None
+        table = self._recorded(self._buffer.flush()) if len(self._buffer) else None
         yield from self._unwritable(windowed=True)
+        if self._recorder is not None:
+            flush_recorder(self._recorder, self.samples_dir, self._counts)
         for key, n in self._counts.items():
             self._count(key, n)
         self._counts = {}
@@ -666,7 +732,7 @@ def worker_logs_captured(run: RunOptions):
             os.unlink(log_file.name)
 
 
-def _tables(p: beam.Pipeline, pcolls: Any, spec: StageSpec, kind: str):
+def _tables(p: beam.Pipeline, pcolls: Any, spec: StageSpec, kind: str, tmp: str):
     """Each PCollection turned into Arrow tables where it is made, then the tables flattened.
 
     Flattening documents from several stages makes the runner buffer every document once more
@@ -678,9 +744,9 @@ def _tables(p: beam.Pipeline, pcolls: Any, spec: StageSpec, kind: str):
     outs = [
         pc
         | f"{label}Rows{i or ''}"
-        >> beam.ParDo(_ToTableFn(spec.name, spec.schema, kind)).with_outputs(
-            "errors", main="tables"
-        )
+        >> beam.ParDo(
+            _ToTableFn(spec.name, spec.schema, kind, spec.record, fs.join(tmp, "samples"))
+        ).with_outputs("errors", main="tables")
         for i, pc in enumerate(parts)
     ]
     tables = _flatten(p, [o.tables for o in outs], f"{label}Tables")
@@ -689,8 +755,8 @@ def _tables(p: beam.Pipeline, pcolls: Any, spec: StageSpec, kind: str):
 
 def _write_stage_outputs(p: beam.Pipeline, spec: StageSpec, outs: StageOutputs, tmp: str) -> None:
     schema = spec.schema
-    kept, kept_errors = _tables(p, outs.kept, spec, "kept")
-    rejected, rejected_errors = _tables(p, outs.rejected, spec, "rejected")
+    kept, kept_errors = _tables(p, outs.kept, spec, "kept", tmp)
+    rejected, rejected_errors = _tables(p, outs.rejected, spec, "rejected", tmp)
     (
         kept
         | "WriteKept"
@@ -778,8 +844,11 @@ def run_stage(
     _clear_stage_dir(stage_dir)
     tmp = fs.join(stage_dir, f"_tmp-{uuid.uuid4().hex[:12]}")
     progress_dir = _local_progress_dir(run, stage_dir)
-    ctx = StageContext(spec.name, output_root, stage_dir, run, progress_dir, tmp_dir=tmp)
+    ctx = StageContext(
+        spec.name, output_root, stage_dir, run, progress_dir, tmp_dir=tmp, record=spec.record
+    )
     started = time.time()
+    cpu = _cpu_seconds()
     try:
         result = run_pipeline(
             run,
@@ -791,12 +860,15 @@ def run_stage(
         if progress_dir:
             shutil.rmtree(progress_dir, ignore_errors=True)
 
-    stats = stats_from_counters(_counters(result, spec.name))
+    counters, sketches = split_counters(_counters(result, spec.name), spec.record)
+    stats = stats_from_counters(counters)
     stats.update(
         stage=spec.name,
         runner=run.runner,
         workers=run.workers,
         elapsed_s=round(time.time() - started, 3),
+        cpu_s=round(_cpu_seconds() - cpu, 3),
+        sketches=sketches,
         inputs={"files": len(files), "bytes": sum(f.size for f in files)},
         config=spec.config,
         # callables are entries only known after the run (e.g. cutoffs the pipeline computed)
@@ -807,12 +879,33 @@ def run_stage(
             f"stage {spec.name}: accounting mismatch, in={stats['accounting']['in']} "
             f"!= kept+rejected+errors={stats['accounting']['out']}"
         )
+    samples = _merged_samples(fs.join(tmp, "samples"), spec.record.samples)
     _move_outputs(tmp, stage_dir)
+    fs.write_text(fs.join(stage_dir, SAMPLES), json.dumps(samples, indent=1, sort_keys=True))
     fs.write_text(
         fs.join(stage_dir, STATS), json.dumps(stats, indent=2, sort_keys=True, default=str)
     )
     _write_success(stage_dir, fp, stats)
     return StageResult(spec.name, stage_dir, False, stats)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (local workers, `lmplz`): what a
+    stage cost beside its wall time. Workers still alive (a pool kept between stages) are not
+    counted until they exit."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _merged_samples(samples_dir: str, k: int) -> dict[str, Any]:
+    """The bundles' sample files merged into the stage's pick (`sketches.merge_samples`)."""
+    records = []
+    for path in fs.list_files(samples_dir):
+        records += [json.loads(line) for line in fs.read_text(path).splitlines() if line]
+    return {"k": k, "samples": merge_samples(records, k)}
 
 
 def job_graph_names(result: Any) -> list[str]:
@@ -876,6 +969,7 @@ def run_task(spec: TaskSpec, output_root: str, run: RunOptions, force: bool = Fa
         return StageResult(spec.name, stage_dir, True, stats, kind="task")
     _clear_stage_dir(stage_dir)
     started = time.time()
+    cpu = _cpu_seconds()
     ctx = StageContext(spec.name, output_root, stage_dir, run)
     with tempfile.TemporaryDirectory(prefix=f"llama-data-{spec.name}-") as workdir:
         stats = dict(spec.run(workdir, ctx) or {})
@@ -888,7 +982,12 @@ def run_task(spec: TaskSpec, output_root: str, run: RunOptions, force: bool = Fa
             if not fs.exists(parent):
                 FileSystems.mkdirs(parent)
             FileSystems.copy([str(src)], [dst])
-    stats.update(stage=spec.name, elapsed_s=round(time.time() - started, 3), config=spec.config)
+    stats.update(
+        stage=spec.name,
+        elapsed_s=round(time.time() - started, 3),
+        cpu_s=round(_cpu_seconds() - cpu, 3),
+        config=spec.config,
+    )
     stats.setdefault("inputs", {"files": len(files), "bytes": sum(f.size for f in files)})
     fs.write_text(
         fs.join(stage_dir, STATS), json.dumps(stats, indent=2, sort_keys=True, default=str)

@@ -41,6 +41,7 @@ from llama_data.pipeline.document import Document
 from llama_data.pipeline.errors import UserError
 from llama_data.pipeline.io import DocumentReader, ParquetDocumentReader
 from llama_data.pipeline.schema import BASE_NAMES, DocumentSchema
+from llama_data.pipeline.sketches import Histogram, RecordSpec
 from llama_data.pipeline.warc import CommonCrawlReader
 
 EXAMPLES_STAGE = "wikiref-examples"
@@ -333,6 +334,11 @@ def make_filter_stage(
         inputs=list(inputs),
         config={"model": model_path, "model_sha256": model_sha, "threshold": threshold},
         schema=filter_schema(inputs),
+        record=RecordSpec(
+            histograms=(
+                Histogram("wikiref_score", "wikiref_score", 0.0, 1.0, 50, label="reference score"),
+            )
+        ),
     )
 
 
