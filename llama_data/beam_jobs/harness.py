@@ -793,9 +793,9 @@ def run_pipeline(
     Beam's log chatter is captured (`worker_logs_captured`), a runner that cannot be reached is
     explained in one line, and the progress written to `progress_dir` is shown while it runs.
     """
-    orphans.mark_driver()
     try:
         with (
+            orphans.driver_marked(),
             beam_speedups.tuned_run(),
             worker_logs_captured(run) as display_stream,
             watched_workers(run),

@@ -6,17 +6,20 @@ apache_beam.runners.worker.sdk_worker_main"`, from a thread), so neither the pro
 ties them to the driver. A worker notices a dead driver only between bundles, so one busy in C
 code that holds the GIL (a regex, a tokenizer, a model) kept running after a SIGKILL of `build`,
 and a watcher thread inside it would be as stuck as it. So the driver names itself in the
-environment the workers inherit (`mark_driver`), and each worker, at its first DoFn setup
-(`die_with_driver`), starts a small watcher *process* that SIGKILLs the worker within a second
-of the driver's exit, and exits itself when the worker does.
+environment the workers inherit, for the length of one run only (`driver_marked`), and each
+worker, at its first DoFn setup (`die_with_driver`), starts a small watcher *process* that
+SIGKILLs the worker within a second of the driver's exit, and exits itself when the worker
+does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 
 DRIVER_ENV = "LLAMA_DATA_DRIVER_PID"
 _WATCHER = """
@@ -40,9 +43,19 @@ _started = False
 _lock = threading.Lock()
 
 
-def mark_driver() -> None:
-    """In the process that runs pipelines: workers it starts from now on watch this pid."""
+@contextlib.contextmanager
+def driver_marked() -> Iterator[None]:
+    """For one pipeline run: the workers it starts inherit this pid to watch. Set for the run
+    only and put back after, so no other child of this process sees it."""
+    before = os.environ.get(DRIVER_ENV)
     os.environ[DRIVER_ENV] = str(os.getpid())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DRIVER_ENV, None)
+        else:
+            os.environ[DRIVER_ENV] = before
 
 
 def _is_beam_worker() -> bool:
