@@ -47,7 +47,8 @@ def _cpu() -> float:
 
 
 def _observe_cost(docs: list[Document]) -> dict[str, float]:
-    """ns per document of the recording as the harness's writer does it: `observe` per document
+    """ns per document of the recording as the harness's writer does it: `observe_kept` or
+    `observe` per document
     (samples, declared histograms; a rejected one's length), kept lengths from each written
     table's Arrow text column (`record_kept_lengths`, tables of 1,000 rows here), counters out
     per bundle (`take_counts`). With
@@ -77,7 +78,10 @@ def _observe_cost(docs: list[Document]) -> dict[str, float]:
         rec = Recorder(spec)
         t = time.process_time()
         for d, kind in zip(docs, kinds, strict=True):
-            rec.observe(d, kind, "too_short", "too_short", length=kind != "kept")
+            if kind == "kept":
+                rec.observe_kept(d)
+            else:
+                rec.observe(d, kind, "too_short", "too_short")
         for table in tables:
             record_kept_lengths(rec, table)
         rec.take_counts()

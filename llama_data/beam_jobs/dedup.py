@@ -132,7 +132,7 @@ class _WriteProvisionalFn(beam.DoFn):
     def process(self, doc: Document):
         self._keys.append(key64(self.key_fn(doc)))
         if self._recorder is not None:
-            self._recorder.observe(doc, "kept", length=False)
+            self._recorder.observe_kept(doc)
         if self._buffer.add(self.files.schema.to_values(doc), len(doc.text)):
             yield from self._write(windowed=False)
 

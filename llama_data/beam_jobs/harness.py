@@ -600,7 +600,7 @@ class _ToTableFn(beam.DoFn):
         if self.kind == "kept":
             key, row, text = "kept", self.schema.to_values(item), item.text
             if self._recorder is not None:  # lengths from the written table (`_recorded`)
-                self._recorder.observe(item, "kept", length=False)
+                self._recorder.observe_kept(item)
         else:
             reason = reason_key(item.reason)
             key = f"rejected.{reason}"

@@ -211,6 +211,17 @@ class Recorder:
             if high <= self._bars.get(key, _NO_BAR):
                 self._offer(key, high, ident, doc, full_reason)
 
+    def observe_kept(self, doc: Any) -> None:
+        """`observe(doc, "kept", length=False)` for the path every kept document takes (the
+        harness's writer): the same records with the fewest steps, as it runs per document."""
+        if self._any_declared:
+            self._declared(doc.meta, "kept", 1)
+        if self._k:
+            ident = doc.id.encode("utf-8", "surrogatepass")
+            high = zlib.crc32(ident, self._seed1)
+            if high <= self._bars.get("", _NO_BAR):
+                self._offer("", high, ident, doc, "")
+
     def _offer(self, key: str, high: int, ident: bytes, doc: Any, full_reason: str) -> None:
         heap = self._heaps.get(key)
         if heap is None:
