@@ -14,7 +14,6 @@ dedup state <= 16 bytes per distinct line hash (`HashCounter`: 8 at rest, ~16 wh
 from __future__ import annotations
 
 import gc
-import gzip
 import json
 import os
 import tempfile
@@ -22,6 +21,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from benchmarks.wet_copies import write_copies
 from llama_data.beam_jobs.ccnet import ccnet_stage_from_options, doc_key
 from llama_data.beam_jobs.harness import run_stage
 from llama_data.beam_jobs.runners import RunOptions
@@ -52,40 +52,9 @@ DEMO = REPO / "llama_data" / "demo" / "commoncrawl" / "demo.warc.wet.gz"
 COPIES = int(os.environ.get("BENCH_CCNET_COPIES", "10"))
 
 
-def _marker(k: int) -> str:
-    """A letters-only word per copy (digits would normalize to 0 and collide)."""
-    s = ""
-    k += 26 * 26
-    while k:
-        k, r = divmod(k, 26)
-        s = chr(97 + r) + s
-    return "q" + s
-
-
-def _wet_member(doc: Document, body: str) -> bytes:
-    data = body.encode("utf-8")
-    head = (
-        "WARC/1.0\r\nWARC-Type: conversion\r\n"
-        f"WARC-Target-URI: {doc.meta['url']}\r\nWARC-Date: {doc.meta['date']}\r\n"
-        f"WARC-Record-ID: {doc.meta['record_id']}\r\nContent-Type: text/plain\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n"
-    ).encode()
-    return gzip.compress(head + data + b"\r\n\r\n", compresslevel=1)
-
-
 def make_input(folder: Path, source: Path, copies: int) -> tuple[list[str], int]:
     base = [d for d in WetReader().read_path(str(source)) if isinstance(d, Document)]
-    paths = []
-    for k in range(copies):
-        mark = _marker(k)
-        path = folder / f"copy-{k:03d}.warc.wet.gz"
-        with path.open("wb") as f:
-            for d in base:
-                body = "\n".join(
-                    f"{mark} {line}" if line.strip() else line for line in d.text.split("\n")
-                )
-                f.write(_wet_member(d, body))
-        paths.append(str(path))
+    paths = [str(p) for p in write_copies(folder, base, copies, level=1)]
     return paths, sum(os.path.getsize(p) for p in paths)
 
 

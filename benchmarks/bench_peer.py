@@ -41,6 +41,9 @@ import tempfile
 import time
 import venv
 from pathlib import Path
+from typing import Any
+
+from benchmarks.wet_copies import write_copies
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -97,25 +100,10 @@ def datatrove_env() -> Path:
     return python
 
 
-def _marker(k: int) -> str:
-    """A letters-only word per copy (digits would normalize to 0 and collide)."""
-    s = ""
-    k += 26 * 26
-    while k:
-        k, r = divmod(k, 26)
-        s = chr(97 + r) + s
-    return "q" + s
-
-
-def _wet_member(url: str, record_id: str, date: str, body: str) -> bytes:
-    data = body.encode("utf-8")
-    head = (
-        "WARC/1.0\r\nWARC-Type: conversion\r\n"
-        f"WARC-Target-URI: {url}\r\nWARC-Date: {date}\r\n"
-        f"WARC-Record-ID: {record_id}\r\nContent-Type: text/plain\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n"
-    ).encode()
-    return gzip.compress(head + data + b"\r\n\r\n", compresslevel=6)
+def _peer_copy(d: Any, k: int, word: str, i: int) -> tuple[str, str]:
+    """Each copy of a page a URL and record id of its own."""
+    url = f"{d.meta['url']}{'&' if '?' in d.meta['url'] else '?'}copy={word}"
+    return url, f"<urn:uuid:{k:08d}-0000-0000-0000-{i:012d}>"
 
 
 def make_input(folder: Path, source: Path, copies: int) -> tuple[int, int, list[dict]]:
@@ -124,15 +112,7 @@ def make_input(folder: Path, source: Path, copies: int) -> tuple[int, int, list[
     from llama_data.pipeline.warc import WetReader
 
     base = [d for d in WetReader().read_path(str(source)) if isinstance(d, Document)]
-    folder.mkdir(parents=True, exist_ok=True)
-    for k in range(copies):
-        mark = _marker(k)
-        with (folder / f"copy-{k:03d}.warc.wet.gz").open("wb") as f:
-            for i, d in enumerate(base):
-                body = "\n".join(f"{mark} {ln}" if ln.strip() else ln for ln in d.text.split("\n"))
-                rid = f"<urn:uuid:{k:08d}-0000-0000-0000-{i:012d}>"
-                url = f"{d.meta['url']}{'&' if '?' in d.meta['url'] else '?'}copy={mark}"
-                f.write(_wet_member(url, rid, d.meta["date"], body))
+    write_copies(folder, base, copies, rename=_peer_copy, level=6)
     size = sum(p.stat().st_size for p in folder.iterdir())
     return len(base) * copies, size, [{"id": d.id, "text": d.text} for d in base]
 

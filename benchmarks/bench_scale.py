@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.wet_copies import write_copies
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -90,27 +92,18 @@ def _wet_input(folder: Path, copies: int) -> list[str]:
     """bench_ccnet's recipe (the real WET sample, each copy with a copy-specific word on every
     line, so copies do not dedup each other away) with a URL and record id of its own per copy
     (C4 keeps one page per URL)."""
-    from benchmarks.bench_ccnet import _marker, _wet_member
     from llama_data.pipeline.document import Document
     from llama_data.pipeline.warc import WetReader
 
+    def own_copy(d: Document, k: int, word: str, i: int) -> tuple[str, str]:
+        return (
+            f"{str(d.meta['url']).rstrip('/')}/{word}",
+            f"{str(d.meta['record_id']).rstrip('>')}-{k}>",
+        )
+
     source = CORPUS / "commoncrawl" / "pages.warc.wet.gz"
     base = [d for d in WetReader().read_path(str(source)) if isinstance(d, Document)]
-    folder.mkdir(exist_ok=True)
-    paths = []
-    for k in range(copies):
-        mark = _marker(k)
-        path = folder / f"copy-{k:03d}.warc.wet.gz"
-        with path.open("wb") as f:
-            for d in base:
-                body = "\n".join(
-                    f"{mark} {line}" if line.strip() else line for line in d.text.split("\n")
-                )
-                url = f"{str(d.meta['url']).rstrip('/')}/{mark}"
-                rid = f"{str(d.meta['record_id']).rstrip('>')}-{k}>"
-                f.write(_wet_member(d.with_text(d.text, url=url, record_id=rid), body))
-        paths.append(str(path))
-    return paths
+    return [str(p) for p in write_copies(folder, base, copies, rename=own_copy, level=1)]
 
 
 def _ccnet_input(tmp: Path, copies: int) -> tuple[list[str], Path]:

@@ -14,7 +14,6 @@ digest is only updated when an output is meant to change.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import math
@@ -23,6 +22,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.wet_copies import marked, wet_record
 from conftest import CORPUS, REPO, write_jsonl
 from llama_data.beam_jobs.c4 import C4Rules, make_c4_stage
 from llama_data.beam_jobs.ccnet import ccnet_stage_from_options
@@ -44,17 +44,6 @@ FROZEN = {
 }
 
 
-def _wet_member(url: str, record_id: str, date: str, body: str) -> bytes:
-    data = body.encode("utf-8")
-    head = (
-        "WARC/1.0\r\nWARC-Type: conversion\r\n"
-        f"WARC-Target-URI: {url}\r\nWARC-Date: {date}\r\n"
-        f"WARC-Record-ID: {record_id}\r\nContent-Type: text/plain\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n"
-    ).encode()
-    return gzip.compress(head + data + b"\r\n\r\n", compresslevel=1)
-
-
 def write_input(source: Path, folder: Path) -> list[str]:
     """The source as it is, and a second copy with a marker word and other URLs and ids."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,15 +53,9 @@ def write_input(source: Path, folder: Path) -> list[str]:
     second = folder / "b.warc.wet.gz"
     with second.open("wb") as f:
         for i, d in enumerate(docs):
-            body = "\n".join(f"qcopy {ln}" if ln.strip() else ln for ln in d.text.split("\n"))
-            f.write(
-                _wet_member(
-                    f"{d.meta['url']}?copy=b",
-                    f"<urn:uuid:00000000-0000-0000-0000-{i:012d}>",
-                    d.meta["date"],
-                    body,
-                )
-            )
+            rid = f"<urn:uuid:00000000-0000-0000-0000-{i:012d}>"
+            body = marked(d.text, "qcopy")
+            f.write(wet_record(f"{d.meta['url']}?copy=b", rid, d.meta["date"], body, level=6))
     return [str(first), str(second)]
 
 
