@@ -587,23 +587,6 @@ def test_corpus_arxiv_papers(corpus):
 # s3://arxiv/src/ through Beam's S3 filesystem, against moto's S3 server on 127.0.0.1
 
 
-@pytest.fixture
-def s3_server(monkeypatch):
-    pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.mark.slow
 def test_bulk_tar_from_s3_requester_pays(tmp_path, s3_server):
     import boto3

@@ -24,26 +24,14 @@ BUCKET = "models"
 
 
 @pytest.fixture
-def s3(monkeypatch, tmp_path):
+def s3(s3_server, monkeypatch, tmp_path):
     """(boto3 client, Beam options for it) against a fresh moto S3 server; the model cache in
     tmp_path."""
     boto3 = pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        model_files.CACHE_ENV: str(tmp_path / "model-cache"),
-    }.items():
-        monkeypatch.setenv(key, value)
-    url = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
+    monkeypatch.setenv(model_files.CACHE_ENV, str(tmp_path / "model-cache"))
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     client.create_bucket(Bucket=BUCKET)
-    yield client, ["--", f"--s3_endpoint_url={url}", "--s3_region_name=us-east-1"]
-    server.stop()
+    return client, ["--", f"--s3_endpoint_url={s3_server}", "--s3_region_name=us-east-1"]
 
 
 def upload(client, local: Path, key: str) -> str:

@@ -103,10 +103,15 @@ def remove_lines(
         if k is not None and k not in duplicated and k not in seen:
             kept.append(line)
         seen.add(k)
+    return _with_kept_lines(doc, len(lines), kept)
+
+
+def _with_kept_lines(doc: Document, nlines: int, kept: list[str]) -> Document:
+    """The document with only its `kept` lines, and cc_net's line and length fields."""
     text = "\n".join(kept)
     return doc.with_text(
         text,
-        original_nlines=len(lines),
+        original_nlines=nlines,
         original_length=len(doc.text),
         nlines=len(kept),
         length=len(text),
@@ -127,14 +132,7 @@ def remove_packed_lines(doc: Document, duplicated: np.ndarray, keys: np.ndarray)
     kept = [
         line for line, k in zip(lines, keys.tolist(), strict=True) if not (k in seen or seen.add(k))
     ]
-    text = "\n".join(kept)
-    return doc.with_text(
-        text,
-        original_nlines=len(lines),
-        original_length=len(doc.text),
-        nlines=len(kept),
-        length=len(text),
-    )
+    return _with_kept_lines(doc, len(lines), kept)
 
 
 def dedup_lines_local(docs: Sequence[Document]) -> list[Document | Rejected]:
