@@ -87,6 +87,16 @@ class DecompressionLimit(ValueError):
     """Untrusted compressed bytes inflated past their budget (a decompression bomb)."""
 
 
+def limit_letter(path: str, offset: int, exc: DecompressionLimit, after: str) -> DeadLetter:
+    """The dead letter of a file cut at its inflation budget; `after` says what was read."""
+    return DeadLetter(
+        file=path,
+        offset=offset,
+        reason="decompression_limit",
+        error=f"{exc} (after {after}; the rest of the file is not read)",
+    )
+
+
 def inflate_bounded(data: bytes, wbits: int, limit: int, chunk: int = 1 << 16) -> bytes:
     """`data` inflated by zlib (`wbits` as for `zlib.decompressobj`), streamed `chunk` bytes at a
     time: raises `DecompressionLimit` as soon as the output passes `limit` bytes (memory stays
@@ -381,12 +391,7 @@ class JsonLinesReader(Reader):
                     elif line.strip():
                         yield self._parse(line, path, fname, lineno)
         except DecompressionLimit as exc:
-            yield DeadLetter(
-                file=path,
-                offset=lineno,
-                reason="decompression_limit",
-                error=f"{exc} (after line {lineno}; the rest of the file is not read)",
-            )
+            yield limit_letter(path, lineno, exc, f"line {lineno}")
         except (
             OSError,
             EOFError,

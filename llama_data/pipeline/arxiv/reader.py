@@ -27,6 +27,7 @@ from llama_data.pipeline.io import (
     OpenRaw,
     Reader,
     ReadResult,
+    limit_letter,
     stream_failure,
 )
 
@@ -111,11 +112,6 @@ class ArxivReader(Reader):
                         error=f"{type(exc).__name__}: {exc}",
                     )
         except DecompressionLimit as exc:
-            yield DeadLetter(
-                file=path,
-                offset=count,
-                reason="decompression_limit",
-                error=f"{exc} (after {count} papers; the rest of the file is not read)",
-            )
+            yield limit_letter(path, count, exc, f"{count} papers")
         except (OSError, EOFError, tarfile.TarError, zlib.error, ValueError) as exc:
             yield stream_failure(path, count, exc, f"{count} papers")

@@ -31,6 +31,7 @@ from llama_data.pipeline.io import (
     ReadResult,
     base_name,
     compression_of,
+    limit_letter,
     open_decompressed,
 )
 from llama_data.pipeline.xmlsafe import (
@@ -296,12 +297,7 @@ def iter_posts(
                     record_id=_row_id(data),
                 )
     except DecompressionLimit as exc:
-        yield DeadLetter(
-            file=path,
-            offset=last,
-            reason="decompression_limit",
-            error=f"{exc} (after the row at byte {last}; the rest is not read)",
-        )
+        yield limit_letter(path, last, exc, f"the row at byte {last}")
     except (EOFError, OSError, UnicodeDecodeError, ValueError) as exc:
         yield DeadLetter(
             file=path,
