@@ -38,6 +38,8 @@ pytestmark = pytest.mark.slow
 _VOLATILE = {
     "elapsed_s",
     "seconds",
+    "cpu_s",
+    "wall_s",
     "finished_at",
     "runner",
     "workers",
@@ -153,6 +155,8 @@ def snapshot(root: Path) -> dict:
     for f in sorted(root.rglob("*")):
         if not f.is_file() or f.name == LOCK_NAME:  # the run lock names its holder's pid
             continue
+        if f.name == "index.html" and f.parent.name == "report":
+            continue  # report.json's figures drawn with each run's times: report.json is compared
         rel = f.relative_to(root).as_posix()
         folder = f.parent.relative_to(root).as_posix()
         if f.suffix == ".parquet":
@@ -174,11 +178,25 @@ def snapshot(root: Path) -> dict:
     return {k: sorted(v) if isinstance(v, list) else v for k, v in out.items()}
 
 
+def _first_difference(want, have, path: str = "") -> str:
+    """Where two snapshot values first differ (a JSON path), with both values."""
+    if isinstance(want, dict) and isinstance(have, dict):
+        for k in sorted(set(want) | set(have), key=str):
+            if want.get(k) != have.get(k):
+                return _first_difference(want.get(k), have.get(k), f"{path}.{k}")
+    if isinstance(want, list) and isinstance(have, list) and len(want) == len(have):
+        for i, (a, b) in enumerate(zip(want, have, strict=True)):
+            if a != b:
+                return _first_difference(a, b, f"{path}[{i}]")
+    return f"{path or '.'}: {str(want)[:200]} != {str(have)[:200]}"
+
+
 def assert_same_build(expected: Path, got: Path) -> None:
     want, have = snapshot(expected), snapshot(got)
     assert sorted(have) == sorted(want)
     differ = [k for k in want if want[k] != have[k]]
-    assert not differ, f"differ from the DirectRunner build: {differ}"
+    first = {k: _first_difference(want[k], have[k]) for k in differ}
+    assert not differ, f"differ from the DirectRunner build: {first}"
     shards = sorted((expected / "tokens").glob("shard-*"))
     assert shards and all((got / "tokens" / s.name).read_bytes() == s.read_bytes() for s in shards)
     for stats in expected.glob("*/stats.json"):
