@@ -254,12 +254,7 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan (stages, inputs, what is complete).")
 @run_options
 @user_errors
-def build(
-    config_path: str | None,
-    output: str | None,
-    dry_run: bool,
-    run_args: RunArgs,
-) -> None:
+def build(config_path: str | None, output: str | None, dry_run: bool, run_args: RunArgs) -> None:
     """Run every stage the config asks for, skipping complete ones."""
     import os
 
@@ -287,12 +282,7 @@ def build(
 )
 @stage_options
 @user_errors
-def dedup_exact(
-    inputs: tuple[str, ...],
-    output: str,
-    source: str,
-    run_args: RunArgs,
-) -> None:
+def dedup_exact(inputs: tuple[str, ...], output: str, source: str, run_args: RunArgs) -> None:
     """Remove exact duplicate documents across the whole input (whitespace-normalized text).
 
     The document with the smallest id is kept; the others are rejected as `duplicate_of:<id>`.
@@ -441,12 +431,7 @@ def train_tokenizer(inputs: tuple[str, ...], output: str, weights: str, **values
 @_output("Folder for the per-source token streams.")
 @run_options
 @user_errors
-def tokenize(
-    tokenizer: str,
-    inputs: tuple[str, ...],
-    output: str,
-    run_args: RunArgs,
-) -> None:
+def tokenize(tokenizer: str, inputs: tuple[str, ...], output: str, run_args: RunArgs) -> None:
     """Encode documents into per-source token streams (BOS ... EOS per document), in parallel."""
     from llama_data.beam_jobs.tokenize import tokenize_cli
 
@@ -510,19 +495,9 @@ def mix(
 def report(out: str, no_paper: bool) -> None:
     """Print this build's Table 1 (from OUT/tokens/manifest.json or a shard folder) and write
     the build report OUT/report/index.html (plots, reasons, samples) with OUT/report/report.json."""
-    import os
+    from llama_data.pipeline.build_report import report_command
 
-    from llama_data.pipeline.build_report import has_stages, write_report
-    from llama_data.pipeline.report import report_cli
-
-    if not has_stages(out):  # a shard folder alone: Table 1 only, as before
-        click.echo(report_cli(out, paper=not no_paper))
-        return
-    try:
-        click.echo(report_cli(out, paper=not no_paper))
-    except UserError as exc:
-        click.echo(f"No Table 1 yet: {exc}")
-    click.echo(f"Report: {os.path.abspath(write_report(out))}")
+    click.echo(report_command(out, paper=not no_paper))
 
 
 _register_source_commands()

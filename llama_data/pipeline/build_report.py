@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import os
 import platform
 from collections.abc import Callable
 from importlib import metadata
@@ -692,3 +693,18 @@ def write_report(output: str | Path) -> Path:
     page = folder / PAGE
     page.write_text(render_html(report, plots), "utf-8")
     return page
+
+
+def report_command(output: str, paper: bool = True) -> str:
+    """`llama-data report OUT`: this build's Table 1, then the page written again (a shard
+    folder alone gets Table 1 only)."""
+    from llama_data.pipeline.errors import UserError
+    from llama_data.pipeline.report import report_cli
+
+    if not has_stages(output):
+        return report_cli(output, paper=paper)
+    try:
+        table = report_cli(output, paper=paper)
+    except UserError as exc:
+        table = f"No Table 1 yet: {exc}"
+    return f"{table}\nReport: {os.path.abspath(write_report(output))}"
