@@ -3,8 +3,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# Reinstall when the declared dependencies change.
-STAMP  := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
+# Reinstall when the declared dependencies or the compiled kernels' sources change (the editable
+# install builds the C extension in place; see llama_data/pipeline/kernels/__init__.py).
+INSTALL_INPUTS := setup.cfg pyproject.toml setup.py $(wildcard llama_data/pipeline/kernels/*.c)
+STAMP  := $(VENV)/.installed-$(shell cat $(INSTALL_INPUTS) | cksum | cut -d' ' -f1)
 KENLM  := $(BIN)/lmplz $(BIN)/build_binary
 
 .PHONY: demo test conformance bench install kenlm chromium lint clean
@@ -32,7 +34,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # torch first and pinned, so pip never resolves the CUDA build.
-$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+$(STAMP): $(BIN)/python $(INSTALL_INPUTS)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
