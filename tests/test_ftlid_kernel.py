@@ -33,6 +33,7 @@ def _kernel_built() -> None:
             "language id runs ~5x slower through the fasttext binding"
         )
 
+
 DEMO_WET = Path(__file__).resolve().parents[1] / "llama_data/demo/commoncrawl/demo.warc.wet.gz"
 
 EDGE_CASES = [

@@ -29,7 +29,6 @@ which modules are built, and a test fails where they should have been built but 
 
 from __future__ import annotations
 
-
 import importlib
 
 KERNELS = ("_linehash", "_ftlid")
