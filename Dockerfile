@@ -20,11 +20,14 @@ RUN mkdir -p /usr/local/bin \
 
 # torch first and pinned (as the Makefile installs it), then the project and its pinned
 # dependencies; apache-beam==2.77.0 is already the image's. The aws and gcp extras give the
-# workers Beam's s3:// and gs:// filesystems, through which they read inputs and models.
+# workers Beam's s3:// and gs:// filesystems, through which they read inputs and models. That
+# install also compiles the two C kernels (llama_data/pipeline/kernels/; the SDK image has gcc),
+# and the build stops if they did not compile: without them workers give the same output slower.
 WORKDIR /opt/llama-data
 COPY . .
 RUN python -m pip install --no-cache-dir torch==2.13.0 \
     && python -m pip install --no-cache-dir ".[aws,gcp]" \
     && python -c "import llama_data, kenlm, sentencepiece, fasttext; print(llama_data.__version__)" \
+    && python -c "from llama_data.pipeline import kernels as k; assert all(map(k.available, k.KERNELS))" \
     && command -v lmplz && command -v build_binary
 WORKDIR /

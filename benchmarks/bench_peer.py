@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import venv
 from pathlib import Path
@@ -141,17 +142,48 @@ def train_model(docs: list[dict], source: Path) -> Path:
     return lm
 
 
-def cpu_run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """(CPU seconds of the process and the children it waited for, wall seconds)."""
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set so far (VmHWM), in MB; 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cpu_run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """(CPU seconds of the process and the children it waited for, wall seconds, peak RSS MB).
+
+    The peak is the process's VmHWM, read every 20 ms while it runs (a high-water mark, so only
+    a peak in its last 20 ms could be missed): `ru_maxrss` cannot be used, since a child started
+    by vfork+exec carries the launching process's own peak into it."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    peak = [0.0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], peak_rss_mb(proc.pid))
+            done.wait(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        _, stderr = proc.communicate(timeout=3600)
+    finally:
+        done.set()
+        watcher.join()
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed:\n{stderr[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu, wall
+    return cpu, wall, peak[0]
 
 
 def count_jsonl_gz(folder: Path) -> int:
@@ -170,8 +202,8 @@ def markdown(results: dict) -> str:
         f"whole process with one worker, best of {results['rounds']} interleaved rounds "
         "(`make bench`, `benchmarks/bench_peer.py`).",
         "",
-        "| tool | steps | CPU s | docs / CPU-s | vs datatrove | target | |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| tool | steps | CPU s | docs / CPU-s | vs datatrove | target | | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
     ]
     for key in ("datatrove", "ccnet", "c4_from_cc"):
         t = tools[key]
@@ -185,8 +217,19 @@ def markdown(results: dict) -> str:
             verdict = "pass" if ratio >= target else "**miss**"
         lines.append(
             f"| {t['name']} | {t['steps']} | {t['cpu_s']:.2f} | {t['docs_per_cpu_s']:.0f} "
-            f"| {ratio_cell} | {target_cell} | {verdict} |"
+            f"| {ratio_cell} | {target_cell} | {verdict} | {t.get('peak_rss_mb', 0):.0f} |"
         )
+    per_round = [
+        f"{tools[k]['name']} "
+        + ", ".join(
+            f"{d / c:.2f}x"
+            for d, c in zip(
+                tools["datatrove"]["cpu_s_rounds"], tools[k]["cpu_s_rounds"], strict=True
+            )
+        )
+        for k in TARGETS
+    ]
+    lines += ["", f"Ratios within each round (the machine is shared): {'; '.join(per_round)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -240,11 +283,13 @@ def main() -> None:
         }
         cpu: dict[str, list[float]] = {k: [] for k in runs}
         wall: dict[str, list[float]] = {k: [] for k in runs}
+        rss: dict[str, list[float]] = {k: [] for k in runs}
         kept: dict[str, int] = {}
         for r in range(ROUNDS):
             for key, make in runs.items():
                 cmd, env = make(r)
-                c, w = cpu_run(cmd, env)
+                c, w, m = cpu_run(cmd, env)
+                rss[key].append(m)
                 cpu[key].append(c)
                 wall[key].append(w)
             kept["datatrove"] = count_jsonl_gz(tmp / f"dt{r}")
@@ -273,6 +318,8 @@ def main() -> None:
             "cpu_s_rounds": [round(c, 3) for c in cpu[key]],
             "cpu_s_median": round(statistics.median(cpu[key]), 3),
             "wall_s_rounds": [round(w, 3) for w in wall[key]],
+            "peak_rss_mb": round(max(rss[key]), 1),
+            "peak_rss_mb_rounds": [round(m, 1) for m in rss[key]],
             "docs_per_cpu_s": round(docs / best, 1),
             "kept": kept[key],
         }
