@@ -47,10 +47,12 @@ class Reference:
 
 REFERENCES: dict[str, Reference] = {
     # cc_net 1.0.0's metadata requires kenlm from git: install it without its requirements and
-    # add what its text_normalizer, dedup and perplexity modules import.
+    # add what its text_normalizer, dedup, perplexity and split_by_lang modules import (fastText
+    # as the build our project pins: cc_net's own `fasttext` sdist does not build for numpy 2).
     "cc_net": Reference(
         "cc_net",
         packages=(
+            "fasttext-numpy2==0.10.4",
             "numpy==2.4.6",
             "pandas==3.1.1",
             "sentencepiece==0.2.3",

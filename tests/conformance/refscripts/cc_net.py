@@ -69,6 +69,32 @@ def bucket(cases, params):
     return [step.get_bucket({"language": "en", "perplexity": p}) for p in cases]
 
 
+def language_id(cases, params):
+    """mine.py's language id (`split_by_lang.Classifier`, top 1): per page, the label and the
+    score its `predict` gives (cc_net's page input: the text with its newlines removed) and what
+    `do` writes (`language`, the score rounded to 2 digits), or None for an empty page."""
+    from pathlib import Path
+
+    from cc_net import split_by_lang
+
+    clf = split_by_lang.Classifier(
+        model=Path(params["model"]), field="raw_content", out_field="language", top=1
+    )
+    clf._prepare()
+    out = []
+    for text in cases:
+        labels, scores = clf.predict(text)
+        doc = clf.do({"raw_content": text})
+        out.append(
+            {
+                "predict": [labels[0], float(scores[0])] if len(labels) else None,
+                "language": None if doc is None else doc["language"],
+                "language_score": None if doc is None else float(doc["language_score"]),
+            }
+        )
+    return out
+
+
 OPS = {
     "normalize_for_dedup": lambda cases, params: [
         text_normalizer.normalize_for_dedup(x) for x in cases
@@ -78,6 +104,7 @@ OPS = {
     "dedup_two_pass": dedup_two_pass,
     "doc_perplexity": doc_perplexity,
     "bucket": bucket,
+    "language_id": language_id,
 }
 
 if __name__ == "__main__":
