@@ -314,6 +314,17 @@ static PyObject *invalid(void) {
     return NULL;
 }
 
+/* An open-addressing table of at least `min` slots (a power of two), every slot -1, and its
+ * index mask; NULL when out of memory. */
+static int32_t *new_table(uint64_t min, uint32_t *mask) {
+    uint32_t cap = 16;
+    while (cap < min) cap <<= 1;
+    *mask = cap - 1;
+    int32_t *t = malloc((size_t)cap * sizeof(int32_t));
+    if (t) memset(t, 0xff, (size_t)cap * sizeof(int32_t));
+    return t;
+}
+
 /* Builds everything from the file's bytes; 0, or -1 with an exception set. */
 static int load(Model *M, const uint8_t *data, size_t len) {
     Reader r = {data, data + len, 0};
@@ -374,15 +385,10 @@ static int load(Model *M, const uint8_t *data, size_t len) {
 
     /* the kept n-grams (pruneidx_): the last pair for a key wins, as in std::unordered_map[] */
     if (M->prune_size > 0) {
-        uint32_t cap = 16;
-        while (cap < (uint64_t)M->prune_size * 3) cap <<= 1;
-        M->pmask = cap - 1;
-        M->ptab_key = malloc((size_t)cap * sizeof(int32_t));
-        M->ptab_val = malloc((size_t)cap * sizeof(int32_t));
-        if (!M->ptab_key || !M->ptab_val) { PyErr_NoMemory(); goto done; }
+        M->ptab_key = new_table((uint64_t)M->prune_size * 3, &M->pmask);
+        M->ptab_val = malloc(((size_t)M->pmask + 1) * sizeof(int32_t));
         M->pbits = calloc(((size_t)M->bucket >> 6) + 1, sizeof(uint64_t));
-        if (!M->pbits) { PyErr_NoMemory(); goto done; }
-        memset(M->ptab_key, 0xff, (size_t)cap * sizeof(int32_t));
+        if (!M->ptab_key || !M->ptab_val || !M->pbits) { PyErr_NoMemory(); goto done; }
         for (int64_t i = 0; i < M->prune_size; i++) {
             int32_t first = rd_i32(&r), second = rd_i32(&r);
             /* a key at or past `bucket` can never be looked up: n-gram ids are hash % bucket */
@@ -398,13 +404,9 @@ static int load(Model *M, const uint8_t *data, size_t len) {
 
     /* the word table (Dictionary::find; any exact-match table gives the same entry) */
     {
-        uint32_t cap = 16;
-        while (cap < (uint64_t)M->size * 2) cap <<= 1;
-        M->wmask = cap - 1;
-        M->wtab = malloc((size_t)cap * sizeof(int32_t));
-        M->wtab_hash = malloc((size_t)cap * sizeof(uint32_t));
+        M->wtab = new_table((uint64_t)M->size * 2, &M->wmask);
+        M->wtab_hash = malloc(((size_t)M->wmask + 1) * sizeof(uint32_t));
         if (!M->wtab || !M->wtab_hash) { PyErr_NoMemory(); goto done; }
-        memset(M->wtab, 0xff, (size_t)cap * sizeof(int32_t));
         for (int32_t i = 0; i < M->size; i++) {
             const char *w = M->word_data + M->word_off[i];
             Py_ssize_t n = (Py_ssize_t)(M->word_off[i + 1] - M->word_off[i]);

@@ -229,19 +229,32 @@ put_lowered(unsigned char *p, Py_UCS4 c)
  * UTF-8 bytes. */
 #define MAX_BYTES_PER_CHAR 12
 
+/* The str argument `obj` of `fn`, as its kind, data and length; 0, or -1 with an exception. */
+static int
+str_arg(PyObject *obj, const char *fn, int *kind, const void **data, Py_ssize_t *length)
+{
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a str", fn);
+        return -1;
+    }
+    if (PyUnicode_READY(obj) < 0) {
+        return -1;
+    }
+    *kind = PyUnicode_KIND(obj);
+    *data = PyUnicode_DATA(obj);
+    *length = PyUnicode_GET_LENGTH(obj);
+    return 0;
+}
+
 static PyObject *
 set_removed(PyObject *module, PyObject *chars)
 {
-    if (!PyUnicode_Check(chars)) {
-        PyErr_SetString(PyExc_TypeError, "set_removed() takes a str");
+    int kind;
+    const void *data;
+    Py_ssize_t n;
+    if (str_arg(chars, "set_removed", &kind, &data, &n) < 0) {
         return NULL;
     }
-    if (PyUnicode_READY(chars) < 0) {
-        return NULL;
-    }
-    int kind = PyUnicode_KIND(chars);
-    const void *data = PyUnicode_DATA(chars);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(chars);
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         if (c == '\n') {
@@ -265,8 +278,10 @@ set_removed(PyObject *module, PyObject *chars)
 static PyObject *
 packed_line_hashes(PyObject *module, PyObject *text)
 {
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "packed_line_hashes() takes a str");
+    int kind;
+    const void *data;
+    Py_ssize_t length;
+    if (str_arg(text, "packed_line_hashes", &kind, &data, &length) < 0) {
         return NULL;
     }
     if (!configured) {
@@ -274,12 +289,6 @@ packed_line_hashes(PyObject *module, PyObject *text)
                         "set_removed() has not been called (normalize.py does)");
         return NULL;
     }
-    if (PyUnicode_READY(text) < 0) {
-        return NULL;
-    }
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
 
     Py_ssize_t lines = 1, longest = 0, line_start = 0;
     for (Py_ssize_t i = 0; i < length; i++) {
