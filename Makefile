@@ -33,8 +33,10 @@ install: $(STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch first and pinned, so pip never resolves the CUDA build.
+# A C compiler first (the kernels), then torch first and pinned, so pip never resolves the CUDA
+# build.
 $(STAMP): $(BIN)/python $(INSTALL_INPUTS)
+	@bash scripts/install_cc.sh
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

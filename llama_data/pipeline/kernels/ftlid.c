@@ -126,9 +126,10 @@ static const float *centroid(const PQ *pq, int32_t m, uint8_t i) {
     return &pq->centroids[((size_t)m * KSUB + i) * pq->dsub];
 }
 
-/* A QuantMatrix: each row's centroids written out (times its norm when `scale`), and its norm. */
-static int read_quant(Reader *r, int64_t *m_out, int32_t dim, float **rows_out, float **alpha_out,
-                      int scale) {
+/* A QuantMatrix: each row's centroids written out, and its norm. With `alpha_out` NULL (the input
+ * matrix) each row is scaled by its norm; else (the output matrix) rows stay raw and the norms are
+ * returned, since QuantMatrix::dotRow multiplies the finished dot product by the norm. */
+static int read_quant(Reader *r, int64_t *m_out, int32_t dim, float **rows_out, float **alpha_out) {
     PQ pq = {0}, npq = {0};
     int ok = -1;
     uint8_t *codes = NULL, *norm_codes = NULL;
@@ -162,13 +163,16 @@ static int read_quant(Reader *r, int64_t *m_out, int32_t dim, float **rows_out, 
         for (int32_t k = 0; k < pq.nsubq; k++) {
             const float *c = centroid(&pq, k, code[k]);
             if (k == pq.nsubq - 1) d = pq.lastdsub;
-            for (int32_t j = 0; j < d; j++) row[k * pq.dsub + j] = scale ? norm * c[j] : c[j];
+            for (int32_t j = 0; j < d; j++) row[k * pq.dsub + j] = alpha_out ? c[j] : norm * c[j];
         }
     }
     *m_out = m;
     *rows_out = rows;
-    *alpha_out = alpha;
-    rows = alpha = NULL;
+    rows = NULL;
+    if (alpha_out) {
+        *alpha_out = alpha;
+        alpha = NULL;
+    }
     ok = 0;
 done:
     free(codes);
@@ -421,10 +425,8 @@ static int load(Model *M, const uint8_t *data, size_t len) {
 
     /* the input matrix */
     uint8_t quant_input = rd_u8(&r);
-    float *alpha = NULL;
     if (quant_input) {
-        if (read_quant(&r, &M->nrows, M->dim, &M->rows, &alpha, 1) < 0) { invalid(); goto done; }
-        free(alpha);
+        if (read_quant(&r, &M->nrows, M->dim, &M->rows, NULL) < 0) { invalid(); goto done; }
         M->dense_input = 0;
     } else {
         if (M->prune_size >= 0) { invalid(); goto done; } /* fastText refuses it too */
@@ -442,7 +444,7 @@ static int load(Model *M, const uint8_t *data, size_t len) {
     /* the output matrix */
     uint8_t qout = rd_u8(&r);
     if (quant_input && qout) {
-        if (read_quant(&r, &M->out_m, M->dim, &M->out_rows, &M->out_alpha, 0) < 0) { invalid(); goto done; }
+        if (read_quant(&r, &M->out_m, M->dim, &M->out_rows, &M->out_alpha) < 0) { invalid(); goto done; }
     } else {
         if (read_dense(&r, &M->out_m, M->dim, &M->out_rows) < 0) { invalid(); goto done; }
     }
